@@ -1,0 +1,105 @@
+"""The readout-board UDP packet format (documented in docs/readout-stream.md).
+
+One UDP datagram = a 40-byte little-endian header + int16 samples. Both the
+simulated boards and the receiver use this module, so there is one definition.
+
+Header fields (in order, ``<4sHHQQqIHH``):
+
+========== ====== ============================================================
+magic      4s     ``b"CDQ1"``
+version    u16    1
+sample_fmt u16    0 = real int16, 1 = complex int16 (I, Q interleaved)
+sequence   u64    packet counter, +1 per packet from stream start
+first      u64    index (per stream) of the first sample in this packet
+t_ns       i64    UTC time of the first sample, ns since the Unix epoch
+n_samples  u32    samples per stream in this packet
+n_streams  u16    1 for a raw ADC; N for N demultiplexed channels
+reserved   u16    0
+========== ====== ============================================================
+
+Payload: ``n_samples * n_streams * (2 if complex else 1)`` int16 values,
+sample-major (all streams of sample 0, then sample 1 ...).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+MAGIC = b"CDQ1"
+VERSION = 1
+HEADER = struct.Struct("<4sHHQQqIHH")
+HEADER_SIZE = HEADER.size  # 40
+FMT_REAL_INT16 = 0
+FMT_COMPLEX_INT16 = 1
+MAX_DATAGRAM = 65507
+
+
+class PacketError(ValueError):
+    """A datagram that is not a cryodaq readout packet."""
+
+
+@dataclass(frozen=True)
+class PacketHeader:
+    sequence: int
+    first_sample: int
+    t_ns: int
+    n_samples: int
+    n_streams: int = 1
+    sample_fmt: int = FMT_REAL_INT16
+
+    @property
+    def values_per_sample(self) -> int:
+        return self.n_streams * (2 if self.sample_fmt == FMT_COMPLEX_INT16 else 1)
+
+    @property
+    def payload_bytes(self) -> int:
+        return 2 * self.n_samples * self.values_per_sample
+
+
+def encode(header: PacketHeader, samples: np.ndarray) -> bytes:
+    """Pack a header and its int16 samples into one datagram."""
+    data = np.ascontiguousarray(samples, dtype="<i2").tobytes()
+    if len(data) != header.payload_bytes:
+        raise PacketError(f"payload is {len(data)} bytes, header says {header.payload_bytes}")
+    head = HEADER.pack(
+        MAGIC, VERSION, header.sample_fmt, header.sequence, header.first_sample,
+        header.t_ns, header.n_samples, header.n_streams, 0,
+    )
+    return head + data
+
+
+def decode_header(buf: bytes | memoryview) -> PacketHeader:
+    """Parse and check the header of a datagram (raises PacketError when it is not one)."""
+    if len(buf) < HEADER_SIZE:
+        raise PacketError(f"datagram of {len(buf)} bytes is shorter than the {HEADER_SIZE}-byte header")
+    magic, version, fmt, seq, first, t_ns, n, n_streams, _ = HEADER.unpack_from(buf)
+    if magic != MAGIC:
+        raise PacketError(f"bad magic {magic!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise PacketError(f"packet version {version}, this receiver reads version {VERSION}")
+    if fmt not in (FMT_REAL_INT16, FMT_COMPLEX_INT16):
+        raise PacketError(f"unknown sample format {fmt}")
+    header = PacketHeader(seq, first, t_ns, n, n_streams, fmt)
+    if len(buf) - HEADER_SIZE != header.payload_bytes:
+        raise PacketError(
+            f"payload is {len(buf) - HEADER_SIZE} bytes, header says {header.payload_bytes}"
+        )
+    return header
+
+
+def decode(buf: bytes | memoryview) -> tuple[PacketHeader, np.ndarray]:
+    """Header and samples, shaped (n_samples, n_streams) or (n_samples,) for one stream.
+
+    Complex payloads come back as int16 with a trailing axis of 2 (I, Q).
+    """
+    header = decode_header(buf)
+    samples = np.frombuffer(buf, dtype="<i2", offset=HEADER_SIZE)
+    shape: tuple[int, ...] = (header.n_samples,)
+    if header.n_streams > 1:
+        shape += (header.n_streams,)
+    if header.sample_fmt == FMT_COMPLEX_INT16:
+        shape += (2,)
+    return header, samples.reshape(shape)

@@ -1,0 +1,45 @@
+"""Exceptions a user can act on. Each message names what is wrong and where."""
+
+from __future__ import annotations
+
+
+class CryodaqError(Exception):
+    """Base class of all cryodaq errors."""
+
+
+class StationConfigError(CryodaqError, ValueError):
+    """A station file is malformed: names the file, the key and what was expected."""
+
+    def __init__(self, file: str, key: str, expected: str, got: object = None) -> None:
+        self.file, self.key, self.expected, self.got = str(file), key, expected, got
+        msg = f"{self.file}: {key}: expected {expected}"
+        if got is not None:
+            msg += f", got {got!r}"
+        super().__init__(msg)
+
+
+class InstrumentError(CryodaqError, RuntimeError):
+    """An instrument did not answer, or answered garbage: names it and its address."""
+
+    def __init__(self, instrument: str, address: str | None, problem: str) -> None:
+        self.instrument, self.address, self.problem = instrument, address, problem
+        where = f" at {address}" if address else ""
+        super().__init__(f"instrument {instrument!r}{where}: {problem}")
+
+
+class SafetyLimitError(CryodaqError, ValueError):
+    """A value was refused before it reached the instrument because it breaks a station limit."""
+
+    def __init__(self, instrument: str, parameter: str, value: object, limit: str) -> None:
+        self.instrument, self.parameter, self.value, self.limit = instrument, parameter, value, limit
+        super().__init__(
+            f"{instrument}.{parameter}: refused {value!r}, outside the station safety limit {limit}; nothing was sent"
+        )
+
+
+class RunFormatError(CryodaqError, ValueError):
+    """A run on disk is not in a format this version can read: names the path and the problem."""
+
+
+class StorageFullError(CryodaqError, OSError):
+    """The disk filled up during a run; data committed before it is intact."""

@@ -1,0 +1,1 @@
+"""Simulated hardware for cryodaq: one physical world and the instrument faces it shows."""
