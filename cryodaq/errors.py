@@ -6,6 +6,10 @@ from __future__ import annotations
 class CryodaqError(Exception):
     """Base class of all cryodaq errors."""
 
+    def __str__(self) -> str:
+        # qcodes appends context ("setting x to 3") to e.args; keep it readable.
+        return "; ".join(str(a) for a in self.args)
+
 
 class StationConfigError(CryodaqError, ValueError):
     """A station file is malformed: names the file, the key and what was expected."""

@@ -1,0 +1,121 @@
+"""QCoDeS driver for an MKID readout board (tone comb + UDP sample stream).
+
+Control is a SCPI-like text protocol over TCP (``TCPIP0::host::port::SOCKET``);
+data are UDP datagrams in the format of :mod:`cryodaq.acquisition.packet`
+(docs/readout-stream.md). ``sim_instruments.mkid_readout_board`` implements the
+same protocol, so this driver runs unchanged against the simulator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qcodes.instrument import VisaInstrument
+from qcodes.parameters import Parameter
+from qcodes.validators import Arrays, Enum, Numbers, Strings
+
+from cryodaq.errors import InstrumentError
+
+
+def _parse_list(text: str) -> np.ndarray:
+    text = text.strip()
+    if not text:
+        return np.zeros(0)
+    return np.array([float(v) for v in text.split(",")])
+
+
+def _format_list(values: Any) -> str:
+    return ",".join(repr(float(v)) for v in np.atleast_1d(np.asarray(values, dtype=float)))
+
+
+class MKIDReadoutBoard(VisaInstrument):
+    """A frequency-multiplexed MKID readout board.
+
+    Parameters are in SI units: frequencies in Hz, attenuations in dB, tone
+    amplitudes as a fraction of the DAC full scale, phases in rad.
+    """
+
+    default_terminator = "\n"
+    default_timeout = 5.0
+
+    def __init__(self, name: str, address: str, **kwargs: Any) -> None:
+        kwargs.setdefault("visalib", "@py")
+        super().__init__(name, address, **kwargs)
+
+        self.sample_rate: Parameter = self.add_parameter(
+            "sample_rate", unit="Hz", label="ADC sample rate", get_cmd="ADC:RATE?", get_parser=float,
+            docstring="Sample rate of the real ADC stream.",
+        )
+        self.samples_per_packet: Parameter = self.add_parameter(
+            "samples_per_packet", get_cmd="STRM:PKTS?", get_parser=int,
+            docstring="Samples per stream in each UDP packet.",
+        )
+        self.lo_frequency: Parameter = self.add_parameter(
+            "lo_frequency", unit="Hz", label="LO frequency", get_cmd="LO:FREQ?", set_cmd="LO:FREQ {!r}",
+            get_parser=float, set_parser=float, vals=Numbers(0, 20e9),
+            docstring="Local oscillator; a tone at RF frequency f appears at IF f - LO.",
+        )
+        self.tone_count: Parameter = self.add_parameter(
+            "tone_count", get_cmd="TONE:COUN?", get_parser=int, docstring="Number of tones in the comb."
+        )
+        self.tone_frequencies: Parameter = self.add_parameter(
+            "tone_frequencies", unit="Hz", label="tone frequencies", get_cmd="TONE:FREQ?",
+            set_cmd=lambda v: self._set_list("TONE:FREQ", v), get_parser=_parse_list,
+            vals=Arrays(min_value=0, max_value=20e9), snapshot_value=True,
+            docstring="RF frequency of each readout tone.",
+        )
+        self.tone_amplitudes: Parameter = self.add_parameter(
+            "tone_amplitudes", label="tone amplitudes", get_cmd="TONE:AMPL?",
+            set_cmd=lambda v: self._set_list("TONE:AMPL", v), get_parser=_parse_list,
+            vals=Arrays(min_value=0, max_value=1), docstring="Tone amplitude, fraction of DAC full scale.",
+        )
+        self.tone_phases: Parameter = self.add_parameter(
+            "tone_phases", unit="rad", label="tone phases", get_cmd="TONE:PHAS?",
+            set_cmd=lambda v: self._set_list("TONE:PHAS", v), get_parser=_parse_list,
+            vals=Arrays(), docstring="Tone phase (chosen to keep the comb's crest factor low).",
+        )
+        self.dac_attenuation: Parameter = self.add_parameter(
+            "dac_attenuation", unit="dB", label="DAC attenuation", get_cmd="ATT:DAC?", set_cmd="ATT:DAC {}",
+            get_parser=float, vals=Numbers(0, 31.75), docstring="Output attenuator: sets the readout power.",
+        )
+        self.adc_attenuation: Parameter = self.add_parameter(
+            "adc_attenuation", unit="dB", label="ADC attenuation", get_cmd="ATT:ADC?", set_cmd="ATT:ADC {}",
+            get_parser=float, vals=Numbers(0, 31.75), docstring="Input attenuator in front of the ADC.",
+        )
+        self.stream_destination: Parameter = self.add_parameter(
+            "stream_destination", label="UDP destination host,port", get_cmd="STRM:DEST?",
+            set_cmd="STRM:DEST {}", vals=Strings(), docstring="Where the board sends its UDP packets.",
+        )
+        self.streaming: Parameter = self.add_parameter(
+            "streaming", get_cmd="STRM:STAT?", set_cmd="STRM:STAT {}",
+            val_mapping={True: 1, False: 0}, vals=Enum(True, False), docstring="Whether the board streams.",
+        )
+        self.connect_message()
+
+    def _set_list(self, command: str, values: Any) -> None:
+        self.write(f"{command} {_format_list(values)}")
+
+    def check_errors(self) -> None:
+        """Raise InstrumentError if the board reports a command error."""
+        reply = self.ask("SYST:ERR?").strip()
+        code, _, message = reply.partition(",")
+        try:
+            ok = int(code) == 0
+        except ValueError:
+            raise InstrumentError(self.name, self.address, f"unreadable error-queue reply {reply!r}") from None
+        if not ok:
+            raise InstrumentError(self.name, self.address, f"reported error {reply}")
+
+    def start_stream(self, host: str, port: int) -> None:
+        """Send the UDP stream to ``host:port`` and start it."""
+        self.stream_destination(f"{host},{int(port)}")
+        self.streaming(True)
+        self.check_errors()
+
+    def stop_stream(self) -> None:
+        self.streaming(False)
+
+    def tone_if_frequencies(self) -> np.ndarray:
+        """Tone frequencies as the ADC sees them (RF - LO), in Hz."""
+        return np.asarray(self.tone_frequencies(), dtype=float) - float(self.lo_frequency())
