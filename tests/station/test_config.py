@@ -1,0 +1,86 @@
+"""Station files: a bad file fails before any instrument is touched, naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cryodaq.errors import SafetyLimitError, StationConfigError
+from cryodaq.station import SafetyLimit, load_station_config
+
+DEMO = Path(__file__).resolve().parents[2] / "stations" / "demo_mkid.yaml"
+
+
+def _variant(tmp_path: Path, edit) -> Path:
+    doc = yaml.safe_load(DEMO.read_text())
+    edit(doc)
+    path = tmp_path / "station.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_demo_station_loads():
+    cfg = load_station_config(DEMO)
+    assert cfg.name == "demo_mkid"
+    assert cfg.readout.instrument == "readout"
+    assert cfg.pipeline.n_channels == 64
+    assert cfg.safety_limits["readout.tone_amplitudes"] == (0.0, 0.25)
+    assert cfg.simulation.enabled and cfg.simulation.faces["readout"] == "mkid_readout_board"
+    assert "instruments" in yaml.safe_load(cfg.qcodes_yaml())
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "expected"),
+    [
+        (lambda d: d["cryodaq"]["pipeline"].__setitem__("n_taps", "eight"), "cryodaq.pipeline.n_taps",
+         "positive integer"),
+        (lambda d: d["cryodaq"]["pipeline"].__setitem__("n_channels", 48), "cryodaq.pipeline.n_channels",
+         "power of two"),
+        (lambda d: d["cryodaq"]["pipeline"].__setitem__("n_tap", 8), "cryodaq.pipeline.n_tap", "known keys"),
+        (lambda d: d["cryodaq"]["readout"].__setitem__("instrument", "nope"), "cryodaq.readout.instrument",
+         "one of the instruments"),
+        (lambda d: d["cryodaq"]["safety_limits"].__setitem__("readout.dac_attenuation", [5, 1]),
+         "cryodaq.safety_limits.readout.dac_attenuation", "min <= max"),
+        (lambda d: d["cryodaq"]["housekeeping"]["parameters"].__setitem__("t", "ghost.temperature"),
+         "cryodaq.housekeeping.parameters.t", "one of the instruments"),
+        (lambda d: d["instruments"]["readout"].__setitem__("type", "cryodaq.instruments.NoSuchBoard"),
+         "instruments.readout.type", "importable"),
+        (lambda d: d["instruments"]["readout"].__setitem__("adress", "x"), "instruments.readout",
+         "adress"),
+        (lambda d: d["cryodaq"]["readout"].pop("instrument"), "cryodaq.readout.instrument", "missing"),
+        (lambda d: d.__setitem__("extra", 1), "extra", "top-level"),
+    ],
+)
+def test_bad_station_names_file_key_and_expectation(tmp_path, edit, key, expected):
+    path = _variant(tmp_path, edit)
+    with pytest.raises(StationConfigError) as err:
+        load_station_config(path)
+    msg = str(err.value)
+    assert str(path) in msg
+    assert key in msg
+    assert expected in msg
+
+
+def test_yaml_syntax_error_names_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("instruments:\n  a: [1, 2\n")
+    with pytest.raises(StationConfigError, match=r"broken\.yaml: line \d+"):
+        load_station_config(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(StationConfigError, match="no such file"):
+        load_station_config(tmp_path / "absent.yaml")
+
+
+def test_safety_limit_validator_message():
+    lim = SafetyLimit(0.0, 0.25, "readout", "tone_amplitudes")
+    lim.validate([0.1, 0.25])
+    with pytest.raises(SafetyLimitError) as err:
+        lim.validate([0.1, 0.3])
+    msg = str(err.value)
+    assert "readout.tone_amplitudes" in msg and "[0, 0.25]" in msg and "nothing was sent" in msg
+    with pytest.raises(SafetyLimitError):
+        lim.validate(float("nan"))
