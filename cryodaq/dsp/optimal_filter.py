@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import scipy.ndimage
 
 from cryodaq.backend import Backend, numpy_backend
 
@@ -77,16 +78,15 @@ class PulseTemplate:
 
 
 def _shift_records(records: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-    """Delay each record by ``shifts[i]`` samples (linear interpolation, edges held).
+    """Delay each record by ``shifts[i]`` samples (cubic-spline interpolation, edges held).
 
-    A Fourier shift would wrap the pulse tail round to the pretrigger region, so
-    plain interpolation is used; alignment shifts are a few samples at most.
+    A Fourier shift would wrap the pulse tail round to the pretrigger region and
+    linear interpolation blunts the pulse onset (~2 % of the peak for a 3-sample
+    rise); a cubic spline keeps it within ~0.4 %.
     """
-    n = records.shape[1]
-    idx = np.arange(n, dtype=float)
     out = np.empty_like(records, dtype=float)
     for i, (rec, s) in enumerate(zip(records, shifts)):
-        out[i] = np.interp(idx - s, idx, rec)
+        out[i] = scipy.ndimage.shift(rec, s, order=3, mode="nearest")
     return out
 
 
@@ -233,7 +233,13 @@ class OptimalFilter:
     units²/Hz at ``rfftfreq(N, 1/fs)`` (``N//2 + 1`` values), e.g. from
     ``scipy.signal.welch(noise_records, fs, nperseg=N)``.  ``fs``: sample rate in Hz.
     ``max_delay``: the arrival-time search covers ``|delay| <= max_delay`` samples
-    (default: the whole record, circularly).  See the module docstring for formulas.
+    (default: the whole record, circularly).  ``subsample``: how the arrival time is
+    refined between samples — ``"parabolic"`` fits a parabola through the filter
+    output at the best integer lag and its neighbours (biased by up to ~0.05 sample
+    for a 3-sample rise); ``"fourier"`` then takes three Newton steps on the
+    band-limited filter output ``A(t0)`` evaluated from the spectrum (exact for a
+    band-limited shifted template, about twice the cost).  See the module
+    docstring for formulas.
     """
 
     def __init__(
@@ -244,6 +250,7 @@ class OptimalFilter:
         backend: Backend | None = None,
         *,
         max_delay: int | None = None,
+        subsample: Literal["parabolic", "fourier"] = "parabolic",
     ) -> None:
         self.backend = backend or numpy_backend()
         xp, fft = self.backend.xp, self.backend.fft
@@ -266,6 +273,9 @@ class OptimalFilter:
         self.n = n
         self.fs = float(fs)
         self.max_delay = None if max_delay is None else int(max_delay)
+        if subsample not in ("parabolic", "fourier"):
+            raise ValueError(f"OptimalFilter: subsample={subsample!r}, expected 'parabolic' or 'fourier'")
+        self.subsample = subsample
         s = np.fft.rfft(tmpl)
         w = np.zeros(n // 2 + 1)
         w[1 : kmax + 1] = 4.0 / (n * self.fs * inner)
@@ -325,6 +335,21 @@ class OptimalFilter:
         else:
             amp = curve[rows, i]
             delay = (i + lag0).astype(float)
+        if self.subsample == "fourier":
+            amp, delay = self._newton(y, amp, delay)
         chi2 = power - amp**2 * self._norm
         chi2_0 = power - a0**2 * self._norm
         return OptimalFilterResult(amp, delay, a0, chi2, chi2_0, self.dof, b)
+
+    def _newton(self, y: Any, amp: Any, delay: Any, steps: int = 3) -> tuple[Any, Any]:
+        """Maximise A(t) = Σ_k Re(Y_k e^{iω_k t}) by Newton steps from the parabolic estimate."""
+        xp = self.backend.xp
+        omega = xp.asarray(2.0 * np.pi * np.arange(y.shape[1]) / self.n)
+        for _ in range(steps):
+            z = y * xp.exp(1j * omega * delay[:, None])
+            d1 = -xp.sum((z * omega).imag, axis=-1)
+            d2 = -xp.sum((z * omega**2).real, axis=-1)
+            step = xp.where(d2 < 0, -d1 / xp.where(d2 < 0, d2, -1.0), 0.0)
+            delay = delay + xp.clip(step, -0.5, 0.5)
+        amp_new = xp.sum((y * xp.exp(1j * omega * delay[:, None])).real, axis=-1)
+        return xp.maximum(amp_new, amp), delay

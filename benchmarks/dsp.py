@@ -1,0 +1,145 @@
+"""DSP throughput figures: PFB vs bare rfft, matched-filter trigger, ToneChannelizer.
+
+Run: ``python benchmarks/dsp.py [--json FILE] [--quick]``.  Prints one line per figure;
+ratios are measured within one run (the machine is shared and noisy): best of
+``--repeat`` runs each.  With cupy and a GPU present it also measures the PFB with data
+resident on the device against the HBM roofline (int16 in + complex64 out = 6 B per
+input sample... per output value) and ``cupyx.signal.channelize_poly``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any, Callable
+
+import numpy as np
+import scipy.fft
+
+from cryodaq.backend import get_backend, gpu_available, numpy_backend
+from cryodaq.dsp import EdgeTrigger, PFBChannelizer, ToneChannelizer
+
+HBM_BYTES_PER_S = {"H100": 3.35e12, "H200": 4.8e12}
+
+
+def _best(fn: Callable[[], Any], repeat: int, sync: Callable[[], None] = lambda: None) -> float:
+    fn()
+    sync()
+    best = np.inf
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_pfb(n_samples: int, repeat: int, workers: int) -> dict[str, float]:
+    m, taps = 4096, 8
+    x = np.random.default_rng(0).normal(size=n_samples).astype(np.float32)
+    backend = numpy_backend(fft_workers=workers if workers > 1 else None)
+    pfb = PFBChannelizer(m, taps, backend=backend)
+    n_frames = (n_samples - m * taps) // m + 1
+    frames = x[: n_frames * m].reshape(n_frames, m)
+    t_fft = _best(lambda: scipy.fft.rfft(frames, axis=-1, workers=workers), repeat)
+    t_pfb = _best(lambda: pfb.channelize(x), repeat)
+    return {
+        f"pfb_ms_per_s_w{workers}": n_samples / t_pfb / 1e6,
+        f"rfft_ms_per_s_w{workers}": n_frames * m / t_fft / 1e6,
+        f"pfb_over_rfft_w{workers}": t_fft / t_pfb,
+    }
+
+
+def bench_trigger(n_samples: int, n_channels: int, repeat: int, workers: int) -> dict[str, float]:
+    rate = 16e3
+    t = np.arange(-16, 112) / rate
+    tc = np.clip(t, 0, None)
+    template = np.where(t >= 0, np.exp(-tc / 1.5e-3) - np.exp(-tc / 0.1e-3), 0.0)
+    rng = np.random.default_rng(1)
+    block = 1 << 15
+    x = rng.normal(size=(n_samples, n_channels)).astype(np.float32)
+    backend = numpy_backend(fft_workers=workers if workers > 1 else None)
+
+    def run() -> None:
+        trig = EdgeTrigger(template / template.max(), threshold_sigma=6.0, holdoff=64, template_presamples=16,
+                           noise_samples=4096, presamples=32, record_length=128, backend=backend)
+        for i in range(0, n_samples, block):
+            trig.process(x[i : i + block], i)
+        trig.finish()
+
+    tt = _best(run, repeat)
+    return {f"trigger_ms_per_s_{n_channels}ch_w{workers}": n_samples * n_channels / tt / 1e6}
+
+
+def bench_tone_channelizer(seconds: float, repeat: int) -> dict[str, float]:
+    fs, m = 2.048e6, 64
+    tones = np.array([4, 7, 10, 13, 16, 19, 22, 25]) * fs / m + np.array([3e3, -2e3, 1e3, 4e3, -4e3, 2.5e3, 0, -1e3])
+    n = int(seconds * fs)
+    rng = np.random.default_rng(2)
+    adc = rng.integers(-8000, 8000, size=n).astype(np.int16)
+    block = 16 * 4096  # 16 packets per block
+
+    def run() -> None:
+        tc = ToneChannelizer(tones, fs, m, 8, decimation=2)
+        for i in range(0, n, block):
+            tc.process(adc[i : i + block])
+
+    tt = _best(run, repeat)
+    return {"tone_channelizer_x_realtime": seconds / tt, "tone_channelizer_ms_per_s": n / tt / 1e6}
+
+
+def bench_gpu(n_samples: int, repeat: int) -> dict[str, float]:
+    """PFB with data on the GPU vs the HBM roofline; cupyx.signal.channelize_poly alongside."""
+    gpu = get_backend("cupy")
+    cp = gpu.xp
+    sync = cp.cuda.get_current_stream().synchronize
+    name = cp.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    hbm = next((v for k, v in HBM_BYTES_PER_S.items() if k in name), HBM_BYTES_PER_S["H100"])
+    m, taps = 4096, 8
+    x16 = cp.asarray(np.random.default_rng(3).integers(-8000, 8000, size=n_samples).astype(np.int16))
+    pfb = PFBChannelizer(m, taps, backend=gpu)
+    t_pfb = _best(lambda: pfb.channelize(x16), repeat, sync)
+    roofline = hbm / 6.0  # samples/s: int16 in (2 B) + complex64 out (~4 B per real input sample)
+    out = {
+        "gpu_device": name,
+        "gpu_pfb_gs_per_s": n_samples / t_pfb / 1e9,
+        "gpu_pfb_fraction_of_hbm_roofline": n_samples / t_pfb / roofline,
+    }
+    try:
+        from cupyx.signal import channelize_poly  # cupy >= 13
+
+        h = pfb.prototype
+        xc = x16.astype(cp.complex64)  # channelize_poly takes complex input
+        t_cp = _best(lambda: channelize_poly(xc, h, m), repeat, sync)
+        out["gpu_channelize_poly_gs_per_s"] = n_samples / t_cp / 1e9
+        out["gpu_pfb_over_channelize_poly"] = t_cp / t_pfb
+    except Exception as exc:  # report, do not fail the CPU figures
+        out["gpu_channelize_poly_error"] = repr(exc)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--quick", action="store_true", help="smaller data (smoke run)")
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+    n_pfb = 1 << (20 if args.quick else 24)
+    figures: dict[str, Any] = {}
+    for w in (1, 2):
+        figures.update(bench_pfb(n_pfb, args.repeat, w))
+    for w in (1, 2):
+        figures.update(bench_trigger((1 << 16) if args.quick else (1 << 18), 64, args.repeat, w))
+    figures.update(bench_tone_channelizer(0.5 if args.quick else 4.0, args.repeat))
+    if gpu_available():
+        figures.update(bench_gpu(1 << 28, args.repeat))
+    for k, v in figures.items():
+        print(f"{k:40s} {v:.4g}" if isinstance(v, float) else f"{k:40s} {v}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(figures, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()

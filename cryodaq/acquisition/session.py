@@ -1,0 +1,313 @@
+"""A streaming run: station up, readout stream -> pipeline -> Zarr run, housekeeping alongside.
+
+Threads (the GUI never runs here):
+
+- receiver: UDP -> bounded block queue (never blocks; counts drops as gaps)
+- processing: blocks -> :class:`MKIDPipeline` -> run writer (phase, events, gaps)
+- housekeeping: instrument parameters every ``interval_s`` -> run writer
+- caller's thread: waits for the duration / a stop request, reports progress
+
+Stopping (duration reached, :meth:`StreamSession.request_stop`, Ctrl-C) stops the
+board, drains what already arrived, flushes open event records and closes the run
+``complete`` (``interrupted`` when it was cut short). An error closes it ``aborted``
+with everything committed before the error readable.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qcodes.station import Station
+
+from cryodaq.acquisition.pipeline import MKIDPipeline, PipelineOutput
+from cryodaq.acquisition.receiver import Block, Gap, UDPReceiver
+from cryodaq.backend import Backend, get_backend
+from cryodaq.station import StationConfig, build_station, close_station, resolve_parameter
+from cryodaq.storage import RunWriter
+
+log = logging.getLogger(__name__)
+
+_COMMIT_EVERY_S = 1.0
+
+
+@dataclass
+class SessionStats:
+    """Live counters, read by the progress display (plain ints: safe to read across threads)."""
+
+    started: float = 0.0
+    samples: int = 0
+    packets: int = 0
+    events: int = 0
+    events_per_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lost_packets: int = 0
+    dropped_blocks: int = 0
+    gaps: int = 0
+    samples_lost: int = 0
+    housekeeping: dict[str, float] = field(default_factory=dict)
+    housekeeping_errors: int = 0
+    queue_fill: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started if self.started else 0.0
+
+
+@dataclass
+class RunSummary:
+    path: Path
+    status: str
+    interrupted: bool
+    duration_s: float
+    stats: SessionStats
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for simulators on loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_simulator_ports(config: StationConfig) -> StationConfig:
+    """Give every simulated instrument a free loopback port (``simulation.auto_ports``)."""
+    instruments = {name: dict(entry) for name, entry in config.instruments.items()}
+    for name in config.simulation.faces:
+        address = instruments[name].get("address", "")
+        parts = address.split("::")
+        if len(parts) == 4 and parts[0].upper().startswith("TCPIP") and parts[3].upper() == "SOCKET":
+            parts[1], parts[2] = "127.0.0.1", str(free_port())
+            instruments[name]["address"] = "::".join(parts)
+    return config.with_instruments(instruments)
+
+
+class StreamSession:
+    """One streaming run of a station (see module docstring)."""
+
+    def __init__(
+        self,
+        config: StationConfig,
+        out_dir: str | Path,
+        *,
+        simulate: bool | None = None,
+        backend: Backend | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.simulate = config.simulation.enabled if simulate is None else simulate
+        if self.simulate and config.simulation.auto_ports:
+            config = with_simulator_ports(config)
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.backend = backend or get_backend()
+        self.run_id = run_id
+        self.stats = SessionStats()
+        self.writer: RunWriter | None = None
+        self.station: Station | None = None
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._threads: list[threading.Thread] = []
+
+    # --- control ------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the run to end cleanly (safe from any thread or a signal handler)."""
+        self._stop.set()
+
+    def run(
+        self,
+        duration_s: float | None,
+        *,
+        on_progress: Callable[[StreamSession], None] | None = None,
+        progress_interval_s: float = 0.25,
+    ) -> RunSummary:
+        """Run until ``duration_s`` passes (None: until stopped); returns the summary.
+
+        KeyboardInterrupt ends the run cleanly as complete-but-interrupted.
+        """
+        interrupted = False
+        with ExitStack() as stack:
+            if self.simulate:
+                stack.enter_context(self._start_simulator())
+            self.station = build_station(self.config)
+            stack.callback(close_station, self.station)
+            board = self.station.components[self.config.readout.instrument]
+            fs = float(board.sample_rate())
+            tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
+            tone_if = tones_rf - float(board.lo_frequency())
+            pipeline = MKIDPipeline(self.config.pipeline, fs=fs, tone_if_hz=tone_if, backend=self.backend)
+            self.stats.events_per_channel = np.zeros(len(tone_if), np.int64)
+            receiver = UDPReceiver(
+                self.config.readout.data_host, self.config.readout.data_port,
+                packets_per_block=self.config.pipeline.block_packets,
+                queue_blocks=self.config.pipeline.queue_blocks,
+            ).start()
+            self.writer = writer = RunWriter.create(
+                self.out_dir, kind="stream", station_name=self.config.name,
+                station_snapshot=self.station.snapshot(update=True), config=self._run_config(fs),
+                run_id=self.run_id,
+            )
+            if self.config.pipeline.store_stream:
+                writer.declare_stream(
+                    "phase", n_channels=len(tone_if), dtype="float32", sample_rate_hz=pipeline.output_rate,
+                    units="rad",
+                    channel_coords={"channel": np.arange(len(tone_if), dtype=np.int32),
+                                    "tone_frequency_hz": tones_rf, "tone_if_hz": tone_if},
+                )
+            processing = threading.Thread(target=self._guard(self._process_loop), args=(receiver, pipeline),
+                                          name="cryodaq-pipeline", daemon=True)
+            housekeeping = threading.Thread(target=self._guard(self._housekeeping_loop),
+                                            name="cryodaq-housekeeping", daemon=True)
+            self._threads = [processing, housekeeping]
+            for t in self._threads:
+                t.start()
+            self.stats.started = time.monotonic()
+            try:
+                board.start_stream(receiver.host, receiver.port)
+                interrupted = self._wait(duration_s, receiver, on_progress, progress_interval_s)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                self._shutdown(board, receiver)
+            reason = self._close_run(pipeline, interrupted)
+            summary = RunSummary(writer.path, "aborted" if self._error else "complete", interrupted,
+                                 self.stats.elapsed, self.stats)
+            if on_progress:
+                on_progress(self)
+        if self._error is not None:
+            raise self._error
+        log.info("run %s ended: %s", summary.path, reason)
+        return summary
+
+    # --- pieces -------------------------------------------------------------
+    def _start_simulator(self) -> Any:
+        from sim_instruments.launcher import SimulatedStation
+
+        return SimulatedStation(self.config.simulation_dict())
+
+    def _run_config(self, fs: float) -> dict[str, Any]:
+        return {
+            "station_file": str(self.config.path),
+            "readout": {"instrument": self.config.readout.instrument, "sample_rate_hz": fs},
+            "pipeline": self.config.pipeline.as_dict(),
+            "backend": self.backend.name,
+            "simulated": bool(self.simulate),
+        }
+
+    def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:
+        def run(*args: Any) -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # surfaced in run(); the run is then closed 'aborted'
+                log.exception("%s failed", threading.current_thread().name)
+                self._error = self._error or exc
+                self._stop.set()
+
+        return run
+
+    def _wait(self, duration_s: float | None, receiver: UDPReceiver,
+              on_progress: Callable[[StreamSession], None] | None, interval: float) -> bool:
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        while not self._stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            self._update_receiver_stats(receiver)
+            if on_progress:
+                on_progress(self)
+            self._stop.wait(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+        return self._error is None  # stopped early by request: interrupted
+
+    def _update_receiver_stats(self, receiver: UDPReceiver) -> None:
+        rs = receiver.stats
+        self.stats.packets, self.stats.samples = rs.packets, rs.samples
+        self.stats.lost_packets, self.stats.dropped_blocks = rs.lost_packets, rs.dropped_blocks
+        self.stats.queue_fill = receiver.blocks.qsize()
+
+    def _shutdown(self, board: Any, receiver: UDPReceiver) -> None:
+        try:
+            board.stop_stream()
+        except Exception as exc:  # the data already received must still be saved
+            log.error("could not stop the board's stream: %s", exc)
+        receiver.stop()
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+        self._update_receiver_stats(receiver)
+
+    def _close_run(self, pipeline: MKIDPipeline, interrupted: bool) -> str:
+        assert self.writer is not None
+        if self._error is not None:
+            self.writer.abort(self._error)
+            return f"aborted: {self._error}"
+        self.writer.update_attrs(pipeline_calibration=pipeline.calibration_attrs())
+        reason = "interrupted by the user" if interrupted else "duration reached"
+        self.writer.close("complete", interrupted=interrupted, end_reason=reason)
+        return reason
+
+    def _process_loop(self, receiver: UDPReceiver, pipeline: MKIDPipeline) -> None:
+        assert self.writer is not None
+        last_commit = time.monotonic()
+        while True:
+            block = receiver.blocks.get()
+            if block is None:
+                break
+            self._write_gaps(block)
+            self._write(pipeline.process(block))
+            if time.monotonic() - last_commit >= _COMMIT_EVERY_S:
+                self.writer.commit()
+                last_commit = time.monotonic()
+        self._write(pipeline.finish())
+        self.writer.commit()
+
+    def _write_gaps(self, block: Block) -> None:
+        assert self.writer is not None
+        for gap in block.gaps:
+            self._record_gap(gap)
+
+    def _record_gap(self, gap: Gap) -> None:
+        assert self.writer is not None
+        self.writer.append_gap(gap.first_sample, gap.n_samples, gap.t_ns, gap.cause, gap.detail)
+        self.stats.gaps += 1
+        self.stats.samples_lost += gap.n_samples
+
+    def _write(self, outputs: list[PipelineOutput]) -> None:
+        assert self.writer is not None
+        pipeline_events = 0
+        for out in outputs:
+            if self.config.pipeline.store_stream and len(out.sample_index):
+                self.writer.append_stream("phase", out.phase, out.sample_index, out.t_ns)
+            if len(out.events):
+                self.writer.append_events(out.event_columns())
+                np.add.at(self.stats.events_per_channel, np.asarray(out.events.channel), 1)
+                pipeline_events += len(out.events)
+        self.stats.events += pipeline_events
+
+    def _housekeeping_loop(self) -> None:
+        assert self.station is not None and self.writer is not None
+        hk = self.config.housekeeping
+        params = {
+            name: resolve_parameter(self.station, path, file=str(self.config.path),
+                                    key=f"cryodaq.housekeeping.parameters.{name}")
+            for name, path in hk.parameters.items()
+        }
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            for name, param in params.items():
+                try:
+                    value = float(param.get())
+                except Exception as exc:  # a flaky thermometer must not end the run
+                    self.stats.housekeeping_errors += 1
+                    log.warning("housekeeping %s (%s) failed: %s", name, param.full_name, exc)
+                    continue
+                t_ns = time.time_ns()
+                self.writer.append_housekeeping(name, np.array([t_ns]), np.array([value]), param.unit or "")
+                self.stats.housekeeping[name] = value
+            next_t += hk.interval_s
+            self._stop.wait(max(0.0, next_t - time.monotonic()))
+

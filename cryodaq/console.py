@@ -1,0 +1,75 @@
+"""Terminal progress and summaries for long work (rich)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from cryodaq.acquisition.session import RunSummary, StreamSession
+
+
+def _fmt_count(n: float) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{n:.0f}"
+
+
+class RunProgress:
+    """Live one-table view of a streaming run: elapsed, samples, events, drops, housekeeping."""
+
+    def __init__(self, console: Console, name: str, duration_s: float | None, *, enabled: bool = True) -> None:
+        self.console, self.name, self.duration_s, self.enabled = console, name, duration_s, enabled
+        self._live: Live | None = None
+
+    def __enter__(self) -> RunProgress:
+        if self.enabled:
+            self._live = Live(Text(f"starting {self.name} ..."), console=self.console, refresh_per_second=4,
+                              transient=False)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+
+    def update(self, session: StreamSession) -> None:
+        if self._live is not None:
+            self._live.update(self.render(session))
+
+    def render(self, session: StreamSession) -> Group:
+        st = session.stats
+        total = f" / {self.duration_s:.0f} s" if self.duration_s else " (Ctrl-C to stop)"
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column()
+        table.add_row("run", f"{self.name} -> {session.writer.path if session.writer else '...'}")
+        table.add_row("elapsed", f"{st.elapsed:.1f} s{total}")
+        rate = st.samples / st.elapsed if st.elapsed > 0 else 0.0
+        table.add_row("samples", f"{_fmt_count(st.samples)} ({_fmt_count(rate)}S/s), {st.packets} packets")
+        per = ", ".join(str(int(n)) for n in st.events_per_channel)
+        table.add_row("events", f"{st.events} [{per}]")
+        drops = f"{st.lost_packets} packets lost, {st.dropped_blocks} blocks dropped, {st.gaps} gaps"
+        table.add_row("drops", Text(drops, style="red" if (st.lost_packets or st.dropped_blocks) else ""))
+        table.add_row("queue", f"{st.queue_fill} blocks waiting")
+        for name, value in st.housekeeping.items():
+            table.add_row(name, f"{value:.4g}")
+        return Group(table)
+
+    @staticmethod
+    def print_summary(console: Console, summary: RunSummary) -> None:
+        st = summary.stats
+        state = summary.status + (" (interrupted)" if summary.interrupted else "")
+        table = Table(title="run summary", show_header=False)
+        table.add_row("status", state)
+        table.add_row("duration", f"{summary.duration_s:.1f} s")
+        table.add_row("samples", f"{st.samples} in {st.packets} packets")
+        table.add_row("events", f"{st.events}; per tone: {', '.join(str(int(n)) for n in st.events_per_channel)}")
+        table.add_row("gaps", f"{st.gaps} ({st.samples_lost} samples missing), {st.dropped_blocks} blocks dropped")
+        table.add_row("run", str(summary.path))
+        console.print(table)

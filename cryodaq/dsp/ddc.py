@@ -1,0 +1,209 @@
+"""Per-tone digital down-conversion after the PFB: pick bin, mix offset to DC, low-pass, decimate.
+
+Time convention (composes with :class:`~cryodaq.dsp.pfb.PFBChannelizer`): the mixer
+removes the *absolute* tone phase ``2 pi f n / fs`` at the sample index ``n`` each frame
+refers to, so a tone ``A exp(2 pi i f n / fs)`` gives the constant ``A`` (a real cosine
+``A cos(2 pi f n / fs + phi)`` gives ``A/2 exp(i phi)``), whatever the block sizes and
+across ``reset(first_sample)`` after a gap: the IQ operating point does not jump.  The
+PFB's gain at the tone's offset from the bin centre is divided out (``equalize``).
+
+Output sample k (counted from the reset) is the symmetric FIR's centre output over
+frames ``k*decimation ... k*decimation + lowpass_taps - 1``, i.e. it refers to frame
+``k*decimation + (lowpass_taps-1)/2`` and to input sample :meth:`ToneDDC.sample_index`.
+Only complete FIR windows give outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend
+from ._window import lowpass_taps as _design_lowpass
+from ._window import prototype_response
+from .pfb import PFBChannelizer
+
+
+class ToneDDC:
+    """Down-convert each tone of a comb from the PFB frames to its own complex baseband.
+
+    ``process(frames)`` takes ``(n_frames, n_bins)`` frames from ``channelizer`` (in
+    order, the first one after a reset being frame 0) and returns ``(n_out, n_tones)``
+    complex64. Tones that share a bin each get their own mixer.
+    """
+
+    def __init__(
+        self,
+        tone_if_hz: Any,
+        fs: float,
+        channelizer: PFBChannelizer,
+        decimation: int = 1,
+        lowpass_taps: int | None = None,
+        lowpass_cutoff: float = 0.8,
+        equalize: bool = True,
+        backend: Backend | None = None,
+    ) -> None:
+        self.channelizer = channelizer
+        self.backend = backend or channelizer.backend
+        self.xp = self.backend.xp
+        self.fs = float(fs)
+        if decimation < 1:
+            raise ValueError(f"DDC decimation must be >= 1, got {decimation}")
+        self.decimation = int(decimation)
+        tones = np.atleast_1d(np.asarray(tone_if_hz, dtype=np.float64))
+        if tones.ndim != 1 or tones.size == 0:
+            raise ValueError(f"tone_if_hz must be a non-empty 1-D list of frequencies, got shape {tones.shape}")
+        self.tone_if_hz = tones
+        m = channelizer.n_channels
+        spacing = self.fs / m
+        k = np.rint(tones / spacing).astype(np.int64)
+        if channelizer.real_input:
+            bad = (k < 0) | (k > m // 2)
+            if bad.any():
+                raise ValueError(
+                    f"tones {tones[bad]} Hz lie outside 0..fs/2 = {self.fs / 2} Hz of a real-input PFB"
+                )
+            self.bins = k
+        else:
+            if (np.abs(tones) > self.fs / 2).any():
+                raise ValueError(f"tones must lie within +-fs/2 = {self.fs / 2} Hz for complex input")
+            self.bins = k % m
+        self._bin_numbers = k  # signed bin of each tone (k*spacing + offset == tone)
+        self.offsets_hz = tones - k * spacing
+        hop = channelizer.hop
+        centre = (channelizer.length - 1) / 2.0
+        # Mixer phase (cycles) of frame j since reset: inc*j + base + absolute term.
+        self._inc = self.offsets_hz * hop / self.fs
+        self._base = np.mod(self.offsets_hz * centre / self.fs, 1.0)
+        gain = prototype_response(channelizer.prototype_host, self.offsets_hz / self.fs)
+        self.pfb_gain = gain
+        scale = 1.0 / gain if equalize else np.ones_like(gain)
+        self._scale = self.backend.asarray(scale.astype(np.float32))
+        if lowpass_taps is None:
+            lowpass_taps = 1 if self.decimation == 1 else 16 * self.decimation + 1
+        self.lowpass = _design_lowpass(int(lowpass_taps), lowpass_cutoff / self.decimation)
+        self._taps = [float(g) for g in self.lowpass]
+        self.n_taps_lowpass = len(self._taps)
+        self.output_rate = channelizer.output_rate(self.fs) / self.decimation
+        self._bins_dev = self.backend.asarray(self.bins)
+        self.reset()
+
+    @property
+    def n_tones(self) -> int:
+        return int(self.tone_if_hz.size)
+
+    def reset(self, frame_index: int = 0) -> None:
+        """Forget all history; the next frame given is frame ``frame_index`` since the PFB reset."""
+        self._frame = int(frame_index)
+        self._next = int(frame_index)  # frame index where the next output's FIR window starts
+        self._hist = self.xp.zeros((0, self.n_tones), dtype=np.complex64)
+        self._hist_start = int(frame_index)
+        self._out_done = 0
+
+    def sample_index(self, k: Any) -> Any:
+        """Input ADC sample index (float64) that output sample ``k`` (since reset) refers to."""
+        frame = np.asarray(k, dtype=np.float64) * self.decimation + (self.n_taps_lowpass - 1) / 2.0
+        return self.channelizer.frame_sample_index(frame)
+
+    def _mixer(self, n: int) -> Any:
+        """exp(-2 pi i phase) for the next ``n`` frames, shape (n, n_tones), complex64."""
+        s0 = self.channelizer.first_sample
+        m = self.channelizer.n_channels
+        # Absolute tone phase at first_sample: k*s0/M exactly in integers, plus offset*s0/fs.
+        absolute = np.mod(np.mod(self._bin_numbers * (s0 % m), m) / m + self.offsets_hz * s0 / self.fs, 1.0)
+        const = np.mod(self._base + absolute, 1.0)
+        j = np.arange(self._frame, self._frame + n, dtype=np.int64)
+        cycles = np.mod(np.outer(j, self._inc), 1.0) + const
+        mix = np.exp(-2j * np.pi * cycles).astype(np.complex64)
+        return self.backend.asarray(mix)
+
+    def process(self, frames: Any) -> Any:
+        """Mix, filter and decimate the next ``frames`` (n, n_bins); returns (n_out, n_tones) complex64."""
+        xp = self.xp
+        frames = xp.asarray(frames)
+        if frames.ndim != 2 or frames.shape[1] != self.channelizer.n_bins:
+            raise ValueError(
+                f"DDC expects frames of shape (n, {self.channelizer.n_bins}), got {frames.shape}"
+            )
+        n = int(frames.shape[0])
+        z = frames[:, self._bins_dev] * self._mixer(n)
+        z *= self._scale
+        self._frame += n
+        if self.n_taps_lowpass == 1 and self.decimation == 1:
+            self._next += n
+            self._hist_start += n
+            self._out_done += n
+            return z.astype(np.complex64, copy=False)
+        buf = xp.concatenate([self._hist, z.astype(np.complex64, copy=False)], axis=0)
+        end = self._hist_start + buf.shape[0]
+        g, r = self.n_taps_lowpass, self.decimation
+        n_out = (end - g - self._next) // r + 1 if end - self._next >= g else 0
+        n_out = max(n_out, 0)
+        off = self._next - self._hist_start
+        if n_out:
+            span = (n_out - 1) * r + 1
+            out = buf[off : off + span : r] * self._taps[0]
+            for i in range(1, g):
+                out += buf[off + i : off + i + span : r] * self._taps[i]
+        else:
+            out = xp.zeros((0, self.n_tones), dtype=np.complex64)
+        self._next += n_out * r
+        keep_from = self._next - self._hist_start
+        self._hist = buf[keep_from:].copy()
+        self._hist_start = self._next
+        self._out_done += n_out
+        return out.astype(np.complex64, copy=False)
+
+
+class ToneChannelizer:
+    """PFB + per-tone DDC in one streaming object: ADC blocks in, (n_out, n_tones) IQ out."""
+
+    def __init__(
+        self,
+        tone_if_hz: Any,
+        fs: float,
+        n_channels: int,
+        n_taps: int = 8,
+        decimation: int = 1,
+        oversampling: int = 1,
+        backend: Backend | None = None,
+        window: Any = "hann",
+        lowpass_taps: int | None = None,
+        lowpass_cutoff: float = 0.8,
+    ) -> None:
+        self.pfb = PFBChannelizer(n_channels, n_taps, oversampling, window, True, backend)
+        self.ddc = ToneDDC(
+            tone_if_hz, fs, self.pfb, decimation, lowpass_taps, lowpass_cutoff, backend=self.pfb.backend
+        )
+        self.backend = self.pfb.backend
+        self.fs = float(fs)
+
+    @property
+    def bins(self) -> np.ndarray:
+        return self.ddc.bins
+
+    @property
+    def offsets_hz(self) -> np.ndarray:
+        return self.ddc.offsets_hz
+
+    @property
+    def output_rate(self) -> float:
+        return self.ddc.output_rate
+
+    @property
+    def n_tones(self) -> int:
+        return self.ddc.n_tones
+
+    def sample_index(self, k: Any) -> Any:
+        """Input ADC sample index (float64) that output sample ``k`` (since reset) refers to."""
+        return self.ddc.sample_index(k)
+
+    def reset(self, first_sample: int = 0) -> None:
+        """Forget all history; the next ADC sample has index ``first_sample`` (e.g. after a gap)."""
+        self.pfb.reset(first_sample)
+        self.ddc.reset(0)
+
+    def process(self, adc_block: Any) -> Any:
+        """Channelize and down-convert the next ADC samples; returns (n_out, n_tones) complex64."""
+        return self.ddc.process(self.pfb.process(adc_block))

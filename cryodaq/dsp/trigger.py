@@ -1,0 +1,391 @@
+"""Streaming triggers: blocks of (n, n_channels) samples in, :class:`EventBatch` out.
+
+Every trigger has ``process(x, first_index) -> EventBatch``, ``finish() -> EventBatch``
+and ``reset()``.  Blocks must be contiguous (``first_index`` = previous end); after a
+data gap call ``reset()`` (or ``finish()``, which flushes and resets) and continue at
+the new index: nothing from before is remembered, nothing is stitched.
+
+Streaming = one-shot: the events, their indices and flags do not depend on how the
+stream is cut into blocks.  That costs latency: an event is emitted once the samples
+of its record window (``record_length`` from ``presamples`` before the trigger, and
+the amplitude window) have arrived *and* the detector has decided every trigger in
+that window (so PILEUP is known).  ``finish()`` emits the events still waiting, with
+what data there is (flag TRUNCATED, records NaN-padded).  After a reset the first
+``max(presamples, detector warm-up)`` samples only fill buffers; nothing triggers there.
+
+Event fields: see :class:`~cryodaq.dsp.events.EventBatch` and
+:class:`~cryodaq.dsp.events.EventFlag` (PILEUP: another trigger of the same channel
+inside the record window; TRUNCATED; FORCED: auto or group-secondary record).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..backend import Backend, numpy_backend
+from .detectors import (
+    _NEVER,
+    LevelDetector,
+    MatchedFilterDetector,
+    ThresholdDetector,
+    _Detector,
+    greedy_min_gap,
+)
+from .events import EventBatch, EventFlag
+
+_I64 = np.zeros(0, np.int64)
+_I32 = np.zeros(0, np.int32)
+
+
+class _EventBuilder:
+    """Buffers raw samples and pending triggers; emits complete records with pile-up flags."""
+
+    def __init__(
+        self, presamples: int, record_length: int, peak_window: int, polarity: int,
+        keep_records: bool, backend: Backend,
+    ) -> None:
+        if presamples < 0 or record_length < 1 or presamples >= record_length:
+            raise ValueError(
+                f"need 0 <= presamples < record_length, got presamples={presamples}, record_length={record_length}"
+            )
+        if peak_window < 1:
+            raise ValueError(f"amplitude peak_window must be >= 1 sample, got {peak_window}")
+        self.pre, self.length, self.peak_window = int(presamples), int(record_length), int(peak_window)
+        self.span = max(self.length, self.pre + self.peak_window)
+        self.polarity = polarity
+        self.keep_records = keep_records
+        self.backend = backend
+        self.reset()
+
+    def reset(self) -> None:
+        self._hist: Any = None
+        self._hist_start = 0
+        self._p_idx, self._p_ch = _I64, _I32
+        self._p_flags, self._p_real, self._p_look = np.zeros(0, np.uint16), np.zeros(0, bool), _I64
+        self._r_idx, self._r_ch = _I64, _I32  # recent triggers, for pile-up
+
+    def _empty(self) -> EventBatch:
+        return EventBatch.empty(self.length if self.keep_records else None, self.pre)
+
+    def step(
+        self, x: Any, first_index: int,
+        rec: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        pile: tuple[np.ndarray, np.ndarray], final_end: int, future_min: int, drop_pileup: bool,
+    ) -> EventBatch:
+        """Add block ``x`` (time-major, backend) and new triggers; emit what is complete.
+
+        ``rec`` = (index, channel, flags, is_own_trigger, pile-up lookback) of the records
+        to make; ``pile`` = (index, channel) of all triggers that count for pile-up, final
+        below ``final_end``; future record triggers will have index >= ``future_min``.
+        """
+        xp = self.backend.xp
+        if self._hist is None:
+            self._hist = xp.zeros((0, x.shape[1]), dtype=x.dtype)
+            self._hist_start = first_index
+        raw_end = first_index + x.shape[0]
+        r_idx, r_ch, r_flags, r_real, r_look = rec
+        self._p_idx = np.concatenate([self._p_idx, r_idx])
+        self._p_ch = np.concatenate([self._p_ch, r_ch])
+        self._p_flags = np.concatenate([self._p_flags, r_flags])
+        self._p_real = np.concatenate([self._p_real, r_real])
+        self._p_look = np.concatenate([self._p_look, r_look])
+        self._r_idx = np.concatenate([self._r_idx, pile[0]])
+        self._r_ch = np.concatenate([self._r_ch, pile[1]])
+        start = self._p_idx - self.pre
+        ready = (start + self.span <= raw_end) & (start + self.length <= final_end)
+        out = self._emit(ready, x, first_index, raw_end, drop_pileup)
+        # Keep the raw samples and recent triggers that pending or future records can need.
+        low = min(int(self._p_idx.min()) if self._p_idx.size else future_min, future_min)
+        look = int(self._p_look.max()) if self._p_look.size else 0
+        keep_raw = min(max(low - self.pre, self._hist_start), raw_end)
+        keep_trig = low - self.pre - max(look, self._max_look)
+        old = self._r_idx >= keep_trig
+        self._r_idx, self._r_ch = self._r_idx[old], self._r_ch[old]
+        if keep_raw >= first_index:
+            self._hist = x[keep_raw - first_index :].copy()
+        else:
+            self._hist = xp.concatenate([self._hist[keep_raw - self._hist_start :], x], axis=0)
+        self._hist_start = keep_raw
+        return out
+
+    _max_look = 0
+
+    def flush(self, x_end: int) -> EventBatch:
+        """Emit every pending event with the data there is (TRUNCATED where incomplete)."""
+        if self._hist is None:
+            return self._empty()
+        xp = self.backend.xp
+        empty = xp.zeros((0, self._hist.shape[1]), dtype=self._hist.dtype)
+        out = self._emit(np.ones(self._p_idx.size, bool), empty, x_end, x_end, False, truncate=True)
+        self.reset()
+        return out
+
+    def _emit(
+        self, ready: np.ndarray, x: Any, first_index: int, raw_end: int, drop_pileup: bool,
+        truncate: bool = False,
+    ) -> EventBatch:
+        if not ready.any():
+            return self._empty()
+        b = self.backend
+        xp = b.xp
+        idx, ch = self._p_idx[ready], self._p_ch[ready]
+        flags, real, look = self._p_flags[ready].copy(), self._p_real[ready], self._p_look[ready]
+        keep = ~ready
+        self._p_idx, self._p_ch, self._p_flags = self._p_idx[keep], self._p_ch[keep], self._p_flags[keep]
+        self._p_real, self._p_look = self._p_real[keep], self._p_look[keep]
+
+        pos = (idx - self.pre)[:, None] + np.arange(self.span)  # global sample of each record point
+        valid = pos < raw_end
+        h = self._hist.shape[0]
+        rel = pos - self._hist_start
+        in_hist = rel < h
+        ch_d = b.asarray(ch)[:, None]
+        if h:
+            from_hist = self._hist[b.asarray(np.clip(rel, 0, h - 1)), ch_d]
+        if x.shape[0]:
+            from_x = x[b.asarray(np.clip(rel - h, 0, x.shape[0] - 1)), ch_d]
+        if h and x.shape[0]:
+            snip = xp.where(b.asarray(in_hist), from_hist, from_x)
+        else:
+            snip = from_hist if h else from_x
+        snip = b.to_numpy(snip).astype(np.float32)
+        if truncate:
+            snip[~valid] = np.nan
+            flags[~valid.all(axis=1)] |= np.uint16(EventFlag.TRUNCATED)
+        baseline = snip[:, : self.pre].mean(axis=1) if self.pre else np.zeros(idx.size, np.float32)
+        seg = self.polarity * (snip[:, self.pre : self.pre + self.peak_window] - baseline[:, None])
+        amplitude = np.nanmax(seg, axis=1) if truncate else seg.max(axis=1)
+
+        # Pile-up: other counted triggers of the channel inside [start - look, start + length).
+        lo_rel = idx - self.pre - look
+        base = min(int(self._r_idx.min()) if self._r_idx.size else 0, int(lo_rel.min()))
+        keys = np.sort((self._r_ch.astype(np.int64) << 44) + (self._r_idx - base))
+        ch_key = ch.astype(np.int64) << 44
+        lo = ch_key + (lo_rel - base)
+        hi = ch_key + (idx - self.pre + self.length - base)
+        count = np.searchsorted(keys, hi, "left") - np.searchsorted(keys, lo, "left")
+        pileup = (count - real.astype(np.int64)) > 0
+        flags[pileup] |= np.uint16(EventFlag.PILEUP)
+        records = snip[:, : self.length] if self.keep_records else None
+        batch = EventBatch(idx, ch, amplitude, baseline, flags, records, self.pre)
+        if drop_pileup:
+            batch = batch.select(~pileup)
+        return batch.sorted()
+
+
+class _Trigger:
+    """Detector + event builder + dead time; the shared streaming driver."""
+
+    def __init__(
+        self, detector: _Detector | None, presamples: int, record_length: int, peak_window: int | None,
+        dead_time: int, keep_records: bool, polarity: int, backend: Backend | None,
+    ) -> None:
+        self.backend = backend or numpy_backend()
+        self.detector = detector
+        if dead_time < 0:
+            raise ValueError(f"dead_time must be >= 0 samples, got {dead_time}")
+        self.dead_time = int(dead_time)
+        pw = record_length - presamples if peak_window is None else peak_window
+        self.builder = _EventBuilder(presamples, record_length, pw, polarity, keep_records, self.backend)
+        self.presamples, self.record_length = int(presamples), int(record_length)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything (after a gap); the next block may start at any index."""
+        if self.detector is not None:
+            self.detector.reset()
+        self.builder.reset()
+        self._next_index: int | None = None
+        self._stream_start = 0
+        self._last_dead: np.ndarray | None = None
+
+    @property
+    def arm_index(self) -> int:
+        """First sample index that can trigger after the last reset."""
+        warm = self.detector.warmup if self.detector is not None else 0
+        return self._stream_start + max(self.presamples, warm)
+
+    def _as_block(self, x: Any, first_index: int) -> Any:
+        x = self.backend.xp.asarray(x)
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2:
+            raise ValueError(f"trigger input must be (n_samples, n_channels), got shape {x.shape}")
+        first_index = int(first_index)
+        if self._next_index is None:
+            self._stream_start = first_index
+        elif first_index != self._next_index:
+            raise ValueError(
+                f"trigger got a block starting at sample {first_index}, expected {self._next_index}: "
+                "blocks must be contiguous; call reset() after a gap"
+            )
+        self._next_index = first_index + x.shape[0]
+        if self._last_dead is None:
+            self._last_dead = np.full(x.shape[1], _NEVER, np.int64)
+        return x
+
+    def _records(self, ch: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        keep = greedy_min_gap(ch, idx, self._last_dead, self.dead_time)
+        n = int(keep.sum())
+        return idx[keep], ch[keep], np.zeros(n, np.uint16), np.ones(n, bool), np.zeros(n, np.int64)
+
+    def process(self, x: Any, first_index: int) -> EventBatch:
+        """Feed the block ``x`` (n, n_channels) whose first sample has index ``first_index``."""
+        x = self._as_block(x, first_index)
+        ch, idx, final_end = self.detector.detect(x, first_index, self.arm_index)
+        rec = self._records(ch, idx)
+        future = max(final_end, self.arm_index)
+        return self.builder.step(x, first_index, rec, (idx, ch), final_end, future, False)
+
+    def finish(self) -> EventBatch:
+        """Flush events still waiting for data (flag TRUNCATED) and reset."""
+        end = self._next_index if self._next_index is not None else 0
+        out = self.builder.flush(end)
+        self.reset()
+        return out
+
+
+class ThresholdTrigger(_Trigger):
+    """Rising crossing of the (baseline-subtracted) signal over ``threshold``, with hold-off.
+
+    ``threshold`` is a scalar or one value per channel; ``polarity=-1`` triggers on
+    downward pulses.  ``baseline_samples`` > 0 subtracts the mean of that many samples
+    before each sample (a moving baseline).  The trigger index is the first sample at
+    or over threshold.  ``holdoff``: crossings closer than this to the previous trigger
+    are ignored (same pulse).  ``dead_time``: triggers closer than this to the previous
+    *recorded* event are not recorded but still flag it PILEUP.
+    """
+
+    def __init__(
+        self, threshold: Any, holdoff: int, polarity: int = 1, baseline_samples: int = 0,
+        presamples: int = 64, record_length: int = 256, peak_window: int | None = None,
+        dead_time: int = 0, keep_records: bool = False, backend: Backend | None = None,
+    ) -> None:
+        det = ThresholdDetector(threshold, holdoff, polarity, baseline_samples, backend)
+        super().__init__(det, presamples, record_length, peak_window, dead_time, keep_records, polarity, backend)
+
+
+class EdgeTrigger(_Trigger):
+    """Matched-filter trigger: overlap-save correlation with ``template``, then threshold.
+
+    See :class:`~cryodaq.dsp.detectors.MatchedFilterDetector` for the filter and
+    threshold options (``threshold`` in signal units or ``threshold_sigma`` in filtered
+    noise sigmas).  The trigger index is the filter peak after the crossing (within
+    ``peak_search`` samples, default the hold-off), i.e. the pulse onset as aligned by
+    ``template_presamples``.  Events wait for sigma (``noise_samples``) when it is estimated.
+    """
+
+    def __init__(
+        self, template: Any, threshold: Any = None, threshold_sigma: float | None = None,
+        holdoff: int = 0, polarity: int = 1, template_presamples: int = 0,
+        noise_samples: int = 8192, sigma: Any = None, peak_search: int | None = None,
+        presamples: int = 64, record_length: int = 256, peak_window: int | None = None,
+        dead_time: int = 0, keep_records: bool = False, fft_size: int | None = None,
+        backend: Backend | None = None,
+    ) -> None:
+        det = MatchedFilterDetector(
+            template, threshold, threshold_sigma, holdoff, polarity, template_presamples,
+            noise_samples, sigma, peak_search, fft_size, backend,
+        )
+        super().__init__(det, presamples, record_length, peak_window, dead_time, keep_records, polarity, backend)
+
+    @property
+    def noise_sigma(self) -> np.ndarray | None:
+        """Filtered-noise sigma per channel (given or estimated), once known."""
+        return self.detector.noise_sigma
+
+
+MatchedFilterTrigger = EdgeTrigger
+
+
+class LevelTrigger(_Trigger):
+    """Triggers where ``polarity * x`` stays at or above ``level`` for ``min_duration`` samples;
+    the index is the start of that run (one trigger per run)."""
+
+    def __init__(
+        self, level: Any, min_duration: int = 1, holdoff: int = 0, polarity: int = 1,
+        presamples: int = 64, record_length: int = 256, peak_window: int | None = None,
+        dead_time: int = 0, keep_records: bool = False, backend: Backend | None = None,
+    ) -> None:
+        det = LevelDetector(level, min_duration, holdoff, polarity, backend)
+        super().__init__(det, presamples, record_length, peak_window, dead_time, keep_records, polarity, backend)
+
+
+class AutoTrigger(_Trigger):
+    """Periodic (noise) records every ``period`` samples on every channel, flagged FORCED.
+
+    With a ``veto`` trigger (e.g. a :class:`ThresholdTrigger`; only its detector is
+    used), a record is dropped when the veto fires on that channel inside its window
+    or up to ``guard`` samples before it (a pulse tail), so records are pulse-free.
+    """
+
+    def __init__(
+        self, period: int, presamples: int = 64, record_length: int = 256, veto: _Trigger | None = None,
+        guard: int | None = None, keep_records: bool = True, polarity: int = 1,
+        backend: Backend | None = None,
+    ) -> None:
+        if period < 1:
+            raise ValueError(f"auto-trigger period must be >= 1 sample, got {period}")
+        self.period = int(period)
+        self.guard = int(record_length if guard is None else guard)
+        super().__init__(
+            None if veto is None else veto.detector, presamples, record_length, None, 0,
+            keep_records, polarity, backend,
+        )
+        self.builder._max_look = self.guard
+
+    def reset(self) -> None:
+        super().reset()
+        self._next_auto: int | None = None
+
+    def process(self, x: Any, first_index: int) -> EventBatch:
+        x = self._as_block(x, first_index)
+        if self._next_auto is None:
+            self._next_auto = self.arm_index
+        end = first_index + x.shape[0]
+        if self.detector is not None:
+            pch, pidx, final_end = self.detector.detect(x, first_index, self._stream_start)
+        else:
+            pch, pidx, final_end = _I32, _I64, end
+        grid = np.arange(self._next_auto, end, self.period, dtype=np.int64)
+        if grid.size:
+            self._next_auto = int(grid[-1]) + self.period
+        n_ch = x.shape[1]
+        idx = np.repeat(grid, n_ch)
+        ch = np.tile(np.arange(n_ch, dtype=np.int32), grid.size)
+        n = idx.size
+        rec = (idx, ch, np.full(n, EventFlag.FORCED, np.uint16), np.zeros(n, bool), np.full(n, self.guard, np.int64))
+        return self.builder.step(x, first_index, rec, (pidx, pch), final_end, self._next_auto, True)
+
+
+class GroupTrigger(_Trigger):
+    """A trigger on channel ``c`` also records every channel in ``groups[c]`` at the same index.
+
+    Secondary records carry FORCED; a channel's own trigger near a secondary record is
+    a separate event.  Uses ``primary``'s detector and record settings (do not also
+    feed ``primary`` itself).
+    """
+
+    def __init__(self, primary: _Trigger, groups: Mapping[int, Sequence[int]]) -> None:
+        self.groups = {int(k): np.asarray(list(v), dtype=np.int32) for k, v in groups.items()}
+        b = primary.builder
+        super().__init__(
+            primary.detector, b.pre, b.length, b.peak_window, primary.dead_time, b.keep_records,
+            b.polarity, primary.backend,
+        )
+
+    def _records(self, ch: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
+        idx, ch, flags, real, look = super()._records(ch, idx)
+        extra_i, extra_c = [idx], [ch]
+        for c, members in self.groups.items():
+            hits = idx[ch == c]
+            if hits.size and members.size:
+                extra_i.append(np.repeat(hits, members.size))
+                extra_c.append(np.tile(members, hits.size))
+        all_i, all_c = np.concatenate(extra_i), np.concatenate(extra_c)
+        n_sec = all_i.size - idx.size
+        flags = np.concatenate([flags, np.full(n_sec, EventFlag.FORCED, np.uint16)])
+        real = np.concatenate([real, np.zeros(n_sec, bool)])
+        return all_i, all_c, flags, real, np.zeros(all_i.size, np.int64)

@@ -1,0 +1,219 @@
+"""Streaming triggers: block boundaries, hold-off, dead time, pile-up, records, flush, reset."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cryodaq.backend import gpu_available
+from cryodaq.dsp import (
+    AutoTrigger,
+    EdgeTrigger,
+    EventBatch,
+    EventFlag,
+    GroupTrigger,
+    LevelTrigger,
+    ThresholdTrigger,
+    sample_index_to_utc_ns,
+)
+
+PRE = 20
+
+
+def _template(n: int = 200, rise: float = 4.0, decay: float = 30.0) -> np.ndarray:
+    t = np.arange(n - PRE, dtype=float)
+    s = np.exp(-t / decay) - np.exp(-t / rise)
+    return np.r_[np.zeros(PRE), s / s.max()]
+
+
+def _stream(n: int, arrivals: dict[int, list[int]], amp: float, n_ch: int, noise: float = 1.0, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=noise, size=(n, n_ch)).astype(np.float32) + 100.0  # an offset baseline
+    pulse = _template()[PRE:]
+    for c, times in arrivals.items():
+        for t0 in times:
+            seg = x[t0 : t0 + pulse.size, c]
+            seg += amp * pulse[: seg.size]
+    return x
+
+
+def _run(trig, x: np.ndarray, sizes, first: int = 0) -> EventBatch:
+    out, i = [], 0
+    for s in sizes:
+        if i >= len(x):
+            break
+        out.append(trig.process(x[i : i + s], first + i))
+        i += s
+    if i < len(x):
+        out.append(trig.process(x[i:], first + i))
+    out.append(trig.finish())
+    return EventBatch.concat(out)
+
+
+def _same(a: EventBatch, b: EventBatch) -> None:
+    assert np.array_equal(a.sample_index, b.sample_index)
+    assert np.array_equal(a.channel, b.channel)
+    assert np.array_equal(a.flags, b.flags)
+    assert np.allclose(a.amplitude, b.amplitude, atol=1e-3)
+    assert np.allclose(a.baseline, b.baseline, atol=1e-3)
+    if a.records is not None:
+        assert np.allclose(a.records, b.records, equal_nan=True)
+
+
+def _threshold(**kw) -> ThresholdTrigger:
+    args = dict(threshold=8.0, holdoff=150, baseline_samples=32, presamples=32, record_length=256, keep_records=True)
+    args.update(kw)
+    return ThresholdTrigger(**args)
+
+
+def _edge(**kw) -> EdgeTrigger:
+    args = dict(template=_template(), threshold_sigma=8.0, holdoff=150, template_presamples=PRE,
+                noise_samples=3000, presamples=32, record_length=256, keep_records=True)
+    args.update(kw)
+    return EdgeTrigger(**args)
+
+
+@pytest.mark.parametrize("make", [_threshold, _edge], ids=["threshold", "edge"])
+def test_pulse_straddling_block_boundary_found_once_at_one_shot_index(make) -> None:
+    arrivals = {0: [5000], 1: [7000, 12000], 2: [9000]}
+    x = _stream(16_000, arrivals, amp=30.0, n_ch=3)
+    one = _run(make(), x, [len(x)])
+    assert len(one) == 4
+    for c, times in arrivals.items():
+        got = np.sort(one.sample_index[one.channel == c])
+        assert np.all(np.abs(got - np.array(times)) <= 3), (c, got)
+    # Cut right through each pulse (before, at and after the trigger sample) and at random.
+    for cut in (5000 - 1, 5000, 5001, 5010, 7000 + 40, 9000 + 100):
+        _same(_run(make(), x, [cut, len(x)]), one)
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        _same(_run(make(), x, rng.integers(1, 700, size=200)), one)
+    _same(_run(make(), x, [1] * 50 + [333] * 100), one)
+
+
+def test_threshold_records_baseline_amplitude() -> None:
+    x = _stream(6000, {0: [3000]}, amp=50.0, n_ch=1, noise=0.01)
+    ev = _run(_threshold(threshold=5.0), x, [2990, 20, 3000])
+    assert len(ev) == 1 and ev.flags[0] == 0
+    assert ev.baseline[0] == pytest.approx(100.0, abs=0.01)
+    assert ev.amplitude[0] == pytest.approx(50.0, rel=0.01)
+    assert ev.records.shape == (1, 256) and ev.presamples == 32
+    t = int(ev.sample_index[0])
+    assert np.array_equal(ev.records[0], x[t - 32 : t - 32 + 256, 0])
+
+
+def test_holdoff_and_negative_polarity() -> None:
+    # Two pulses 100 samples apart: one trigger with a hold-off of 150, two with 50.
+    x = _stream(8000, {0: [3000, 3100]}, amp=-40.0, n_ch=1, noise=0.01)
+    assert len(_run(_threshold(polarity=-1, holdoff=150), x, [8000])) == 1
+    ev = _run(_threshold(polarity=-1, holdoff=50), x, [8000])
+    assert len(ev) == 2
+    assert np.all(ev.amplitude > 30)  # amplitude is positive for the triggered polarity
+    # Positive polarity without baseline subtraction never reaches 100 + 8.
+    assert len(_run(_threshold(threshold=108.0, polarity=1, holdoff=50, baseline_samples=0), x, [8000])) == 0
+
+
+def test_pileup_flag_and_dead_time() -> None:
+    x = _stream(12_000, {0: [3000, 3200, 8000]}, amp=40.0, n_ch=2, noise=0.01)
+    ev = _run(_threshold(holdoff=100), x, [12_000])
+    assert list(ev.sample_index // 10) == [300, 320, 800]
+    # The second trigger lies inside the first's record window [t-32, t+224); not vice versa.
+    assert list(ev.flags) == [EventFlag.PILEUP, 0, 0]
+    # Dead time: the second is not recorded, but still marks the first as pile-up.
+    ev = _run(_threshold(holdoff=100, dead_time=500), x, [12_000])
+    assert len(ev) == 2 and ev.flags[0] & EventFlag.PILEUP and ev.flags[1] == 0
+
+
+def test_finish_truncates_and_reset_forgets() -> None:
+    x = _stream(6000, {0: [5900]}, amp=40.0, n_ch=1, noise=0.01)
+    trig = _threshold()
+    assert len(trig.process(x, 0)) == 0  # the record needs 256-32 samples after 5900
+    ev = trig.finish()
+    assert len(ev) == 1 and ev.flags[0] & EventFlag.TRUNCATED
+    assert np.isnan(ev.records[0, -1]) and not np.isnan(ev.records[0, :100]).any()
+    # After a reset, a block at any index is accepted and nothing carries over.
+    trig.process(x[:5950], 0)
+    trig.reset()
+    assert len(trig.process(x[5950:], 1_000_000)) == 0
+    assert len(trig.finish()) == 0
+    with pytest.raises(ValueError, match="contiguous"):
+        trig.process(x[:100], 0)
+        trig.process(x[:100], 200)
+
+
+def test_no_trigger_during_warmup() -> None:
+    x = _stream(3000, {0: [10, 1000]}, amp=40.0, n_ch=1, noise=0.01)
+    ev = _run(_threshold(presamples=64, baseline_samples=32), x, [3000])
+    assert list(ev.sample_index // 10) == [100]
+
+
+def test_level_trigger_needs_duration() -> None:
+    x = np.zeros((4000, 2), np.float32)
+    x[1000:1003, 0] = 5  # too short
+    x[2000:2050, 0] = 5
+    x[2500:2600, 1] = 5
+    one = _run(LevelTrigger(4.0, min_duration=10, presamples=32, record_length=128), x, [4000])
+    assert list(zip(one.channel, one.sample_index)) == [(0, 2000), (1, 2500)]
+    _same(_run(LevelTrigger(4.0, min_duration=10, presamples=32, record_length=128), x, [2005, 1, 500, 9]), one)
+
+
+def test_auto_trigger_records_only_quiet_windows() -> None:
+    x = _stream(20_000, {0: [5000]}, amp=40.0, n_ch=2, noise=0.01)
+    veto = ThresholdTrigger(5.0, holdoff=100, baseline_samples=32)
+    auto = AutoTrigger(1000, presamples=32, record_length=256, veto=veto)
+    ev = _run(auto, x, [3000] * 7)
+    assert np.all(ev.flags == EventFlag.FORCED)
+    t0 = ev.sample_index[ev.channel == 0]
+    t1 = ev.sample_index[ev.channel == 1]
+    assert len(t1) == len(np.arange(32, 20_000 - 256, 1000))  # every period on the quiet channel
+    # Channel 0 loses the records whose window (or guard before it) holds the pulse.
+    assert set(t1) - set(t0) == {5032}
+    assert np.all(ev.records.max(axis=1) - 100 < 1)
+    _same(_run(AutoTrigger(1000, 32, 256, ThresholdTrigger(5.0, holdoff=100, baseline_samples=32)), x, [777] * 30), ev)
+
+
+def test_group_trigger_records_members() -> None:
+    x = _stream(8000, {0: [3000], 2: [6000]}, amp=40.0, n_ch=3, noise=0.01)
+    ev = _run(GroupTrigger(_threshold(), {0: [1, 2]}), x, [8000])
+    rows = sorted(zip(ev.sample_index // 10, ev.channel, ev.flags))
+    assert [(r[1], r[2]) for r in rows] == [(0, 0), (1, EventFlag.FORCED), (2, EventFlag.FORCED), (2, 0)]
+    assert len({int(t) for t, c, f in zip(ev.sample_index, ev.channel, ev.flags) if f}) == 1
+
+
+def test_edge_trigger_sigma_and_threshold_units() -> None:
+    x = _stream(20_000, {0: [8000]}, amp=6.0, n_ch=2, noise=1.0, seed=3)
+    trig = _edge(threshold_sigma=6.0)
+    ev = _run(trig, x, [4000] * 5)
+    assert list(ev.channel) == [0] and abs(int(ev.sample_index[0]) - 8000) <= 3
+    # A 6-sigma raw pulse is far above 6 filtered sigmas (the filter gains SNR).
+    fixed = _run(_edge(threshold_sigma=None, threshold=3.0), x, [20_000])
+    _same(fixed, ev)
+    with pytest.raises(ValueError, match="exactly one"):
+        EdgeTrigger(_template(), threshold=1.0, threshold_sigma=5.0)
+
+
+def test_event_batch_and_utc() -> None:
+    a = EventBatch([5, 1], [0, 1], [1.0, 2.0], [0, 0], [0, 1])
+    b = EventBatch.empty()
+    c = EventBatch.concat([a, b, a])
+    assert len(c) == 4 and c.sample_index.dtype == np.int64 and c.flags.dtype == np.uint16
+    assert list(c.sorted().sample_index) == [1, 1, 5, 5]
+    with pytest.raises(ValueError, match="length"):
+        EventBatch([1], [1, 2], [1], [1], [1])
+    t = sample_index_to_utc_ns(np.array([1000, 3048]), 1_700_000_000_000_000_000, 1000, 2.048e6)
+    assert t.dtype == np.int64 and t[1] - t[0] == 1_000_000
+
+
+@pytest.mark.gpu
+def test_gpu_triggers_match_numpy() -> None:
+    pytest.importorskip("cupy")
+    if not gpu_available():
+        pytest.skip("no CUDA device")
+    from cryodaq.backend import get_backend
+
+    gpu = get_backend("cupy")
+    x = _stream(40_000, {0: [5000, 20_000], 3: [9000]}, amp=30.0, n_ch=4)
+    for make in (_threshold, _edge):
+        ref = _run(make(), x, [4096] * 10)
+        got = _run(make(backend=gpu), gpu.asarray(x), [4096] * 10)
+        _same(got, ref)
