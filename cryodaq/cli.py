@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -37,11 +41,31 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
 
     config = load_station_config(station_file)
     session = StreamSession(config, args.out, simulate=args.simulate, backend=_backend(args))
-    with RunProgress(console, config.name, args.duration, enabled=not args.quiet) as progress:
+    with RunProgress(console, config.name, args.duration, enabled=not args.quiet) as progress, \
+            _ctrl_c_stops(session):
         summary = session.run(args.duration, on_progress=progress.update)
     RunProgress.print_summary(console, summary)
     print(summary.path)  # stdout: the run's path, for scripts
     return 0
+
+
+@contextmanager
+def _ctrl_c_stops(session: Any) -> Iterator[None]:
+    """First Ctrl-C: end the run cleanly (drain, save, mark interrupted). Second: abort now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        console.print("[yellow]Ctrl-C: stopping the run cleanly (press again to abort)[/]")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        session.request_stop()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _backend(args: argparse.Namespace):  # noqa: ANN202 - Backend, imported lazily

@@ -81,7 +81,9 @@ def _noise_estimate(x: np.ndarray, y: np.ndarray) -> float:
     return float(1.4826 * np.median(np.abs(dev - np.median(dev))))
 
 
-def _grow_branch(x: np.ndarray, y: np.ndarray, order: np.ndarray, n_start: int, sigma: float, n_sigma: float) -> np.ndarray:
+def _grow_branch(
+    x: np.ndarray, y: np.ndarray, order: np.ndarray, n_start: int, sigma: float, n_sigma: float
+) -> np.ndarray:
     """Indices (into x) of the straight run that starts with ``order[:n_start]`` and grows along ``order``.
 
     A point joins while it lies within ``n_sigma`` of the line fitted to the points
@@ -137,7 +139,9 @@ def analyze_iv(
     ib = np.asarray(i_bias, dtype=float)
     im = np.asarray(i_tes_measured, dtype=float)
     if ib.ndim != 1 or ib.shape != im.shape:
-        raise ValueError(f"analyze_iv: i_bias and i_tes_measured must be 1-D of equal length, got {ib.shape}, {im.shape}")
+        raise ValueError(
+            f"analyze_iv: i_bias and i_tes_measured must be 1-D of equal length, got {ib.shape}, {im.shape}"
+        )
     if ib.size < 10:
         raise ValueError(f"analyze_iv: an IV curve needs >= 10 points, got {ib.size}")
     if not (np.all(np.isfinite(ib)) and np.all(np.isfinite(im))):

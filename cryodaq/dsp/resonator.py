@@ -177,9 +177,8 @@ class ResonatorFit:
 
     def model(self, freq_hz: np.ndarray) -> np.ndarray:
         """The fitted model at ``freq_hz``."""
-        return resonator_model(
-            freq_hz, self.fr_hz, self.Ql, self.Qc_abs, self.phi, self.a, self.alpha, self.delay_s, self.geometry  # type: ignore[arg-type]
-        )
+        p = (self.fr_hz, self.Ql, self.Qc_abs, self.phi, self.a, self.alpha, self.delay_s)
+        return resonator_model(freq_hz, *p, geometry=self.geometry)  # type: ignore[arg-type]
 
     @property
     def loop_centre(self) -> complex:
@@ -356,7 +355,9 @@ def _covariance(jac: np.ndarray, resid: np.ndarray) -> np.ndarray:
     return s2 * inv / np.outer(norms, norms)
 
 
-def _significance(f: np.ndarray, z: np.ndarray, f_ref: float, p: np.ndarray, c: float, fit_tau: bool, n_par: int) -> float:
+def _significance(
+    f: np.ndarray, z: np.ndarray, f_ref: float, p: np.ndarray, c: float, fit_tau: bool, n_par: int
+) -> float:
     """Δχ² = (SSR_background − SSR_resonance) / s² of the resonance fit with parameters ``p``.
 
     The background model a e^{iα} e^{-2πi(f-f_ref)τ} is fitted by least squares and
@@ -431,6 +432,8 @@ def fit_resonator(
     (a)–(d).  Uncertainties: covariance ``s² (JᵀJ)⁻¹`` at the optimum with the
     residual variance ``s²`` per real component; ``Qi_err`` by linear propagation.
 
+    ``success`` is False when the optimiser failed, the result is unphysical, or
+    the residual rms exceeds twice the point-to-point noise (second differences).
     Raises :class:`ResonatorFitError` for fewer than 20 points, non-finite input,
     or data without a resonance: loop covering too small an arc, fr outside the
     sweep, or a χ² improvement over a background-only model below
@@ -491,7 +494,9 @@ def fit_resonator(
         candidates.append(solve(_dip_start(f, z, c, tau0, f_ref)))
     sol, delta = min(candidates, key=lambda cand: cand[0].cost if cand[1] > -np.inf else np.inf)
     if delta == -np.inf:
-        raise ResonatorFitError(f"no resonance in {f[0]:.6g}–{f[-1]:.6g} Hz: no fit puts fr inside the sweep{circle_problem}")
+        raise ResonatorFitError(
+            f"no resonance in {f[0]:.6g}–{f[-1]:.6g} Hz: no fit puts fr inside the sweep{circle_problem}"
+        )
     if delta < min_significance:
         raise ResonatorFitError(
             f"no significant resonance in {f[0]:.6g}–{f[-1]:.6g} Hz: a resonance model improves χ² over a plain "
@@ -520,8 +525,15 @@ def fit_resonator(
     qi_err = float(np.sqrt(max(grad @ sub @ grad, 0))) if np.isfinite(qi) else np.inf
 
     rms = float(np.sqrt(np.mean(np.abs(resid[: f.size] + 1j * resid[f.size :]) ** 2)))
+    # point-to-point noise from second differences (model-free; over-estimates on coarse sweeps)
+    noise = float(np.sqrt(np.mean(np.abs(z[2:] - 2 * z[1:-1] + z[:-2]) ** 2) / 6))
     ok = bool(sol.success and ql > 0 and qc > 0 and f[0] <= fr <= f[-1])
-    message = sol.message if ok else f"{sol.message}; fit outside the physical range (fr in sweep, Ql > 0, Qc > 0)"
+    message = str(sol.message)
+    if not ok:
+        message += "; fit outside the physical range (fr in sweep, Ql > 0, Qc > 0)"
+    elif rms > 2 * noise:
+        ok = False
+        message += f"; residual rms {rms:.3g} is {rms / noise:.1f}x the point-to-point noise: the model misses the data"
     return ResonatorFit(
         geometry=geometry,
         fr_hz=float(fr),
@@ -542,7 +554,7 @@ def fit_resonator(
         alpha_err=alpha_err,
         residual_rms=rms,
         success=ok,
-        message=str(message),
+        message=message,
         freq_hz=f,
         s21=z,
         covariance=cov,

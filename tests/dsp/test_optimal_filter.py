@@ -74,6 +74,19 @@ def test_resolution_matches_spread_with_welch_psd_from_separate_records() -> Non
     assert white_only.resolution() < 0.8 * of.resolution()
 
 
+def test_from_noise_builds_the_rectangular_window_psd() -> None:
+    rng = np.random.default_rng(10)
+    noise = circular_noise(rng, 3000)
+    of = OptimalFilter.from_noise(TEMPLATE, noise, FS, max_delay=10)
+    ref = OptimalFilter(TEMPLATE, welch_psd_of(noise), FS)
+    assert of.resolution() == pytest.approx(ref.resolution(), rel=1e-9)
+    assert of.max_delay == 10
+    res = of.apply(TEMPLATE + circular_noise(rng, 4000))
+    assert abs(np.std(res.amplitude_nodelay) / of.resolution() - 1) < 0.05
+    with pytest.raises(ValueError, match=r"\(n, 512\)"):
+        OptimalFilter.from_noise(TEMPLATE, noise[:, :100], FS)
+
+
 def test_resolution_holds_for_records_cut_from_a_stream() -> None:
     rng = np.random.default_rng(3)
     noise = stream_noise(rng, 7000, knee=2e3)

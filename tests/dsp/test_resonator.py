@@ -130,6 +130,18 @@ def test_clear_errors_for_unfittable_data() -> None:
         fit_resonator(f, flat, "transmission")  # type: ignore[arg-type]
 
 
+def test_a_second_resonance_in_the_window_is_reported_as_unsuccessful() -> None:
+    fr, ql = 5e9, 2e4
+    f = np.linspace(fr * (1 - 4 / ql), fr * (1 + 4 / ql), 301)
+    rng = np.random.default_rng(6)
+    neighbour = 1 - 0.5 / (1 + 2j * 5e4 * (f / (fr * (1 + 1.5 / ql)) - 1))
+    z = resonator_model(f, fr, ql, 3e4, 0.3, 0.5, 1.0, 40e-9) * neighbour
+    z = z + 1e-3 * (rng.standard_normal(f.size) + 1j * rng.standard_normal(f.size))
+    fit = fit_resonator(f, z)
+    assert not fit.success
+    assert "misses the data" in fit.message
+
+
 def test_find_resonators_in_a_wide_sweep_with_sloped_rippled_background() -> None:
     rng = np.random.default_rng(5)
     f = np.linspace(4.0e9, 5.0e9, 100_001)  # 10 kHz steps

@@ -1,0 +1,172 @@
+"""End to end: simulated MKID station -> UDP -> pipeline -> Zarr run on disk."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import xarray as xr
+
+from cryodaq.acquisition.session import StreamSession
+from cryodaq.errors import SafetyLimitError
+from cryodaq.storage import open_run
+from cryodaq.station import load_station_config
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "stations" / "demo_mkid.yaml"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One short demo run shared by the read-back tests; a gap is injected mid-run."""
+    out = tmp_path_factory.mktemp("runs")
+    session = StreamSession(load_station_config(DEMO), out, simulate=True)
+
+    def inject_gap():
+        while session.station is None or session.stats.samples < 2_000_000:
+            time.sleep(0.05)
+        session.station.components["readout"].write("SIM:FAULT:SKIP 3")
+
+    threading.Thread(target=inject_gap, daemon=True).start()
+    summary = session.run(4.0)
+    return summary
+
+
+def test_demo_run_completes_with_pulses_on_every_tone(demo_run):
+    run = open_run(demo_run.path)
+    assert run.status == "complete"
+    assert run.attrs["interrupted"] is False
+    events = xr.open_zarr(demo_run.path, group="events")
+    assert events["amplitude"].dims == ("event",)
+    channels = events["channel"].values
+    n_tones = 8
+    counts = np.bincount(channels, minlength=n_tones)
+    # ~10-20 photons/s per resonator in the simulated world: every tone sees pulses
+    assert np.all(counts >= 10), counts
+    amp = events["amplitude"].values
+    thresholds = np.asarray(run.attrs["pipeline_calibration"]["trigger_threshold_rad"])
+    assert np.all(amp >= thresholds[channels])
+    # event times are UTC ns inside the run, in order of sample index per channel
+    t = events["t"].values
+    started = np.datetime64(run.attrs["started"].rstrip("Z"), "ns").astype(np.int64)
+    assert np.all(t > started - 5_000_000_000) and np.all(t < started + 60_000_000_000)
+    assert events["records"].dims == ("event", "sample")
+
+
+def test_injected_gap_is_recorded_not_stitched(demo_run):
+    run = open_run(demo_run.path)
+    gaps = run.gaps()
+    assert gaps.sizes["gap"] == 1
+    assert str(gaps["cause"].values[0]) == "packet_loss"
+    n_missing = int(gaps["n_samples"].values[0])
+    first_missing = int(gaps["first_sample"].values[0])
+    assert n_missing == 3 * 4096
+    stream = run.stream("phase")
+    idx = stream["sample_index"].values
+    step = np.diff(idx)
+    nominal = np.median(step)
+    jumps = np.flatnonzero(step != nominal)
+    # exactly one discontinuity, spanning the missing samples: nothing stitched over
+    assert len(jumps) == 1
+    j = jumps[0]
+    assert idx[j] < first_missing and idx[j + 1] >= first_missing + n_missing
+    # the time coordinate follows the sample index across the gap
+    dt = (stream["t"].values[j + 1] - stream["t"].values[j]) / (idx[j + 1] - idx[j])
+    assert dt == pytest.approx(1e9 / 2.048e6, rel=1e-3)
+
+
+def test_housekeeping_logged_at_about_1hz(demo_run):
+    run = open_run(demo_run.path)
+    hk = run.housekeeping("mxc_temperature")
+    values = hk["value"].values
+    assert 3 <= len(values) <= 7
+    assert np.all((values > 0.005) & (values < 0.1))
+    assert np.all(np.diff(hk["t"].values) > 0.5e9)
+
+
+def test_safety_limit_refuses_before_sending(tmp_path):
+    session = StreamSession(load_station_config(DEMO), tmp_path, simulate=True)
+    from cryodaq.station import build_station, close_station
+    from sim_instruments.launcher import SimulatedStation
+
+    with SimulatedStation(session.config.simulation_dict()):
+        station = build_station(session.config)
+        try:
+            board = station.components["readout"]
+            before = board.tone_amplitudes()
+            with pytest.raises(SafetyLimitError, match=r"readout\.tone_amplitudes"):
+                board.tone_amplitudes(np.full(len(before), 0.5))
+            np.testing.assert_allclose(board.tone_amplitudes(), before)
+        finally:
+            close_station(station)
+
+
+def _wait_for_commits(out: Path, proc: subprocess.Popen, min_events: int, timeout: float = 60.0) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        runs = list(out.glob("*.zarr"))
+        if runs:
+            try:
+                run = open_run(runs[0])
+                if run.committed("events") >= min_events and run.committed("stream") > 0:
+                    return runs[0]
+            except Exception:  # the run is still being created
+                pass
+        time.sleep(0.2)
+    raise AssertionError("the run never committed data")
+
+
+def _cli(out: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "CRYODAQ_BACKEND": "numpy"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cryodaq", "run", str(DEMO), "--out", str(out), "-q", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+
+
+def test_killed_run_reads_back_to_last_commit(tmp_path):
+    proc = _cli(tmp_path, "--duration", "60")
+    try:
+        path = _wait_for_commits(tmp_path, proc, min_events=20)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        time.sleep(0.7)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    # the simulator process notices its parent died and exits (no orphan streaming on)
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    run = open_run(path)
+    assert run.stored_status == "running"
+    assert run.status == "crashed"  # detected by the reader, not written
+    events = run.events()
+    n = run.committed("events")
+    assert events.sizes["event"] == n >= 20
+    assert np.all(np.isfinite(events["amplitude"].values))
+    phase = run.stream("phase")["phase"].values
+    assert phase.shape[0] == run.committed("stream") and np.all(np.isfinite(phase))
+    assert open_run(path, mark_crashed=True).stored_status == "crashed"
+
+
+def test_ctrl_c_completes_the_run_as_interrupted(tmp_path):
+    proc = _cli(tmp_path)  # no duration: runs until interrupted
+    path = _wait_for_commits(tmp_path, proc, min_events=5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.strip().endswith(path.name)
+    run = open_run(path)
+    assert run.status == "complete"
+    assert run.attrs["interrupted"] is True
+    assert run.committed("events") >= 5
