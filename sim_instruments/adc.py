@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .mkid import Feedline
 from .noise import NoiseConfig, TLSNoise, WhiteNoise
 from .photons import PhotonConfig, PhotonTrains
+
+if TYPE_CHECKING:
+    from .world import World
 
 _LUT_BITS = 16
 _TURN = 1 << 64
@@ -71,7 +74,7 @@ class AdcStream:
     skipped samples.
     """
 
-    def __init__(self, world, stream_id: int) -> None:
+    def __init__(self, world: World, stream_id: int) -> None:
         cfg = world.config
         self._world = world
         self.fs = float(cfg.fs_hz)
@@ -182,7 +185,7 @@ class AdcStream:
         cos, sin = carrier.real, carrier.imag
 
         # detuning x = (f - fr(t))/fr(t) ≈ x0 - tls + rf*E*p  (|δ| << 1), per tone's own resonator
-        x = self._tls.take(first, n)[res]
+        x = self._tls.take(first, n, rows=res)
         np.subtract(c["x0"][:, None], x, out=x)
         pulses, active = self.photons.profile(first, n)
         pc = self._photon_cfg

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import queue
 import re
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -152,9 +154,14 @@ def _child_main(config: Mapping[str, Any], ready: Any, stop: Any) -> None:
     except BaseException as err:
         ready.put({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
         return
+    parent = mp.parent_process()
     try:
         ready.put({"ports": servers.ports, "line": servers.ready_line()})
-        stop.wait()
+        # Stop when asked, or when the parent died (a SIGKILLed run must not leave
+        # an orphan simulator streaming and holding its ports).
+        while not stop.wait(0.5):
+            if parent is not None and not parent.is_alive():
+                break
     finally:
         servers.stop()
 
@@ -182,12 +189,18 @@ class SimulatedStation:
         self._process = self._ctx.Process(target=_child_main, args=(self.config, ready, self._stop),
                                           name="sim_instruments", daemon=True)
         self._process.start()
-        try:
-            msg = ready.get(timeout=self.timeout_s)
-        except Exception:
-            self.stop()
-            raise RuntimeError(f"sim_instruments did not report ready within {self.timeout_s} s "
-                               f"(child exit code {self._process.exitcode})") from None
+        deadline = time.monotonic() + self.timeout_s
+        msg = None
+        while msg is None:
+            try:
+                msg = ready.get(timeout=0.2)
+            except queue.Empty:
+                exitcode = self._process.exitcode
+                if exitcode is not None or time.monotonic() > deadline:
+                    self.stop()
+                    why = (f"exited with code {exitcode} before reporting ready (see its stderr)"
+                           if exitcode is not None else f"did not report ready within {self.timeout_s} s")
+                    raise RuntimeError(f"sim_instruments child process {why}") from None
         if "error" in msg:
             self.stop()
             raise RuntimeError(f"sim_instruments failed to start: {msg['error']}\n{msg['traceback']}")

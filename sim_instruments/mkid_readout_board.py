@@ -39,7 +39,7 @@ import numpy as np
 
 from cryodaq.acquisition.packet import HEADER_SIZE, MAX_DATAGRAM, PacketHeader, encode
 
-from .adc import ReadoutState
+from .adc import AdcStream
 from .scpi import (
     ErrorQueue,
     ScpiError,
@@ -329,7 +329,7 @@ class MkidReadoutBoard:
         thread.join(timeout=5)
         self._stream_thread = None
 
-    def _stream_loop(self, adc, t0: float, t0_ns: int, n: int) -> None:
+    def _stream_loop(self, adc: AdcStream, t0: float, t0_ns: int, n: int) -> None:
         fs = float(self.world.config.fs_hz)
         seq = 0
         first = 0

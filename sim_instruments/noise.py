@@ -55,7 +55,12 @@ class WhiteNoise:
         return values
 
     def take(self, first: int, n: int) -> np.ndarray:
-        """Samples ``first .. first+n-1``."""
+        """Samples ``first .. first+n-1`` (a read-only view when they lie in one chunk)."""
+        c, off = divmod(first, self._chunk)
+        if off + n <= self._chunk:
+            view = self._chunk_values(c)[off : off + n]
+            view.flags.writeable = False
+            return view
         out = np.empty(n, dtype=np.float32)
         pos = 0
         while pos < n:
@@ -134,18 +139,23 @@ class TLSNoise:
         off = first - lo * self._chunk
         return joined[:, off : off + n]
 
-    def take(self, first_sample: int, n: int) -> np.ndarray:
-        """Fractional-frequency noise at samples ``first_sample ..`` as float32 (n_series, n)."""
+    def take(self, first_sample: int, n: int, rows: np.ndarray | None = None) -> np.ndarray:
+        """Fractional-frequency noise at samples ``first_sample ..`` as float32 (n_series, n).
+
+        ``rows`` selects (and orders) the series returned, e.g. one per tone.
+        """
+        n_rows = self._n if rows is None else len(rows)
         if not self.enabled:
-            return np.zeros((self._n, n), dtype=np.float32)
+            return np.zeros((n_rows, n), dtype=np.float32)
         d = self.decimation
         g0 = first_sample // d
         g1 = -(-(first_sample + n) // d)  # grid cells [g0, g1) cover the samples
-        grid = self.grid(g0, g1 - g0 + 1).astype(np.float32)
+        grid = self.grid(g0, g1 - g0 + 1)
+        grid = (grid if rows is None else grid[rows]).astype(np.float32)
         left = grid[:, :-1, None]
         slope = (grid[:, 1:] - grid[:, :-1])[:, :, None]
         frac = (np.arange(d, dtype=np.float32) / np.float32(d))[None, None, :]
-        cells = (left + slope * frac).reshape(self._n, -1)
+        cells = (left + slope * frac).reshape(n_rows, -1)
         off = first_sample - g0 * d
         return cells[:, off : off + n]
 

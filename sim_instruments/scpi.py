@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import deque
+from collections.abc import Iterable
 
 NO_ERROR = '0,"No error"'
 
@@ -83,6 +84,6 @@ def no_args(args: str, header: str) -> None:
         raise ScpiError(-108, f"Parameter not allowed; {header} takes no parameter")
 
 
-def fmt_floats(values) -> str:
+def fmt_floats(values: Iterable[float]) -> str:
     """Comma list of floats at repr precision (round-trips exactly)."""
     return ",".join(repr(float(v)) for v in values)
