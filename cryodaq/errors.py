@@ -47,3 +47,8 @@ class RunFormatError(CryodaqError, ValueError):
 
 class StorageFullError(CryodaqError, OSError):
     """The disk filled up during a run; data committed before it is intact."""
+
+
+class ImportFormatError(CryodaqError, ValueError):
+    """A file given to an importer is corrupt, truncated or not in the expected format: names the file
+    and the problem. Nothing is written when this is raised."""

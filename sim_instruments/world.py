@@ -98,6 +98,9 @@ class World:
         self._readout = self.default_readout_state()
         self._stream: AdcStream | None = None
         self._n_streams = 0
+        # Components between the feedline and the readout/VNA (a paramp, ...): each has
+        # ``s21(freqs_hz, input_power_dbm) -> complex``; see ``chain_s21``.
+        self.amplifiers: list[Any] = []
 
     # -- physics ---------------------------------------------------------------
     def temperature_k(self) -> float:
@@ -113,6 +116,15 @@ class World:
         """Complex S21 of the feedline at ``freqs_hz`` (no pulses, no noise): what a VNA sees."""
         t = self.temperature_k() if temperature_k is None else temperature_k
         return self.feedline.s21(np.asarray(freqs_hz, dtype=float), t)
+
+    def chain_s21(self, freqs_hz: np.ndarray, input_power_dbm: float = -100.0,
+                  temperature_k: float | None = None) -> np.ndarray:
+        """S21 through the whole cryogenic chain: feedline x every amplifier after it."""
+        freqs = np.asarray(freqs_hz, dtype=float)
+        s21 = self.feedline_s21(freqs, temperature_k)
+        for amp in self.amplifiers:
+            s21 = s21 * amp.s21(freqs, input_power_dbm)
+        return s21
 
     # -- readout chain (set by the board face) -----------------------------------------
     def default_readout_state(self) -> ReadoutState:

@@ -7,8 +7,20 @@ and returns that backend's arrays (events and designs are host numpy).
 from .ddc import ToneChannelizer, ToneDDC
 from .events import EventBatch, EventFlag, sample_index_to_utc_ns
 from .iq import IQCalibration, iq_to_dissipation, iq_to_phase
+from .iqcal import calibration_from_fit, fractional_frequency_shift
+from .iv import IVResult, analyze_iv
+from .optimal_filter import OptimalFilter, OptimalFilterResult, PulseTemplate, build_template
 from .pfb import PFBChannelizer
 from .psd import csd, welch_psd
+from .resonator import (
+    FoundResonators,
+    ResonatorFit,
+    ResonatorFitError,
+    circle_fit,
+    find_resonators,
+    fit_resonator,
+    resonator_model,
+)
 from .trigger import (
     AutoTrigger,
     EdgeTrigger,
@@ -19,6 +31,21 @@ from .trigger import (
 )
 
 __all__ = [
+    "FoundResonators",
+    "IVResult",
+    "OptimalFilter",
+    "OptimalFilterResult",
+    "PulseTemplate",
+    "ResonatorFit",
+    "ResonatorFitError",
+    "analyze_iv",
+    "build_template",
+    "calibration_from_fit",
+    "circle_fit",
+    "find_resonators",
+    "fit_resonator",
+    "fractional_frequency_shift",
+    "resonator_model",
     "AutoTrigger",
     "EdgeTrigger",
     "EventBatch",

@@ -107,11 +107,14 @@ class PFBChannelizer:
 
     # -- processing ----------------------------------------------------------------
     def channelize(self, x: Any) -> Any:
-        """One-shot channelization of ``x``; equal to a fresh object's ``process(x)``."""
-        fresh = PFBChannelizer(
-            self.n_channels, self.n_taps, self.oversampling, self._window, self.real_input, self.backend
-        )
-        return fresh.process(x)
+        """One-shot channelization of ``x``; equal to a fresh object's ``process(x)``.
+        The streaming state is left as it was."""
+        saved = (self.first_sample, self.frames_done, self._hist)
+        self.reset()
+        try:
+            return self.process(x)
+        finally:
+            self.first_sample, self.frames_done, self._hist = saved
 
     def process(self, block: Any) -> Any:
         """Append ``block`` (1-D) and return the newly completed frames, (n, n_bins) complex64."""
@@ -173,6 +176,7 @@ class PFBChannelizer:
         fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
         span = (chunk - 1) * self.hop + self.length
         local = threading.local()
+        direct = block.dtype == self._dtype and block.strides[0] == block.itemsize
 
         def work(f0: int) -> None:
             f1 = min(n_frames, f0 + chunk)
@@ -181,7 +185,11 @@ class PFBChannelizer:
                 scratch = local.scratch = np.empty(span, dtype=self._dtype)
             a = f0 * self.hop
             b = (f1 - 1) * self.hop + self.length
-            seg = self._region(block, a, b, scratch)
+            held = self._hist.shape[0]
+            if direct and a >= held:
+                seg = block[a - held : b - held]  # already float32/complex64: no copy
+            else:
+                seg = self._region(block, a, b, scratch)
             item = seg.itemsize
             frames = np.lib.stride_tricks.as_strided(
                 seg, shape=(f1 - f0, self.n_taps, self.n_channels),

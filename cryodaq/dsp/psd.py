@@ -24,7 +24,7 @@ def _segment_spectra(
     """Windowed, detrended segment FFTs: (..., n_seg, n_freq) and the density scale."""
     xp = backend.xp
     x = xp.asarray(x)
-    if not xp.issubdtype(x.dtype, xp.inexact):
+    if not np.issubdtype(x.dtype, np.inexact):
         x = x.astype(np.float64)
     x = xp.ascontiguousarray(xp.moveaxis(x, axis, -1))
     n = x.shape[-1]

@@ -31,6 +31,7 @@ from .detectors import (
     MatchedFilterDetector,
     ThresholdDetector,
     _Detector,
+    gather_rows,
     greedy_min_gap,
 )
 from .events import EventBatch, EventFlag
@@ -129,7 +130,6 @@ class _EventBuilder:
         if not ready.any():
             return self._empty()
         b = self.backend
-        xp = b.xp
         idx, ch = self._p_idx[ready], self._p_ch[ready]
         flags, real, look = self._p_flags[ready].copy(), self._p_real[ready], self._p_look[ready]
         keep = ~ready
@@ -138,18 +138,7 @@ class _EventBuilder:
 
         pos = (idx - self.pre)[:, None] + np.arange(self.span)  # global sample of each record point
         valid = pos < raw_end
-        h = self._hist.shape[0]
-        rel = pos - self._hist_start
-        in_hist = rel < h
-        ch_d = b.asarray(ch)[:, None]
-        if h:
-            from_hist = self._hist[b.asarray(np.clip(rel, 0, h - 1)), ch_d]
-        if x.shape[0]:
-            from_x = x[b.asarray(np.clip(rel - h, 0, x.shape[0] - 1)), ch_d]
-        if h and x.shape[0]:
-            snip = xp.where(b.asarray(in_hist), from_hist, from_x)
-        else:
-            snip = from_hist if h else from_x
+        snip = gather_rows(self._hist, x, pos - self._hist_start, ch[:, None], b)
         snip = b.to_numpy(snip).astype(np.float32)
         if truncate:
             snip[~valid] = np.nan

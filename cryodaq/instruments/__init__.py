@@ -5,5 +5,6 @@ are used through QCoDeS's own drivers, named by their qcodes path in station fil
 """
 
 from cryodaq.instruments.mkid_readout_board import MKIDReadoutBoard
+from cryodaq.instruments.streaming_board import StreamingBoard
 
-__all__ = ["MKIDReadoutBoard"]
+__all__ = ["MKIDReadoutBoard", "StreamingBoard"]

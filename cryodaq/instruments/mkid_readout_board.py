@@ -11,46 +11,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from qcodes.instrument import VisaInstrument
 from qcodes.parameters import Parameter
-from qcodes.validators import Arrays, Enum, Numbers, Strings
+from qcodes.validators import Arrays, Numbers
 
-from cryodaq.errors import InstrumentError
-
-
-def _parse_list(text: str) -> np.ndarray:
-    text = text.strip()
-    if not text:
-        return np.zeros(0)
-    return np.array([float(v) for v in text.split(",")])
+from cryodaq.instruments.streaming_board import StreamingBoard, parse_list
 
 
-def _format_list(values: Any) -> str:
-    return ",".join(repr(float(v)) for v in np.atleast_1d(np.asarray(values, dtype=float)))
-
-
-class MKIDReadoutBoard(VisaInstrument):
+class MKIDReadoutBoard(StreamingBoard):
     """A frequency-multiplexed MKID readout board.
 
     Parameters are in SI units: frequencies in Hz, attenuations in dB, tone
     amplitudes as a fraction of the DAC full scale, phases in rad.
     """
 
-    default_terminator = "\n"
-    default_timeout = 5.0
-
     def __init__(self, name: str, address: str, **kwargs: Any) -> None:
-        kwargs.setdefault("visalib", "@py")
         super().__init__(name, address, **kwargs)
-
-        self.sample_rate: Parameter = self.add_parameter(
-            "sample_rate", unit="Hz", label="ADC sample rate", get_cmd="ADC:RATE?", get_parser=float,
-            docstring="Sample rate of the real ADC stream.",
-        )
-        self.samples_per_packet: Parameter = self.add_parameter(
-            "samples_per_packet", get_cmd="STRM:PKTS?", get_parser=int,
-            docstring="Samples per stream in each UDP packet.",
-        )
         self.lo_frequency: Parameter = self.add_parameter(
             "lo_frequency", unit="Hz", label="LO frequency", get_cmd="LO:FREQ?", set_cmd="LO:FREQ {!r}",
             get_parser=float, set_parser=float, vals=Numbers(0, 20e9),
@@ -61,18 +36,18 @@ class MKIDReadoutBoard(VisaInstrument):
         )
         self.tone_frequencies: Parameter = self.add_parameter(
             "tone_frequencies", unit="Hz", label="tone frequencies", get_cmd="TONE:FREQ?",
-            set_cmd=lambda v: self._set_list("TONE:FREQ", v), get_parser=_parse_list,
+            set_cmd=lambda v: self._set_list("TONE:FREQ", v), get_parser=parse_list,
             vals=Arrays(min_value=0, max_value=20e9), snapshot_value=True,
             docstring="RF frequency of each readout tone.",
         )
         self.tone_amplitudes: Parameter = self.add_parameter(
             "tone_amplitudes", label="tone amplitudes", get_cmd="TONE:AMPL?",
-            set_cmd=lambda v: self._set_list("TONE:AMPL", v), get_parser=_parse_list,
+            set_cmd=lambda v: self._set_list("TONE:AMPL", v), get_parser=parse_list,
             vals=Arrays(min_value=0, max_value=1), docstring="Tone amplitude, fraction of DAC full scale.",
         )
         self.tone_phases: Parameter = self.add_parameter(
             "tone_phases", unit="rad", label="tone phases", get_cmd="TONE:PHAS?",
-            set_cmd=lambda v: self._set_list("TONE:PHAS", v), get_parser=_parse_list,
+            set_cmd=lambda v: self._set_list("TONE:PHAS", v), get_parser=parse_list,
             vals=Arrays(), docstring="Tone phase (chosen to keep the comb's crest factor low).",
         )
         self.dac_attenuation: Parameter = self.add_parameter(
@@ -83,38 +58,7 @@ class MKIDReadoutBoard(VisaInstrument):
             "adc_attenuation", unit="dB", label="ADC attenuation", get_cmd="ATT:ADC?", set_cmd="ATT:ADC {}",
             get_parser=float, vals=Numbers(0, 31.75), docstring="Input attenuator in front of the ADC.",
         )
-        self.stream_destination: Parameter = self.add_parameter(
-            "stream_destination", label="UDP destination host,port", get_cmd="STRM:DEST?",
-            set_cmd="STRM:DEST {}", vals=Strings(), docstring="Where the board sends its UDP packets.",
-        )
-        self.streaming: Parameter = self.add_parameter(
-            "streaming", get_cmd="STRM:STAT?", set_cmd="STRM:STAT {}",
-            val_mapping={True: 1, False: 0}, vals=Enum(True, False), docstring="Whether the board streams.",
-        )
         self.connect_message()
-
-    def _set_list(self, command: str, values: Any) -> None:
-        self.write(f"{command} {_format_list(values)}")
-
-    def check_errors(self) -> None:
-        """Raise InstrumentError if the board reports a command error."""
-        reply = self.ask("SYST:ERR?").strip()
-        code, _, message = reply.partition(",")
-        try:
-            ok = int(code) == 0
-        except ValueError:
-            raise InstrumentError(self.name, self.address, f"unreadable error-queue reply {reply!r}") from None
-        if not ok:
-            raise InstrumentError(self.name, self.address, f"reported error {reply}")
-
-    def start_stream(self, host: str, port: int) -> None:
-        """Send the UDP stream to ``host:port`` and start it."""
-        self.stream_destination(f"{host},{int(port)}")
-        self.streaming(True)
-        self.check_errors()
-
-    def stop_stream(self) -> None:
-        self.streaming(False)
 
     def tone_if_frequencies(self) -> np.ndarray:
         """Tone frequencies as the ADC sees them (RF - LO), in Hz."""

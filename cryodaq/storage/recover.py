@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cryodaq.storage.catalog import update_catalog
 from cryodaq.storage.format import RunStatus
 from cryodaq.storage.info import RunInfo, summarize
 from cryodaq.storage.reader import open_run
@@ -15,7 +16,7 @@ def recover_run(path: str | Path) -> RunInfo:
     Data is left as it is: readers already stop at the committed lengths, so nothing is
     trimmed. The only files removed are the ``*.partial`` temporaries zarr's LocalStore
     leaves when a write is killed before its rename (never part of the run's data).
-    A run whose writer is still alive is left untouched.
+    A run whose writer is still alive is left untouched. The catalog of the run's folder is updated.
     """
     before = open_run(path)
     was_running = before.stored_status is RunStatus.RUNNING
@@ -28,6 +29,7 @@ def recover_run(path: str | Path) -> RunInfo:
             p.unlink()
         if leftovers:
             notes.append(f"removed {len(leftovers)} temporary *.partial file(s) of interrupted writes")
+        update_catalog(run.path)  # best effort: the catalog of the run's folder now says crashed
     elif was_running:
         notes.append("left as is: the writer is still alive")
     info = summarize(run)

@@ -14,7 +14,7 @@ import platform
 import secrets
 import threading
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
@@ -31,6 +31,7 @@ import cryodaq
 from cryodaq.errors import StorageFullError
 from cryodaq.storage._append import AppendGroup, WriteFailure
 from cryodaq.storage._liveness import utc_now_iso, writer_identity
+from cryodaq.storage.catalog import clean_tags, update_catalog
 from cryodaq.storage.format import (
     CHANNEL,
     EVENT,
@@ -112,8 +113,9 @@ def default_run_id(station_name: str) -> str:
 class RunWriter:
     """Writes one run directory ``<out_dir>/<run_id>.zarr``. Create with :meth:`create`."""
 
-    def __init__(self, path: Path, root: zarr.Group, meta: dict[str, Any]) -> None:
+    def __init__(self, path: Path, root: zarr.Group, meta: dict[str, Any], *, catalog: bool = True) -> None:
         self.path = path
+        self._catalog = catalog
         self._store = root.store
         self._root = root
         self._meta = meta
@@ -141,9 +143,17 @@ class RunWriter:
         config: dict[str, Any],
         run_id: str | None = None,
         clock: dict[str, Any] | None = None,
+        tags: Iterable[str] = (),
+        catalog: bool = True,
     ) -> RunWriter:
-        """Create ``out_dir/<run_id>.zarr`` with status 'running' and the run metadata in root attrs."""
+        """Create ``out_dir/<run_id>.zarr`` with status 'running' and the run metadata in root attrs.
+
+        ``tags`` are stored in the run's attrs and in the catalog. With ``catalog`` (default) the run
+        is registered in ``out_dir/catalog.sqlite`` now and updated when it ends (best effort: a catalog
+        failure logs a warning and never stops the run).
+        """
         kind = RunKind(kind).value
+        tags = clean_tags(tags)
         run_id = run_id or default_run_id(station_name)
         check_name(run_id, "run id")
         out_dir = Path(out_dir)
@@ -165,16 +175,20 @@ class RunWriter:
             "config": _jsonable(config),
             "software": _software(),
             "clock": _jsonable(clock) if clock else {"source": "host system clock", "uncertainty_s": None},
+            "tags": tags,
             **writer_identity(),
             "heartbeat": now,
         }
         try:
             root = zarr.open_group(LocalStore(path), mode="w-", zarr_format=3, attributes={ROOT_ATTR: meta})
-            return cls(path, root, meta)
+            writer = cls(path, root, meta, catalog=catalog)
         except WriteFailure as exc:
             raise _converted(path, exc.key, exc.cause) from exc.cause
         except OSError as exc:
             raise _converted(path, "zarr.json", exc) from exc
+        if catalog:
+            update_catalog(path)
+        return writer
 
     def _setup_columns(self) -> None:
         for name, (dtype, fill, units) in EVENT_COLUMNS.items():
@@ -465,6 +479,8 @@ class RunWriter:
             warnings.filterwarnings("ignore", category=ZarrUserWarning, message=".*[Cc]onsolidated metadata.*")
             self._guarded(lambda: zarr.consolidate_metadata(self._store), "zarr.json")
         self._closed = True
+        if self._catalog:
+            update_catalog(self.path)
 
     @_locked
     def update_attrs(self, **fields: Any) -> None:
@@ -530,6 +546,8 @@ class RunWriter:
             self._write_meta()
         except OSError as exc:  # best effort only: a reader will then see a dead 'running' run, i.e. crashed
             log.error("could not mark %s aborted: %s", self.path, exc)
+        if self._catalog:
+            update_catalog(self.path)
 
 
 def _converted(path: Path, key: str, cause: OSError) -> OSError:

@@ -7,7 +7,7 @@ import pytest
 
 from cryodaq.backend import gpu_available, numpy_backend
 from cryodaq.dsp import PFBChannelizer
-from cryodaq.dsp._window import design_prototype, prototype_response
+from cryodaq.dsp._window import prototype_response
 
 M = 64
 FS = 2.048e6

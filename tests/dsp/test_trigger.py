@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryodaq.backend import gpu_available
+from cryodaq.backend import gpu_available, numpy_backend
 from cryodaq.dsp import (
     AutoTrigger,
     EdgeTrigger,
@@ -16,6 +16,7 @@ from cryodaq.dsp import (
     ThresholdTrigger,
     sample_index_to_utc_ns,
 )
+from cryodaq.dsp.detectors import MatchedFilterDetector, nonzero_2d
 
 PRE = 20
 
@@ -217,3 +218,30 @@ def test_gpu_triggers_match_numpy() -> None:
         ref = _run(make(), x, [4096] * 10)
         got = _run(make(backend=gpu), gpu.asarray(x), [4096] * 10)
         _same(got, ref)
+
+
+def test_overlap_save_equals_direct_correlation() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(5000, 3)).astype(np.float32)
+    for workers in (None, 2):
+        det = MatchedFilterDetector(_template(), threshold=1.0, template_presamples=PRE, fft_size=512,
+                                    backend=numpy_backend(fft_workers=workers))
+        ref = np.stack([np.correlate(x[:, c], det.filter, "valid") for c in range(3)], axis=1)
+        assert np.allclose(det.filter_block(x[:0], x), ref, atol=1e-5)
+        # History + block, with the split inside the first segment and at odd places.
+        for split in (1, 150, 199, 777):
+            assert np.allclose(det.filter_block(x[:split], x[split:]), ref, atol=1e-5)
+    # The filter is scaled so that a pulse A*template peaks at A.
+    assert float(det.filter @ (7.0 * _template())) == pytest.approx(7.0)
+    mask = rng.random((1001, 7)) < 0.01
+    r, c = nonzero_2d(mask, numpy_backend())
+    r2, c2 = np.nonzero(mask)
+    assert np.array_equal(r, r2) and np.array_equal(c, c2)
+
+
+def test_threaded_edge_trigger_matches_single() -> None:
+    x = _stream(30_000, {0: [5000, 20_000], 2: [9000]}, amp=30.0, n_ch=3)
+    one = _run(_edge(), x, [30_000])
+    two = _run(_edge(backend=numpy_backend(fft_workers=2)), x, [4096] * 8)
+    _same(two, one)
+    assert len(one) == 3

@@ -1,0 +1,82 @@
+"""Base qcodes driver for readout boards that stream UDP sample packets.
+
+Control is a SCPI-like text protocol over TCP (``TCPIP0::host::port::SOCKET``);
+data are UDP datagrams in the format of :mod:`cryodaq.acquisition.packet`
+(docs/readout-stream.md). The MKID and TES readout boards share this part.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qcodes.instrument import VisaInstrument
+from qcodes.parameters import Parameter
+from qcodes.validators import Enum, Strings
+
+from cryodaq.errors import InstrumentError
+
+
+def parse_list(text: str) -> np.ndarray:
+    text = text.strip()
+    if not text:
+        return np.zeros(0)
+    return np.array([float(v) for v in text.split(",")])
+
+
+def format_list(values: Any) -> str:
+    return ",".join(repr(float(v)) for v in np.atleast_1d(np.asarray(values, dtype=float)))
+
+
+class StreamingBoard(VisaInstrument):
+    """Base of readout boards that stream UDP packets (docs/readout-stream.md).
+
+    Holds what every streaming board shares: sample rate, packet size, the UDP
+    destination and stream start/stop, and the SCPI error queue.
+    """
+
+    default_terminator = "\n"
+    default_timeout = 5.0
+
+    def __init__(self, name: str, address: str, **kwargs: Any) -> None:
+        kwargs.setdefault("visalib", "@py")
+        super().__init__(name, address, **kwargs)
+        self.sample_rate: Parameter = self.add_parameter(
+            "sample_rate", unit="Hz", label="sample rate", get_cmd="ADC:RATE?", get_parser=float,
+            docstring="Sample rate of each streamed channel.",
+        )
+        self.samples_per_packet: Parameter = self.add_parameter(
+            "samples_per_packet", get_cmd="STRM:PKTS?", get_parser=int,
+            docstring="Samples per stream in each UDP packet.",
+        )
+        self.stream_destination: Parameter = self.add_parameter(
+            "stream_destination", label="UDP destination host,port", get_cmd="STRM:DEST?",
+            set_cmd="STRM:DEST {}", vals=Strings(), docstring="Where the board sends its UDP packets.",
+        )
+        self.streaming: Parameter = self.add_parameter(
+            "streaming", get_cmd="STRM:STAT?", set_cmd="STRM:STAT {}",
+            val_mapping={True: 1, False: 0}, vals=Enum(True, False), docstring="Whether the board streams.",
+        )
+
+    def _set_list(self, command: str, values: Any) -> None:
+        self.write(f"{command} {format_list(values)}")
+
+    def check_errors(self) -> None:
+        """Raise InstrumentError if the board reports a command error."""
+        reply = self.ask("SYST:ERR?").strip()
+        code, _, message = reply.partition(",")
+        try:
+            ok = int(code) == 0
+        except ValueError:
+            raise InstrumentError(self.name, self.address, f"unreadable error-queue reply {reply!r}") from None
+        if not ok:
+            raise InstrumentError(self.name, self.address, f"reported error {reply}")
+
+    def start_stream(self, host: str, port: int) -> None:
+        """Send the UDP stream to ``host:port`` and start it."""
+        self.stream_destination(f"{host},{int(port)}")
+        self.streaming(True)
+        self.check_errors()
+
+    def stop_stream(self) -> None:
+        self.streaming(False)
