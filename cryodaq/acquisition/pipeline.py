@@ -30,13 +30,14 @@ _NOISE_ESTIMATE_S = 0.25
 
 @dataclass
 class PipelineOutput:
-    """What one block produced: phase timestreams and the events found in them."""
+    """What one block produced: timestreams and the events found in them."""
 
-    phase: np.ndarray  # (n, n_tones) float32, rad
-    sample_index: np.ndarray  # (n,) int64, ADC sample index of each phase sample
+    data: np.ndarray  # (n, n_channels) float32 timestream: phase in rad for MKIDs
+    sample_index: np.ndarray  # (n,) int64, ADC sample index of each sample
     t_ns: np.ndarray  # (n,) int64, UTC ns
     events: EventBatch  # sample_index in ADC samples
     event_t_ns: np.ndarray  # (n_events,) int64 UTC ns
+    iq: np.ndarray | None = None  # (n, n_tones) complex64 before calibration, for IQ-plane displays
 
     def event_columns(self) -> dict[str, np.ndarray]:
         """The events as columns of the run format's ``events/`` group."""
@@ -64,6 +65,9 @@ class MKIDPipeline:
     so a stored run can be reprocessed with exactly the same settings.
     """
 
+    stream_name = "phase"
+    units = "rad"
+
     def __init__(
         self,
         config: PipelineConfig,
@@ -71,6 +75,7 @@ class MKIDPipeline:
         fs: float,
         tone_if_hz: np.ndarray,
         backend: Backend | None = None,
+        channel_coords: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.config = config
         self.backend = backend or numpy_backend()
@@ -81,6 +86,9 @@ class MKIDPipeline:
             config.oversampling, backend=self.backend, window=config.window,
         )
         self.output_rate = float(self.channelizer.output_rate)
+        n = len(self.tone_if_hz)
+        self.channel_coords = {"channel": np.arange(n, dtype=np.int32), "tone_if_hz": self.tone_if_hz,
+                               **(channel_coords or {})}
         self.calibration: IQCalibration | None = None
         self.thresholds: np.ndarray | None = None
         self.trigger: ThresholdTrigger | None = None
@@ -150,7 +158,7 @@ class MKIDPipeline:
         assert self.calibration is not None and self.trigger is not None
         phase = self.backend.to_numpy(self.calibration.phase(iq, backend=self.backend)).astype(np.float32)
         events = self._events_to_adc(self.trigger.process(phase, k0))
-        return PipelineOutput(phase, idx, t_ns, events, self.t_ns_of(events.sample_index))
+        return PipelineOutput(phase, idx, t_ns, events, self.t_ns_of(events.sample_index), iq)
 
     def _flush_events(self) -> list[PipelineOutput]:
         if self.trigger is None:
@@ -183,6 +191,15 @@ class MKIDPipeline:
             out["radius"] = self.calibration.radius.tolist()
             out["trigger_threshold_rad"] = self.thresholds.tolist()
         return out
+
+
+def pipeline_for_board(config: PipelineConfig, board: Any, backend: Backend | None = None) -> MKIDPipeline:
+    """The pipeline for the readout board a station streams from, set up from the board's state."""
+    fs = float(board.sample_rate())
+    tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
+    tone_if = tones_rf - float(board.lo_frequency())
+    return MKIDPipeline(config, fs=fs, tone_if_hz=tone_if, backend=backend,
+                        channel_coords={"tone_frequency_hz": tones_rf})
 
 
 def make_trigger(config: PipelineConfig, thresholds: np.ndarray, rate: float, backend: Backend) -> ThresholdTrigger:

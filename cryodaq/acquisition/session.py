@@ -28,15 +28,15 @@ from typing import Any
 import numpy as np
 from qcodes.station import Station
 
-from cryodaq.acquisition.pipeline import MKIDPipeline, PipelineOutput
-from cryodaq.acquisition.receiver import Block, Gap, UDPReceiver
+from cryodaq.acquisition.pipeline import MKIDPipeline, PipelineOutput, pipeline_for_board
+from cryodaq.acquisition.receiver import UDPReceiver
+from cryodaq.acquisition.sinks import RunWriterSink, Sink, StreamInfo
+from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, get_backend
 from cryodaq.station import StationConfig, build_station, close_station, resolve_parameter
 from cryodaq.storage import RunWriter
 
 log = logging.getLogger(__name__)
-
-_COMMIT_EVERY_S = 1.0
 
 
 @dataclass
@@ -100,6 +100,7 @@ class StreamSession:
         simulate: bool | None = None,
         backend: Backend | None = None,
         run_id: str | None = None,
+        sinks: list[Sink] | None = None,
     ) -> None:
         self.simulate = config.simulation.enabled if simulate is None else simulate
         if self.simulate and config.simulation.auto_ports:
@@ -110,6 +111,7 @@ class StreamSession:
         self.run_id = run_id
         self.stats = SessionStats()
         self.writer: RunWriter | None = None
+        self.sinks: list[Sink] = list(sinks or [])  # the run writer is added first when the run starts
         self.station: Station | None = None
         self._stop = threading.Event()
         self._error: BaseException | None = None
@@ -138,30 +140,34 @@ class StreamSession:
             self.station = build_station(self.config)
             stack.callback(close_station, self.station)
             board = self.station.components[self.config.readout.instrument]
-            fs = float(board.sample_rate())
-            tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
-            tone_if = tones_rf - float(board.lo_frequency())
-            pipeline = MKIDPipeline(self.config.pipeline, fs=fs, tone_if_hz=tone_if, backend=self.backend)
-            self.stats.events_per_channel = np.zeros(len(tone_if), np.int64)
+            pipeline = pipeline_for_board(self.config.pipeline, board, self.backend)
+            self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
             receiver = UDPReceiver(
                 self.config.readout.data_host, self.config.readout.data_port,
                 packets_per_block=self.config.pipeline.block_packets,
                 queue_blocks=self.config.pipeline.queue_blocks,
             ).start()
-            self.writer = writer = RunWriter.create(
+            stack.callback(receiver.stop)
+            self.writer = RunWriter.create(
                 self.out_dir, kind="stream", station_name=self.config.name,
-                station_snapshot=self.station.snapshot(update=True), config=self._run_config(fs),
+                station_snapshot=self.station.snapshot(update=True), config=self._run_config(pipeline.fs),
                 run_id=self.run_id,
             )
-            if self.config.pipeline.store_stream:
-                writer.declare_stream(
-                    "phase", n_channels=len(tone_if), dtype="float32", sample_rate_hz=pipeline.output_rate,
-                    units="rad",
-                    channel_coords={"channel": np.arange(len(tone_if), dtype=np.int32),
-                                    "tone_frequency_hz": tones_rf, "tone_if_hz": tone_if},
-                )
-            processing = threading.Thread(target=self._guard(self._process_loop), args=(receiver, pipeline),
-                                          name="cryodaq-pipeline", daemon=True)
+            self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream)
+            self.sinks.insert(0, self._writer_sink)
+            info = StreamInfo(
+                station=self.config.name, stream=pipeline.stream_name, units=pipeline.units,
+                output_rate_hz=pipeline.output_rate, adc_rate_hz=pipeline.fs,
+                channel_coords=pipeline.channel_coords, run_path=str(self.writer.path),
+            )
+            for sink in self.sinks:
+                sink.start(info)
+            spectra = SpectrumMonitor(pipeline.output_rate, info.n_channels, units=f"{pipeline.units}^2/Hz",
+                                      backend=self.backend,
+                                      nperseg=self.config.pipeline.psd_nperseg,
+                                      interval_s=self.config.pipeline.psd_interval_s)
+            processing = threading.Thread(target=self._guard(self._process_loop),
+                                          args=(receiver, pipeline, spectra), name="cryodaq-pipeline", daemon=True)
             housekeeping = threading.Thread(target=self._guard(self._housekeeping_loop),
                                             name="cryodaq-housekeeping", daemon=True)
             self._threads = [processing, housekeeping]
@@ -176,7 +182,7 @@ class StreamSession:
             finally:
                 self._shutdown(board, receiver)
             reason = self._close_run(pipeline, interrupted)
-            summary = RunSummary(writer.path, "aborted" if self._error else "complete", interrupted,
+            summary = RunSummary(self.writer.path, "aborted" if self._error else "complete", interrupted,
                                  self.stats.elapsed, self.stats)
             if on_progress:
                 on_progress(self)
@@ -218,6 +224,7 @@ class StreamSession:
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             self._update_receiver_stats(receiver)
+            self._emit("status", self.stats)
             if on_progress:
                 on_progress(self)
             self._stop.wait(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
@@ -241,55 +248,49 @@ class StreamSession:
         self._update_receiver_stats(receiver)
 
     def _close_run(self, pipeline: MKIDPipeline, interrupted: bool) -> str:
-        assert self.writer is not None
-        if self._error is not None:
-            self.writer.abort(self._error)
-            return f"aborted: {self._error}"
-        self.writer.update_attrs(pipeline_calibration=pipeline.calibration_attrs())
-        reason = "interrupted by the user" if interrupted else "duration reached"
-        self.writer.close("complete", interrupted=interrupted, end_reason=reason)
+        if self._error is None:
+            self._writer_sink.annotate(pipeline_calibration=pipeline.calibration_attrs())
+        reason = (f"aborted: {self._error}" if self._error is not None
+                  else "interrupted by the user" if interrupted else "duration reached")
+        for sink in self.sinks:
+            try:
+                sink.close(interrupted=interrupted, reason=reason, error=self._error)
+            except Exception as exc:  # one sink failing must not keep the others from closing
+                log.error("closing sink %r failed: %s", sink, exc)
+                self._error = self._error or exc
         return reason
 
-    def _process_loop(self, receiver: UDPReceiver, pipeline: MKIDPipeline) -> None:
-        assert self.writer is not None
-        last_commit = time.monotonic()
+    def _process_loop(self, receiver: UDPReceiver, pipeline: MKIDPipeline, spectra: SpectrumMonitor) -> None:
         while True:
             block = receiver.blocks.get()
             if block is None:
                 break
-            self._write_gaps(block)
-            self._write(pipeline.process(block))
-            if time.monotonic() - last_commit >= _COMMIT_EVERY_S:
-                self.writer.commit()
-                last_commit = time.monotonic()
-        self._write(pipeline.finish())
-        self.writer.commit()
+            for gap in block.gaps:
+                self._emit("gap", gap)
+                self.stats.gaps += 1
+                self.stats.samples_lost += gap.n_samples
+            if not block.continuous:
+                spectra.reset()
+            self._handle(pipeline.process(block), spectra)
+        self._handle(pipeline.finish(), spectra)
 
-    def _write_gaps(self, block: Block) -> None:
-        assert self.writer is not None
-        for gap in block.gaps:
-            self._record_gap(gap)
-
-    def _record_gap(self, gap: Gap) -> None:
-        assert self.writer is not None
-        self.writer.append_gap(gap.first_sample, gap.n_samples, gap.t_ns, gap.cause, gap.detail)
-        self.stats.gaps += 1
-        self.stats.samples_lost += gap.n_samples
-
-    def _write(self, outputs: list[PipelineOutput]) -> None:
-        assert self.writer is not None
-        pipeline_events = 0
+    def _handle(self, outputs: list[PipelineOutput], spectra: SpectrumMonitor) -> None:
         for out in outputs:
-            if self.config.pipeline.store_stream and len(out.sample_index):
-                self.writer.append_stream("phase", out.phase, out.sample_index, out.t_ns)
+            self._emit("output", out)
             if len(out.events):
-                self.writer.append_events(out.event_columns())
-                np.add.at(self.stats.events_per_channel, np.asarray(out.events.channel), 1)
-                pipeline_events += len(out.events)
-        self.stats.events += pipeline_events
+                np.add.at(self.stats.events_per_channel, out.events.channel, 1)
+                self.stats.events += len(out.events)
+            snapshot = spectra.push(out.data, out.t_ns)
+            if snapshot is not None:
+                t_ns, freq, psd = snapshot
+                self._emit("spectrum", t_ns, freq, psd, spectra.units)
+
+    def _emit(self, method: str, *args: Any) -> None:
+        for sink in self.sinks:
+            getattr(sink, method)(*args)
 
     def _housekeeping_loop(self) -> None:
-        assert self.station is not None and self.writer is not None
+        assert self.station is not None
         hk = self.config.housekeeping
         params = {
             name: resolve_parameter(self.station, path, file=str(self.config.path),
@@ -305,8 +306,7 @@ class StreamSession:
                     self.stats.housekeeping_errors += 1
                     log.warning("housekeeping %s (%s) failed: %s", name, param.full_name, exc)
                     continue
-                t_ns = time.time_ns()
-                self.writer.append_housekeeping(name, np.array([t_ns]), np.array([value]), param.unit or "")
+                self._emit("housekeeping", name, time.time_ns(), value, param.unit or "")
                 self.stats.housekeeping[name] = value
             next_t += hk.interval_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))

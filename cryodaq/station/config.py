@@ -113,6 +113,8 @@ class PipelineConfig:
     block_packets: int = 8
     queue_blocks: int = 256
     store_stream: bool = True
+    psd_nperseg: int = 1024
+    psd_interval_s: float = 2.0
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
 
     def as_dict(self) -> dict[str, Any]:
@@ -335,6 +337,8 @@ def _pipeline(sec: _Section) -> PipelineConfig:
         block_packets=sec.get("block_packets", "posint", d.block_packets),
         queue_blocks=sec.get("queue_blocks", "posint", d.queue_blocks),
         store_stream=sec.get("store_stream", "bool", d.store_stream),
+        psd_nperseg=sec.get("psd_nperseg", "pow2", d.psd_nperseg),
+        psd_interval_s=sec.get("psd_interval_s", "posnum", d.psd_interval_s),
         trigger=trigger,
     )
     sec.finish()

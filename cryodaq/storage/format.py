@@ -17,6 +17,7 @@ ROOT_ATTR = "cryodaq"  # root attrs key holding the run metadata dict
 COMMITTED_ATTR = "committed"  # group attr: rows of the append dimension that readers may trust
 
 STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS = "stream", "events", "spectra", "housekeeping", "gaps"
+SWEEPS, SWEEP_DONE = "sweeps", "done"  # sweeps/<name>/ groups and their done mask
 
 # Dimension names (zarr v3 ``dimension_names``, which xarray reads).
 TIME, CHANNEL, EVENT, SAMPLE, UPDATE, FREQ, GAP = "time", "channel", "event", "sample", "update", "freq", "gap"

@@ -48,6 +48,8 @@ from cryodaq.storage.format import (
     SAMPLE,
     SPECTRA,
     STREAM,
+    SWEEP_DONE,
+    SWEEPS,
     T_ATTRS,
     TIME,
     UPDATE,
@@ -437,6 +439,55 @@ class RunWriter:
         sp.add_array("psd", "float32", chunk_rows=1, trailing=(n_channels, len(freq)), trailing_dims=(CHANNEL, FREQ),
                      compressors=column_compressors(), attributes={"units": units, "coordinates": "t"})
         return sp
+
+    # ------------------------------------------------------------------- sweeps
+    @_locked
+    def write_sweep(
+        self,
+        name: str,
+        coords: Mapping[str, Any],
+        data: Mapping[str, Any],
+        *,
+        attrs: Mapping[str, Any] | None = None,
+        array_attrs: Mapping[str, Mapping[str, Any]] | None = None,
+        done: Any = None,
+    ) -> None:
+        """Write a finished sweep to ``sweeps/<name>/`` in one go (e.g. an imported VNA trace).
+
+        ``coords`` maps each sweep axis, in order, to its 1-D values (the dimension takes the
+        coordinate's name, e.g. ``frequency`` in Hz); every ``data`` array has the shape of the axes
+        in that order. ``done`` (bool, same shape; default all True) is the mask of measured points.
+        ``array_attrs`` maps array names to their attrs (e.g. ``{"frequency": {"units": "Hz"}}``).
+        """
+        self._check_open()
+        check_name(name, "sweep")
+        axes = {check_name(k, "sweep axis"): np.asarray(v) for k, v in coords.items()}
+        if not axes or any(v.ndim != 1 for v in axes.values()):
+            raise ValueError(f"sweep {name!r}: coords must map each axis to 1-D values, got "
+                             f"{ {k: v.shape for k, v in axes.items()} }")
+        shape = tuple(len(v) for v in axes.values())
+        arrays = {check_name(k, "sweep array"): np.asarray(v) for k, v in data.items()}
+        arrays[SWEEP_DONE] = np.ones(shape, bool) if done is None else np.asarray(done, dtype=bool)
+        bad = {k: v.shape for k, v in arrays.items() if v.shape != shape}
+        clash = set(arrays) & set(axes)
+        if bad or clash:
+            raise ValueError(f"sweep {name!r}: arrays must have the axes' shape {shape} and other names than the "
+                             f"axes {list(axes)}; got shapes {bad}, clashing names {sorted(clash)}")
+        extra = dict(array_attrs or {})
+
+        def write() -> None:
+            top = self._root[SWEEPS] if SWEEPS in self._root else self._root.create_group(SWEEPS)
+            if name in top:
+                raise ValueError(f"sweep {name!r} already exists in {self.path}/{SWEEPS}")
+            grp = top.create_group(name, attributes={"axes": list(axes), **_jsonable(dict(attrs or {}))})
+            for key, val in [*axes.items(), *arrays.items()]:
+                dims = (key,) if key in axes else tuple(axes)
+                arr = grp.create_array(key, shape=val.shape, dtype=val.dtype if val.dtype.kind not in "OUT" else str,
+                                       compressors=column_compressors(), dimension_names=dims,
+                                       attributes=_jsonable(dict(extra.get(key, {}))))
+                arr[...] = val
+
+        self._guarded(write, f"{SWEEPS}/{name}")
 
     # ------------------------------------------------------------ commit / close
     def _groups(self) -> list[AppendGroup]:

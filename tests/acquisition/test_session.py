@@ -170,3 +170,12 @@ def test_ctrl_c_completes_the_run_as_interrupted(tmp_path):
     assert run.status == "complete"
     assert run.attrs["interrupted"] is True
     assert run.committed("events") >= 5
+
+
+def test_noise_spectra_snapshots_are_stored(demo_run):
+    spectra = open_run(demo_run.path).spectra()
+    psd = spectra["psd"].values
+    assert psd.shape[0] >= 1 and psd.shape[1] == 8
+    assert np.all(np.isfinite(psd)) and np.all(psd[:, :, 1:] > 0)
+    freq = spectra["freq"].values
+    assert freq[0] == 0 and freq[-1] == pytest.approx(8000.0)

@@ -1,0 +1,107 @@
+"""Where a streaming session's results go: the Zarr run writer, the live publisher, ...
+
+A session hands every result to each of its sinks. Sinks are called from the
+session's threads (pipeline, housekeeping, and the caller's thread for status),
+so a sink must be thread-safe and must not block for long: a slow sink slows
+the pipeline, and a full pipeline drops data.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from cryodaq.acquisition.pipeline import PipelineOutput
+from cryodaq.acquisition.receiver import Gap
+
+if TYPE_CHECKING:
+    from cryodaq.acquisition.session import SessionStats
+    from cryodaq.storage import RunWriter
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the session streams: names, units and rates every sink needs up front."""
+
+    station: str
+    stream: str  # name of the stored timestream variable, e.g. "phase"
+    units: str
+    output_rate_hz: float
+    adc_rate_hz: float
+    channel_coords: dict[str, np.ndarray] = field(default_factory=dict)  # "channel" + per-channel metadata
+    run_path: str | None = None
+
+    @property
+    def n_channels(self) -> int:
+        return int(len(self.channel_coords["channel"]))
+
+
+class Sink(Protocol):
+    """Receives a session's results. Every method is optional to act on, but must exist."""
+
+    def start(self, info: StreamInfo) -> None: ...
+
+    def output(self, out: PipelineOutput) -> None: ...
+
+    def gap(self, gap: Gap) -> None: ...
+
+    def housekeeping(self, name: str, t_ns: int, value: float, unit: str) -> None: ...
+
+    def spectrum(self, t_ns: int, freq: np.ndarray, psd: np.ndarray, units: str) -> None: ...
+
+    def status(self, stats: SessionStats) -> None: ...
+
+    def close(self, *, interrupted: bool, reason: str, error: BaseException | None) -> None: ...
+
+
+class RunWriterSink:
+    """Stores a session in a Zarr run (``cryodaq.storage``); commits about once a second."""
+
+    def __init__(self, writer: RunWriter, *, store_stream: bool, commit_every_s: float = 1.0) -> None:
+        self.writer = writer
+        self.store_stream = store_stream
+        self.commit_every_s = commit_every_s
+        self._last_commit = time.monotonic()
+        self._stream = ""
+
+    def start(self, info: StreamInfo) -> None:
+        self._stream = info.stream
+        if self.store_stream:
+            self.writer.declare_stream(
+                info.stream, n_channels=info.n_channels, dtype="float32", sample_rate_hz=info.output_rate_hz,
+                units=info.units, channel_coords=info.channel_coords,
+            )
+
+    def output(self, out: PipelineOutput) -> None:
+        if self.store_stream and len(out.sample_index):
+            self.writer.append_stream(self._stream, out.data, out.sample_index, out.t_ns)
+        if len(out.events):
+            self.writer.append_events(out.event_columns())
+        if time.monotonic() - self._last_commit >= self.commit_every_s:
+            self.writer.commit()
+            self._last_commit = time.monotonic()
+
+    def gap(self, gap: Gap) -> None:
+        self.writer.append_gap(gap.first_sample, gap.n_samples, gap.t_ns, gap.cause, gap.detail)
+
+    def housekeeping(self, name: str, t_ns: int, value: float, unit: str) -> None:
+        self.writer.append_housekeeping(name, np.array([t_ns]), np.array([value]), unit)
+
+    def spectrum(self, t_ns: int, freq: np.ndarray, psd: np.ndarray, units: str) -> None:
+        self.writer.append_spectrum(t_ns, freq, psd, units=units)
+
+    def status(self, stats: SessionStats) -> None:
+        """Nothing to do: counters are summarised from the stored data."""
+
+    def close(self, *, interrupted: bool, reason: str, error: BaseException | None) -> None:
+        if error is not None:
+            self.writer.abort(error)
+        else:
+            self.writer.close("complete", interrupted=interrupted, end_reason=reason)
+
+    def annotate(self, **attrs: Any) -> None:
+        """Record facts learnt while running (e.g. the pipeline's calibration) in the run attrs."""
+        self.writer.update_attrs(**attrs)
