@@ -2,9 +2,10 @@
 
 Each received line (terminated by '\\n'; a trailing '\\r' is dropped) is one command,
 passed to ``handler.handle(command) -> str | None``. A command containing '?' is a
-query: its reply is written back followed by the reply terminator; a set command gets
-no answer (whatever the handler returns). A handler that returns None for a query
-(an unknown query, as a real SCPI instrument does) sends nothing: the client times out.
+query (or whatever the ``is_query`` predicate says): its reply is written back followed
+by the reply terminator; a set command gets no answer (whatever the handler returns).
+A handler that returns None for a query (an unknown query, as a real SCPI instrument
+does) sends nothing: the client times out.
 
 Fault injection (``server.faults``) for reliability tests:
 
@@ -22,6 +23,7 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -83,8 +85,12 @@ class LineServer:
     """Serves ``handler`` on ``host:port`` (port 0 = ephemeral; the real one is ``.port`` after start)."""
 
     def __init__(self, handler: LineHandler, host: str = "127.0.0.1", port: int = 0,
-                 reply_termination: str = "\n", name: str = "instrument") -> None:
+                 reply_termination: str = "\n", name: str = "instrument",
+                 is_query: Callable[[str], bool] | None = None) -> None:
         self.handler = handler
+        #: which commands get a reply (default: those containing '?', as in SCPI); a
+        #: protocol that acknowledges every command (Oxford Triton) passes ``lambda c: True``
+        self.is_query = is_query if is_query is not None else (lambda command: "?" in command)
         self.host = host
         self.port = int(port)
         self.reply_termination = reply_termination
@@ -145,7 +151,7 @@ class LineServer:
             return None
         if faults.delay_s > 0:
             time.sleep(faults.delay_s)
-        is_query = "?" in command
+        is_query = self.is_query(command)
         try:
             with self._handle_lock:  # one command at a time, like a real instrument
                 reply = self.handler.handle(command)

@@ -26,6 +26,7 @@ from .adc import AdcStream, ReadoutConfig, ReadoutState
 from .fridge import Fridge, FridgeConfig
 from .mkid import Feedline, FeedlineConfig
 from .noise import NoiseConfig
+from .paramp import Paramp, ParampConfig
 from .photons import TRUTH_DTYPE, PhotonConfig
 
 
@@ -41,6 +42,7 @@ class WorldConfig:
     photons: PhotonConfig = field(default_factory=PhotonConfig)
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
+    paramp: ParampConfig = field(default_factory=ParampConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "world") -> WorldConfig:
@@ -101,6 +103,11 @@ class World:
         # Components between the feedline and the readout/VNA (a paramp, ...): each has
         # ``s21(freqs_hz, input_power_dbm) -> complex``; see ``chain_s21``.
         self.amplifiers: list[Any] = []
+        # The paramp and its noise chain always exist (pump/flux/analyzer faces talk to it);
+        # only an enabled one amplifies what the VNA sees.
+        self.paramp = Paramp(config.paramp, self.fridge)
+        if config.paramp.enabled:
+            self.amplifiers.append(self.paramp)
 
     # -- physics ---------------------------------------------------------------
     def temperature_k(self) -> float:

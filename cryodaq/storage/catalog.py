@@ -387,12 +387,13 @@ def _json_list(text: str | None) -> list[str]:
     return list(json.loads(text)) if text else []
 
 
-def update_catalog(run_path: str | Path, *, timeout_s: float = _HOOK_TIMEOUT_S) -> None:
+def update_catalog(run_path: str | Path, *, timeout_s: float | None = None) -> None:
     """Best effort: (re)index a run in the catalog of its folder. Never raises: a failure logs a warning,
-    because losing an index entry (``cryodaq runs --rebuild`` restores it) must never cost data."""
+    because losing an index entry (``cryodaq runs --rebuild`` restores it) must never cost data.
+    Waits at most ``timeout_s`` (default ``_HOOK_TIMEOUT_S``, 2 s) for a catalog another process holds."""
     run_path = Path(run_path)
     try:
-        Catalog(run_path.parent, timeout_s=timeout_s).register(run_path)
+        Catalog(run_path.parent, timeout_s=_HOOK_TIMEOUT_S if timeout_s is None else timeout_s).register(run_path)
     except Exception as exc:  # noqa: BLE001 - the catalog is an index; any failure is logged, not raised
         log.warning("run catalog %s not updated for %s: %s", run_path.parent / CATALOG_FILE, run_path.name, exc)
 
