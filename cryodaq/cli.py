@@ -40,13 +40,34 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
     from cryodaq.station import load_station_config
 
     config = load_station_config(station_file)
-    session = StreamSession(config, args.out, simulate=args.simulate, backend=_backend(args))
+    sinks = _live_publisher(config)
+    session = StreamSession(config, args.out, simulate=args.simulate, backend=_backend(args), sinks=sinks)
     with RunProgress(console, config.name, args.duration, enabled=not args.quiet) as progress, \
             _ctrl_c_stops(session):
         summary = session.run(args.duration, on_progress=progress.update)
     RunProgress.print_summary(console, summary)
     print(summary.path)  # stdout: the run's path, for scripts
     return 0
+
+
+def _live_publisher(config: Any) -> list[Any]:
+    """The live publisher the station file asks for (``cryodaq.publish``), as a session sink.
+
+    A publisher that cannot bind (address in use) is a warning, not an error: the
+    run matters more than the live view.
+    """
+    if not config.publish.enabled:
+        return []
+    from cryodaq.acquisition.publisher import LivePublisher, PublisherError
+
+    pub = config.publish
+    try:
+        publisher = LivePublisher(pub.address, channels=pub.channels)
+    except PublisherError as exc:
+        console.print(f"[yellow]warning:[/] {exc} ({config.path}: cryodaq.publish.address); running without live view")
+        return []
+    console.print(f"live data on [bold]{publisher.address}[/]: watch with  cryodaq gui --connect {publisher.address}")
+    return [publisher]
 
 
 @contextmanager
@@ -136,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recover", help="mark a run whose writer died as 'crashed' (data up to its last commit stay)")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
     p.set_defaults(func=cmd_recover)
+
+    from cryodaq.storage import cli as storage_cli
+
+    storage_cli.register(sub)
     return parser
 
 

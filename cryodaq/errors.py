@@ -52,3 +52,8 @@ class StorageFullError(CryodaqError, OSError):
 class ImportFormatError(CryodaqError, ValueError):
     """A file given to an importer is corrupt, truncated or not in the expected format: names the file
     and the problem. Nothing is written when this is raised."""
+
+
+class FridgeNotStableError(CryodaqError, TimeoutError):
+    """A fridge channel did not settle within tolerance of its target in time: names the fridge,
+    the channel, the target, the tolerance and the last reading."""

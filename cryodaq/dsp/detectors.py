@@ -124,7 +124,9 @@ class _Detector:
         v = np.asarray(value, dtype=np.float32)
         return self.backend.asarray(v if v.ndim else v.reshape(()))
 
-    def _crossings(self, s: Any, thr: Any, start: int, arm_index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _crossings(
+        self, s: Any, thr: Any, start: int, arm_index: int, holdoff: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Rising crossings of ``polarity * s`` ((n, C), row 0 = sample ``start``) over ``thr``."""
         if s.shape[0] == 0:
             return _EMPTY
@@ -133,16 +135,18 @@ class _Detector:
         edge[1:] = above[1:] > above[:-1]  # True > False: a rising edge, in one pass
         edge[0] = above[0] & ~self._prev_above
         self._prev_above = above[-1].copy()
-        return self._accept(edge, start, arm_index)
+        return self._accept(edge, start, arm_index, holdoff)
 
-    def _accept(self, mask: Any, start: int, arm_index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates where ``mask`` ((n, C) bool) is set, armed and after hold-off."""
+    def _accept(self, mask: Any, start: int, arm_index: int, holdoff: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates where ``mask`` ((n, C) bool) is set, armed and (with ``holdoff``) after hold-off."""
         pos, ch = nonzero_2d(mask, self.backend)
         idx = pos + start
         armed = idx >= arm_index
         ch, idx = ch[armed].astype(np.int32), idx[armed]
         order = np.lexsort((idx, ch))
         ch, idx = ch[order], idx[order]
+        if not holdoff:
+            return ch, idx
         keep = greedy_min_gap(ch, idx, self._last, self.holdoff)
         return ch[keep], idx[keep]
 
@@ -169,14 +173,24 @@ class ThresholdDetector(_Detector):
         super().reset()
         self._hist = None
 
-    def detect(self, x: Any, first_index: int, arm_index: int) -> tuple[np.ndarray, np.ndarray, int]:
+    @property
+    def lookback(self) -> int:
+        """Samples before an index that decide whether it is a crossing (the baseline and the
+        previous sample): a block starting this far before ``i`` finds exactly the crossings at >= i."""
+        return self.baseline_samples + 1
+
+    def detect(
+        self, x: Any, first_index: int, arm_index: int, *, holdoff: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """See the module docstring; ``holdoff=False`` returns every armed crossing (the candidates
+        that offline, chunked processing resolves with one sequential hold-off pass)."""
         xp = self.xp
         n, c = x.shape
         self._start(c)
         end = first_index + n
         b = self.baseline_samples
         if b == 0:
-            return *self._crossings(x, self._thr, first_index, arm_index), end
+            return *self._crossings(x, self._thr, first_index, arm_index, holdoff), end
         hist = self._hist if self._hist is not None else xp.zeros((0, c), dtype=np.float32)
         u = xp.concatenate([hist, x.astype(np.float32, copy=False)], axis=0)
         u_start = first_index - hist.shape[0]
@@ -189,7 +203,7 @@ class ThresholdDetector(_Detector):
         xp.cumsum(u, axis=0, dtype=np.float64, out=cs[1:])
         base = (cs[b:-1] - cs[: -1 - b]) / b
         s = (u[b:] - base).astype(np.float32)
-        return *self._crossings(s, self._thr, u_start + b, arm_index), end
+        return *self._crossings(s, self._thr, u_start + b, arm_index, holdoff), end
 
 
 class LevelDetector(_Detector):

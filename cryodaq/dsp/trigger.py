@@ -40,6 +40,27 @@ _I64 = np.zeros(0, np.int64)
 _I32 = np.zeros(0, np.int32)
 
 
+def pileup_mask(
+    index: np.ndarray, channel: np.ndarray, own: np.ndarray, lookback: np.ndarray,
+    pile_index: np.ndarray, pile_channel: np.ndarray, presamples: int, record_length: int,
+) -> np.ndarray:
+    """PILEUP test: True where another counted trigger (``pile_index``, ``pile_channel``) of the
+    event's channel lies in ``[index - presamples - lookback, index - presamples + record_length)``.
+    ``own`` (bool): the event is itself one of the counted triggers (so one of them is not "another")."""
+    index = np.asarray(index, np.int64)
+    if index.size == 0:
+        return np.zeros(0, bool)
+    pile_index = np.asarray(pile_index, np.int64)
+    lo_rel = index - presamples - np.asarray(lookback, np.int64)
+    base = min(int(pile_index.min()) if pile_index.size else 0, int(lo_rel.min()))
+    keys = np.sort((np.asarray(pile_channel).astype(np.int64) << 44) + (pile_index - base))
+    ch_key = np.asarray(channel).astype(np.int64) << 44
+    lo = ch_key + (lo_rel - base)
+    hi = ch_key + (index - presamples + record_length - base)
+    count = np.searchsorted(keys, hi, "left") - np.searchsorted(keys, lo, "left")
+    return (count - np.asarray(own).astype(np.int64)) > 0
+
+
 class _EventBuilder:
     """Buffers raw samples and pending triggers; emits complete records with pile-up flags."""
 
@@ -123,6 +144,28 @@ class _EventBuilder:
         self.reset()
         return out
 
+    def extract(self, x: Any, first_index: int, index: np.ndarray, channel: np.ndarray, stream_end: int | None) -> EventBatch:
+        """Records of the triggers at ``index``/``channel`` from the block ``x`` alone (PILEUP unset)."""
+        index, channel = np.asarray(index, np.int64), np.asarray(channel, np.int32)
+        raw_end = first_index + x.shape[0]
+        if stream_end is not None and raw_end > stream_end:
+            raise ValueError(f"block ends at {raw_end}, after the stream's end {stream_end}")
+        truncate = stream_end is not None and raw_end == stream_end
+        if index.size:
+            if int(index.min()) - self.pre < first_index:
+                raise ValueError(f"a record starts at {int(index.min()) - self.pre}, before the block ({first_index})")
+            if not truncate and int(index.max()) - self.pre + self.span > raw_end:
+                raise ValueError(f"a record ends after the block (at {raw_end}) but before the stream's end")
+        self.reset()
+        n = index.size
+        self._hist = self.backend.xp.zeros((0, x.shape[1]), dtype=x.dtype)
+        self._hist_start = first_index
+        self._p_idx, self._p_ch = index, channel
+        self._p_flags, self._p_real, self._p_look = np.zeros(n, np.uint16), np.ones(n, bool), np.zeros(n, np.int64)
+        out = self._emit(np.ones(n, bool), x, first_index, raw_end, False, truncate=truncate) if n else self._empty()
+        self.reset()
+        return out
+
     def _emit(
         self, ready: np.ndarray, x: Any, first_index: int, raw_end: int, drop_pileup: bool,
         truncate: bool = False,
@@ -147,15 +190,7 @@ class _EventBuilder:
         seg = self.polarity * (snip[:, self.pre : self.pre + self.peak_window] - baseline[:, None])
         amplitude = np.nanmax(seg, axis=1) if truncate else seg.max(axis=1)
 
-        # Pile-up: other counted triggers of the channel inside [start - look, start + length).
-        lo_rel = idx - self.pre - look
-        base = min(int(self._r_idx.min()) if self._r_idx.size else 0, int(lo_rel.min()))
-        keys = np.sort((self._r_ch.astype(np.int64) << 44) + (self._r_idx - base))
-        ch_key = ch.astype(np.int64) << 44
-        lo = ch_key + (lo_rel - base)
-        hi = ch_key + (idx - self.pre + self.length - base)
-        count = np.searchsorted(keys, hi, "left") - np.searchsorted(keys, lo, "left")
-        pileup = (count - real.astype(np.int64)) > 0
+        pileup = pileup_mask(idx, ch, real, look, self._r_idx, self._r_ch, self.pre, self.length)
         flags[pileup] |= np.uint16(EventFlag.PILEUP)
         records = snip[:, : self.length] if self.keep_records else None
         batch = EventBatch(idx, ch, amplitude, baseline, flags, records, self.pre)
@@ -235,6 +270,23 @@ class _Trigger:
         self.reset()
         return out
 
+    def extract(
+        self, x: Any, first_index: int, index: np.ndarray, channel: np.ndarray, stream_end: int | None = None,
+    ) -> EventBatch:
+        """Events (record, baseline, amplitude) for triggers at ``index``/``channel``, computed as
+        streaming does, from the block ``x`` (first sample ``first_index``) alone: offline, chunked work.
+
+        ``x`` must hold every record: ``presamples`` before each index and the rest of the record
+        after it, except where it ends at ``stream_end`` (the end of the stream or segment), where
+        records are NaN-padded and flagged TRUNCATED as :meth:`finish` does.  PILEUP is not set:
+        it needs every trigger near the event (:func:`pileup_mask`).  The trigger's streaming state
+        is reset.
+        """
+        self.reset()
+        x = self._as_block(x, first_index)
+        self.reset()
+        return self.builder.extract(x, int(first_index), index, channel, stream_end)
+
 
 class ThresholdTrigger(_Trigger):
     """Rising crossing of the (baseline-subtracted) signal over ``threshold``, with hold-off.
@@ -254,6 +306,75 @@ class ThresholdTrigger(_Trigger):
     ) -> None:
         det = ThresholdDetector(threshold, holdoff, polarity, baseline_samples, backend)
         super().__init__(det, presamples, record_length, peak_window, dead_time, keep_records, polarity, backend)
+
+    # --- offline, chunked processing ---------------------------------------------------
+    # Streaming decides hold-off trigger by trigger, and a chain of hold-offs (a burst) can
+    # reach back arbitrarily far, so no fixed overlap makes independent chunks exact.  A
+    # stream cut into chunks processed in parallel therefore gets exactly the streaming
+    # events in three steps: candidates() of each chunk (every armed crossing, no
+    # hold-off; parallel); resolve() over all candidates of the stream (sequential, cheap);
+    # extract() the kept triggers' records per chunk (parallel) and flag pileup().
+
+    @property
+    def lookback(self) -> int:
+        """Samples a chunk's block needs before its first index for :meth:`candidates`."""
+        return self.detector.lookback
+
+    def candidates(
+        self, x: Any, first_index: int, stream_start: int, start: int | None = None, block: int = 16384,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Every crossing at index >= ``start`` in ``x`` (first sample ``first_index``) that the
+        streaming trigger would consider, before hold-off: (channel, index) sorted by channel, index.
+
+        ``stream_start``: index of the stream's (segment's) first sample, which sets the warm-up.
+        ``x`` must begin at ``stream_start`` or at least :attr:`lookback` samples before ``start``
+        (default ``first_index + lookback``, or ``stream_start``).  Fed in ``block``-row pieces to
+        bound memory.  Resets the trigger.
+        """
+        first_index, stream_start = int(first_index), int(stream_start)
+        if first_index < stream_start:
+            raise ValueError(f"block starts at {first_index}, before the stream ({stream_start})")
+        at_start = first_index == stream_start
+        if start is None:
+            start = first_index if at_start else first_index + self.lookback
+        start = int(start)
+        if not at_start and start - first_index < self.lookback:
+            raise ValueError(
+                f"candidates from {start} need the block to start at the stream start ({stream_start}) or "
+                f"{self.lookback} samples before, not at {first_index}"
+            )
+        self.reset()
+        x = self._as_block(x, first_index)
+        det = self.detector
+        arm = max(stream_start + max(self.presamples, det.warmup), start)
+        found = []
+        for i in range(0, x.shape[0], max(int(block), 1)):
+            ch, idx, _ = det.detect(x[i : i + block], first_index + i, arm, holdoff=False)
+            found.append((ch, idx))
+        self.reset()
+        ch = np.concatenate([f[0] for f in found]) if found else _I32
+        idx = np.concatenate([f[1] for f in found]) if found else _I64
+        order = np.lexsort((idx, ch))
+        return ch[order], idx[order]
+
+    def resolve(self, channel: np.ndarray, index: np.ndarray, n_channels: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hold-off, then dead time, over *all* candidates of one stream (sorted by channel, index):
+        masks ``(kept, recorded)``; kept triggers count for PILEUP, recorded ones make events."""
+        channel, index = np.asarray(channel, np.int32), np.asarray(index, np.int64)
+        if channel.size > 1:
+            step_ch = np.diff(channel.astype(np.int64))
+            if np.any(step_ch < 0) or np.any((step_ch == 0) & (np.diff(index) <= 0)):
+                raise ValueError("resolve() needs candidates sorted by channel, then strictly by index")
+        kept = greedy_min_gap(channel, index, np.full(n_channels, _NEVER, np.int64), self.detector.holdoff)
+        recorded = np.zeros_like(kept)
+        recorded[kept] = greedy_min_gap(channel[kept], index[kept], np.full(n_channels, _NEVER, np.int64), self.dead_time)
+        return kept, recorded
+
+    def pileup(self, index: np.ndarray, channel: np.ndarray, kept_index: np.ndarray, kept_channel: np.ndarray) -> np.ndarray:
+        """PILEUP mask of recorded triggers, given every kept trigger around them."""
+        n = np.asarray(index).size
+        return pileup_mask(index, channel, np.ones(n, bool), np.zeros(n, np.int64), kept_index, kept_channel,
+                           self.presamples, self.record_length)
 
 
 class EdgeTrigger(_Trigger):

@@ -3,7 +3,9 @@
 from cryodaq.station.config import (
     HousekeepingConfig,
     PipelineConfig,
+    PublishConfig,
     ReadoutConfig,
+    ReliabilityConfig,
     SimulationConfig,
     StationConfig,
     TriggerConfig,
@@ -13,7 +15,7 @@ from cryodaq.station.limits import SafetyLimit, apply_safety_limit
 from cryodaq.station.loader import build_station, close_station, resolve_parameter
 
 __all__ = [
-    "HousekeepingConfig", "PipelineConfig", "ReadoutConfig", "SimulationConfig", "StationConfig",
+    "HousekeepingConfig", "PipelineConfig", "PublishConfig", "ReadoutConfig", "ReliabilityConfig", "SimulationConfig", "StationConfig",
     "TriggerConfig", "load_station_config", "SafetyLimit", "apply_safety_limit", "build_station",
     "close_station", "resolve_parameter",
 ]

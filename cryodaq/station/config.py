@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,8 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "str": ("a string", lambda v: isinstance(v, str) and v != ""),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "posint": ("a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    "posnum_or_null": ("a positive number, or null", lambda v: v is None or (_is_number(v) and v > 0)),
+    "count": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
     "port": ("a port number 0-65535 (0 = any free port)",
              lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535),
     "number": ("a number", _is_number),
@@ -76,6 +79,13 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "oversampling": ("1 or 2", lambda v: v in (1, 2) and not isinstance(v, bool)),
     "pow2": ("a power of two >= 2", lambda v: isinstance(v, int) and v >= 2 and v & (v - 1) == 0),
     "mapping": ("a mapping", lambda v: isinstance(v, dict)),
+    "zmq_address": ("a ZeroMQ address 'tcp://HOST:PORT' (PORT 0 or auto = any free port), 'ipc://PATH' "
+                    "or 'inproc://NAME'",
+                    lambda v: isinstance(v, str) and re.fullmatch(r"tcp://[^:/\s]+:(\d{1,5}|\*|auto)|(ipc|inproc)://\S+", v)
+                    is not None),
+    "channels": ("a list of channel indices (integers >= 0)",
+                 lambda v: isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                       for c in v)),
     "range": ("a [min, max] pair of numbers with min <= max",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v)
               and v[0] <= v[1]),
@@ -151,6 +161,26 @@ class SimulationConfig:
 
 
 @dataclass(frozen=True)
+class ReliabilityConfig:
+    """Bounded retry for instrument I/O (cryodaq.instruments.reliability): each VISA/IP
+    instrument gets ``retries`` more attempts after a timeout or dropped connection,
+    reconnecting before each; ``timeout_s`` (None: the driver's) is the per-attempt timeout."""
+
+    retries: int = 2
+    backoff_s: float = 0.2
+    timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """The live publisher (ZeroMQ PUB) that ``cryodaq gui --connect`` subscribes to; localhost by default."""
+
+    enabled: bool = True
+    address: str = "tcp://127.0.0.1:5556"
+    channels: tuple[int, ...] | None = None  # channels with live timestreams/IQ (default: the first 16)
+
+
+@dataclass(frozen=True)
 class StationConfig:
     """A validated station file."""
 
@@ -164,6 +194,8 @@ class StationConfig:
     safety_limits: dict[str, tuple[float, float]]
     simulation: SimulationConfig
     raw: dict[str, Any]
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    reliability: ReliabilityConfig = field(default_factory=ReliabilityConfig)
 
     def qcodes_yaml(self) -> str:
         """The document qcodes.Station.load_config takes (only its own keys)."""
@@ -183,7 +215,9 @@ class StationConfig:
         return {
             "world": copy.deepcopy(self.simulation.world),
             "instruments": {
-                name: {"face": face, "address": self.address(name)}
+                name: {"face": face, "address": self.address(name),
+                       # raw-socket drivers (OxfordTriton) give the port separately
+                       **({"port": self.instruments[name]["port"]} if "port" in self.instruments[name] else {})}
                 for name, face in self.simulation.faces.items()
             },
         }
@@ -307,18 +341,44 @@ def load_station_config(path: str | Path) -> StationConfig:
         faces=faces,
     )
     sim.finish()
+
+    rel = top.section("reliability")
+    r0 = ReliabilityConfig()
+    reliability = ReliabilityConfig(
+        retries=rel.get("retries", "count", r0.retries),
+        backoff_s=rel.get("backoff_s", "nonneg", r0.backoff_s),
+        timeout_s=rel.get("timeout_s", "posnum_or_null", r0.timeout_s),
+    )
+    rel.finish()
+
+    pub = top.section("publish")
+    channels = pub.get("channels", "channels", None)
+    publish = PublishConfig(
+        enabled=pub.get("enabled", "bool", True),
+        address=pub.get("address", "zmq_address", PublishConfig.address),
+        channels=None if channels is None else tuple(channels),
+    )
+    pub.finish()
     top.finish()
     return StationConfig(
         path=path, name=name, description=description, instruments=instruments, readout=readout,
         pipeline=pipeline, housekeeping=housekeeping, safety_limits=safety_limits,
-        simulation=simulation, raw=doc,
+        simulation=simulation, raw=doc, reliability=reliability, publish=publish,
     )
 
 
-def _pipeline(sec: _Section) -> PipelineConfig:
-    d = PipelineConfig()
-    trig = sec.section("trigger")
-    t0 = TriggerConfig()
+#: The typed-key reader of station files, public for other cryodaq config files validated the
+#: same way (e.g. reprocessing configs): ``ConfigSection(file, dotted_path, mapping)``.
+ConfigSection = _Section
+
+
+def parse_trigger(trig: ConfigSection, defaults: TriggerConfig | None = None) -> TriggerConfig:
+    """A trigger section (the keys of ``cryodaq.pipeline.trigger``), missing keys from ``defaults``.
+
+    Raises :class:`StationConfigError` naming the file and key of a bad or unknown value, or of a
+    ``presamples_s`` not below ``record_s``.
+    """
+    t0 = defaults or TriggerConfig()
     trigger = TriggerConfig(
         threshold_sigma=trig.get("threshold_sigma", "posnum", t0.threshold_sigma),
         holdoff_s=trig.get("holdoff_s", "nonneg", t0.holdoff_s),
@@ -328,6 +388,16 @@ def _pipeline(sec: _Section) -> PipelineConfig:
         presamples_s=trig.get("presamples_s", "nonneg", t0.presamples_s),
     )
     trig.finish()
+    if trigger.presamples_s >= trigger.record_s:
+        raise StationConfigError(
+            trig.file, trig.key("presamples_s"), f"less than record_s ({trigger.record_s})", trigger.presamples_s,
+        )
+    return trigger
+
+
+def _pipeline(sec: _Section) -> PipelineConfig:
+    d = PipelineConfig()
+    trigger = parse_trigger(sec.section("trigger"))
     cfg = PipelineConfig(
         n_channels=sec.get("n_channels", "pow2", d.n_channels),
         n_taps=sec.get("n_taps", "posint", d.n_taps),
@@ -342,11 +412,6 @@ def _pipeline(sec: _Section) -> PipelineConfig:
         trigger=trigger,
     )
     sec.finish()
-    if trigger.presamples_s >= trigger.record_s:
-        raise StationConfigError(
-            sec.file, "cryodaq.pipeline.trigger.presamples_s", f"less than record_s ({trigger.record_s})",
-            trigger.presamples_s,
-        )
     return cfg
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from qcodes.instrument import InstrumentBase
+from qcodes.instrument import InstrumentBase, IPInstrument, VisaInstrument
 from qcodes.parameters import ParameterBase
 from qcodes.station import Station
 
 from cryodaq.errors import InstrumentError, StationConfigError
+from cryodaq.instruments.reliability import RetryPolicy, make_reliable
 from cryodaq.station.config import StationConfig
 from cryodaq.station.limits import SafetyLimit, apply_safety_limit
 
@@ -39,6 +40,11 @@ def resolve_parameter(station: Station, path: str, *, file: str = "", key: str =
 def build_station(config: StationConfig) -> Station:
     """Load every instrument of ``config`` into a qcodes Station and apply the safety limits.
 
+    Every VISA or IP instrument is made reliable (``cryodaq.reliability``: bounded retry,
+    reconnect, clear errors; :func:`cryodaq.instruments.reliability.make_reliable`).
+    Instruments load in file order, so a meta-instrument (``cryodaq.instruments.Fridge``)
+    that names others must come after them.
+
     qcodes sets ``initial_value``s inside ``load_instrument``, before limits could
     be attached, so initial values of limited parameters are checked against their
     limit here, before any instrument is opened.
@@ -52,15 +58,20 @@ def build_station(config: StationConfig) -> Station:
 
     station = Station()
     station.load_config(config.qcodes_yaml())
+    rel = config.reliability
+    policy = RetryPolicy(rel.retries, rel.backoff_s)
     for name in config.instruments:
         address = config.address(name)
         try:
-            station.load_instrument(name)
+            instrument = station.load_instrument(name)
         except StationConfigError:
             raise
         except Exception as exc:
             close_station(station)
             raise InstrumentError(name, address, f"could not be opened: {exc}") from exc
+        if isinstance(instrument, (VisaInstrument, IPInstrument)):
+            # bounded retry + reconnect, clear errors naming the instrument and its address
+            make_reliable(instrument, policy, rel.timeout_s)
         log.info("loaded instrument %s (%s)", name, address)
     for target, (low, high) in config.safety_limits.items():
         parameter = resolve_parameter(station, target, file=file, key=f"cryodaq.safety_limits.{target}")

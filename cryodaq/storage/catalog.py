@@ -196,12 +196,16 @@ class Catalog:
             con.execute("COMMIT")
 
     # ----------------------------------------------------------------- helpers
+    def _inside(self, run_path: str | Path) -> str | None:
+        rel = Path(os.path.relpath(os.path.abspath(run_path), os.path.abspath(self.data_dir)))
+        return None if rel.parts and rel.parts[0] == os.pardir else rel.as_posix()
+
     def relpath(self, run_path: str | Path) -> str:
         """``run_path`` relative to the data directory ('/' separators); refuses paths outside it."""
-        rel = Path(os.path.relpath(os.path.abspath(run_path), os.path.abspath(self.data_dir)))
-        if rel.parts and rel.parts[0] == os.pardir:
+        rel = self._inside(run_path)
+        if rel is None:
             raise ValueError(f"run {run_path} is not inside the data directory {self.data_dir}")
-        return rel.as_posix()
+        return rel
 
     def run_path(self, entry: CatalogEntry) -> Path:
         """The run folder of an entry."""
@@ -223,10 +227,8 @@ class Catalog:
     def _resolve(self, con: sqlite3.Connection, run: str | Path) -> list[str]:
         """Catalog paths of ``run``: a run id, a path relative to the data directory, or a run folder."""
         candidates = {str(run), Path(run).as_posix()}
-        if Path(run).is_absolute() or Path(run).exists():
-            inside = not Path(os.path.relpath(os.path.abspath(run), os.path.abspath(self.data_dir))).as_posix().startswith("..")
-            if inside:  # a run folder given by its own path
-                candidates.add(self.relpath(run))
+        if Path(run).is_absolute() or Path(run).exists():  # a run folder given by its own path
+            candidates.add(self._inside(run) or str(run))
         marks = ", ".join("?" * len(candidates))
         rows = con.execute(f"SELECT path FROM runs WHERE path IN ({marks}) OR run_id = ? ORDER BY path",
                            [*candidates, str(run)]).fetchall()

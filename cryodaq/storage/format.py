@@ -7,10 +7,12 @@ is the human-readable form of this module.
 from __future__ import annotations
 
 import re
+import warnings
 from enum import StrEnum
 
 import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
+from zarr.errors import ZarrUserWarning
 
 FORMAT_VERSION = 1
 ROOT_ATTR = "cryodaq"  # root attrs key holding the run metadata dict
@@ -96,3 +98,10 @@ def check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(f"{what} name {name!r} is not valid: use letters, digits, '_', '.', '-' (no '/')")
     return name
+
+
+# Consolidated metadata (written once, when a run is closed) is not yet part of the
+# zarr v3 spec and zarr warns on every use. cryodaq relies on it only as a read
+# speed-up of finished runs; the process-wide filter is thread-safe, unlike
+# ``warnings.catch_warnings``.
+warnings.filterwarnings("ignore", category=ZarrUserWarning, message=".*[Cc]onsolidated metadata.*")

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import secrets
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ import h5py
 import numpy as np
 import zarr
 from zarr.dtype import parse_data_type
-from zarr.errors import ZarrUserWarning
 from zarr.storage import LocalStore
 
 import cryodaq
@@ -257,9 +255,7 @@ def import_hdf5(file: str | Path, out_run_path: str | Path) -> Path:
         path = staging / f"{run_id}.zarr"
         root = zarr.open_group(LocalStore(path), mode="w-", zarr_format=3, attributes=attrs)
         _import_group(h5, root, str(file))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=ZarrUserWarning, message=".*[Cc]onsolidated metadata.*")
-            zarr.consolidate_metadata(root.store)
+        zarr.consolidate_metadata(root.store)
     final = run_folder(out_run_path)
     update_catalog(final)
     return final

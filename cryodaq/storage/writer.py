@@ -13,7 +13,6 @@ import logging
 import platform
 import secrets
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime
 from functools import wraps
@@ -24,7 +23,6 @@ from typing import Any, TypeVar
 import numpy as np
 import xarray
 import zarr
-from zarr.errors import ZarrUserWarning
 from zarr.storage import LocalStore
 
 import cryodaq
@@ -526,9 +524,7 @@ class RunWriter:
         self._meta.update(status=status.value, interrupted=bool(interrupted), end_reason=end_reason, ended=now, heartbeat=now)
         self._guarded(self._write_meta, "zarr.json")
         # Consolidate last: only a finished run, whose shapes no longer change, gets consolidated metadata.
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=ZarrUserWarning, message=".*[Cc]onsolidated metadata.*")
-            self._guarded(lambda: zarr.consolidate_metadata(self._store), "zarr.json")
+        self._guarded(lambda: zarr.consolidate_metadata(self._store), "zarr.json")
         self._closed = True
         if self._catalog:
             update_catalog(self.path)

@@ -184,3 +184,25 @@ def test_concurrent_writers_all_land_in_the_catalog(tmp_path: Path) -> None:
     entries = Catalog(tmp_path).query()
     assert len(entries) == 16 and all(e.status is RunStatus.COMPLETE for e in entries)
     assert {e.run_id: e.n_events for e in entries} == {f"r{k}-{i}": i + 1 for k in range(4) for i in range(4)}
+
+
+def test_several_processes_share_one_catalog(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    child = (
+        "import sys\nimport numpy as np\nfrom cryodaq.storage import RunWriter\n"
+        "for i in range(3):\n"
+        "    w = RunWriter.create(sys.argv[1], station_name=sys.argv[2], station_snapshot={}, config={},"
+        " run_id=f'{sys.argv[2]}-{i}')\n"
+        "    w.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", child, str(tmp_path), f"p{k}"], stderr=subprocess.PIPE, text=True)
+             for k in range(2)]
+    _run(tmp_path, "main", run_id="main-0")  # this process writes meanwhile
+    errs = [p.communicate(timeout=60)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs
+    assert all("catalog" not in e for e in errs)  # no child had to skip a catalog update
+    entries = Catalog(tmp_path).query()
+    assert sorted(e.run_id for e in entries) == ["main-0", "p0-0", "p0-1", "p0-2", "p1-0", "p1-1", "p1-2"]
+    assert {e.status for e in entries} == {RunStatus.COMPLETE}

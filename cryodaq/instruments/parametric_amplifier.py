@@ -1,0 +1,584 @@
+"""``ParametricAmplifier``: a qcodes meta-instrument over a paramp's pump, flux bias, VNA and analyzer.
+
+It holds references to the component instruments and measures through them; the
+procedures (and what each result means) are in ``docs/parametric-amplifier.md``:
+
+* :meth:`~ParametricAmplifier.gain_curve` — S21 with the pump on over S21 with it off;
+* :meth:`~ParametricAmplifier.gain_and_bandwidth` — Lorentzian fit (lmfit) of that curve:
+  peak gain, centre, −3 dB bandwidth;
+* :meth:`~ParametricAmplifier.p1db` — VNA power sweep at one frequency: 1 dB compression point;
+* :meth:`~ParametricAmplifier.snr_improvement` — gain over noise rise (analyzer);
+* :meth:`~ParametricAmplifier.noise_temperature_yfactor` — hot/cold load Y factor with the
+  pump off and on: the following chain's noise, then the paramp's added noise;
+* :meth:`~ParametricAmplifier.tune` — grid of flux × pump frequency × pump power for the best
+  gain at a target frequency.
+
+``pump_power``, ``pump_frequency`` and ``flux_current`` delegate to the source instruments'
+parameters, so the station's safety limits on those (e.g. ``pump.power``) apply: a refused
+value raises :class:`~cryodaq.errors.SafetyLimitError` and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from pyvisa.constants import ResourceAttribute
+from pyvisa.errors import VisaIOError
+from qcodes.instrument import Instrument
+from qcodes.parameters import DelegateParameter, ManualParameter, Parameter
+from qcodes.validators import Bool, Enum, Numbers
+from scipy.constants import h as PLANCK_H
+from scipy.constants import k as BOLTZMANN_K
+
+from cryodaq.instruments.analyzer_adapters import (
+    VNA,
+    SpectrumAnalyzer,
+    analyzer_adapter,
+    vna_adapter,
+)
+
+log = logging.getLogger(__name__)
+
+_ON = (True, 1, "1", "on", "ON", "On")
+
+
+def cw_temperature_k(temperature_k: float, freq_hz: float | np.ndarray) -> np.ndarray:
+    """Callen–Welton noise temperature (hf/2k_B)·coth(hf/2k_B T) of a matched load at T.
+
+    A Y-factor measurement near the quantum limit must use this, not the physical T: at
+    6 GHz a 20 mK load delivers hf/2k_B = 0.14 K of (zero-point) noise.
+    """
+    x = PLANCK_H * np.asarray(freq_hz, dtype=float) / (2 * BOLTZMANN_K)
+    if temperature_k <= 0:
+        return x
+    ratio = x / temperature_k
+    return np.where(ratio > 350, x, x / np.tanh(np.minimum(ratio, 350)))
+
+
+def _db(x: np.ndarray | float) -> np.ndarray:
+    return 10 * np.log10(x)
+
+
+def _mw(dbm: np.ndarray | float) -> np.ndarray:
+    return 10 ** (np.asarray(dbm, dtype=float) / 10)
+
+
+# -- results -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GainCurve:
+    """Power gain vs frequency: |S21(pump on)|² / |S21(pump off)|²."""
+
+    frequencies_hz: np.ndarray
+    gain_db: np.ndarray
+    s21_pump_on: np.ndarray
+    s21_pump_off: np.ndarray
+    probe_power_dbm: float  # at the VNA port
+    pump_frequency_hz: float
+    pump_power_dbm: float
+    flux_current_a: float
+
+
+@dataclass(frozen=True)
+class GainBandwidth:
+    """Lorentzian fit G(f) = 1 + (G0 − 1)/(1 + (2(f − f_c)/B)²) to a gain curve (in dB)."""
+
+    peak_gain_db: float
+    center_hz: float
+    bandwidth_hz: float  # full width at −3 dB from the peak: B·√(G0/(G0 − 2)); NaN if G0 ≤ 2
+    lorentz_width_hz: float  # B
+    gain_bandwidth_product_hz: float  # √G0 · B (≈ the JPA linewidth κ)
+    peak_gain_db_stderr: float
+    bandwidth_hz_stderr: float
+    curve: GainCurve
+
+
+@dataclass(frozen=True)
+class P1dBResult:
+    """Gain vs input power at one frequency, and the 1 dB compression point."""
+
+    frequency_hz: float
+    source_powers_dbm: np.ndarray  # at the VNA port
+    input_powers_dbm: np.ndarray  # at the paramp input: source − input_attenuation
+    gain_db: np.ndarray
+    small_signal_gain_db: float
+    p1db_input_dbm: float  # NaN when the gain never fell 1 dB within the sweep
+    p1db_output_dbm: float  # p1db_input + small-signal gain − 1 dB
+    compressed: bool
+
+
+@dataclass(frozen=True)
+class SNRImprovement:
+    """ΔSNR = G / (N_on / N_off): gain over the rise of the analyzer's noise floor."""
+
+    frequency_hz: float
+    gain_db: float
+    noise_on_dbm: float  # mean noise power per point (RBW), pump on
+    noise_off_dbm: float
+    noise_rise_db: float
+    snr_improvement_db: float
+
+
+@dataclass(frozen=True)
+class NoiseTemperature:
+    """Y-factor result; temperatures referred to the paramp input (K)."""
+
+    frequency_hz: float
+    t_hot_k: float  # physical load temperatures read from the switch
+    t_cold_k: float
+    t_hot_cw_k: float  # their Callen–Welton noise temperatures at frequency_hz
+    t_cold_cw_k: float
+    y_pump_off: float
+    y_pump_on: float
+    receiver_noise_off_k: float  # pump off: the chain after the paramp (HEMT ...)
+    receiver_noise_on_k: float  # pump on: T_paramp + T_following / G
+    gain_db: float
+    paramp_added_noise_k: float  # T_n,on − T_n,off / G
+    system_noise_on_k: float  # with the cold load: T_cold_cw + T_n,on
+    system_noise_off_k: float
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Gain at the target frequency over the grid (flux, pump frequency, pump power), and the best point."""
+
+    target_hz: float
+    flux_currents_a: np.ndarray
+    pump_frequencies_hz: np.ndarray
+    pump_powers_dbm: np.ndarray
+    gain_db: np.ndarray = field(repr=False)  # shape (flux, pump frequency, pump power)
+    best_flux_current_a: float = math.nan
+    best_pump_frequency_hz: float = math.nan
+    best_pump_power_dbm: float = math.nan
+    best_gain_db: float = math.nan
+
+
+def _lorentz_db(f: np.ndarray, peak_db: float, center: float, width: float) -> np.ndarray:
+    g0 = 10 ** (peak_db / 10)
+    return 10 * np.log10(1 + (g0 - 1) / (1 + (2 * (f - center) / width) ** 2))
+
+
+def disable_nagle(instrument: Any) -> None:
+    """Send each VISA socket write at once (VI_ATTR_TCPIP_NODELAY, NI-VISA's default).
+
+    pyvisa-py leaves Nagle's algorithm on, so a write that follows another write waits for
+    the peer's delayed ACK (~40 ms on Linux); a VNA sweep through the qcodes driver is a
+    dozen such writes. Resources that are not TCP sockets are left alone.
+    """
+    handle = getattr(instrument, "visa_handle", None)
+    if handle is None or "SOCKET" not in str(getattr(handle, "resource_name", "")).upper():
+        return
+    try:
+        handle.set_visa_attribute(ResourceAttribute.tcpip_nodelay, True)
+    except (VisaIOError, NotImplementedError) as exc:
+        log.debug("could not set TCP_NODELAY on %s: %s", getattr(instrument, "name", instrument), exc)
+
+
+def _find_instrument(ref: Any, role: str) -> Any:
+    if isinstance(ref, str):
+        try:
+            return Instrument.find_instrument(ref)
+        except KeyError:
+            raise KeyError(f"ParametricAmplifier: no instrument named {ref!r} for the {role} "
+                           "(in a station file, list it before the paramp)") from None
+    return ref
+
+
+class ParametricAmplifier(Instrument):
+    """A JPA/TWPA: pump source + flux-bias source + VNA (+ spectrum analyzer, hot/cold load switch).
+
+    Args:
+        name: instrument name.
+        pump: pump source (qcodes ``RohdeSchwarzSGS100A``, ``KeysightN51x1`` ...) or its name.
+        flux: flux-bias current source (``YokogawaGS200`` in current mode ...) or its name.
+        vna: VNA driver (Keysight PNA or R&S ZNB family) or anything implementing
+            :class:`~cryodaq.instruments.analyzer_adapters.VNA`, or its name.
+        analyzer: spectrum analyzer (Keysight N9030B) for the noise measurements, optional.
+        load_switch: hot/cold load switch (:class:`~cryodaq.instruments.NoiseLoadSwitch`), optional.
+        wave_mixing: 3 (flux-pumped: gain centred at f_pump/2) or 4 (gain centred at f_pump).
+        pump_power_param / pump_frequency_param / pump_output_param: names of the pump
+            source's parameters (the output one is found: ``status`` on an SGS100A,
+            ``rf_output`` on an N51x1, else ``output``).
+        flux_current_param / flux_output_param: names on the flux source.
+        input_attenuation_db: attenuation from the VNA port to the paramp input (dB).
+        probe_power_dbm: VNA source power for gain measurements (dBm at the VNA port).
+        if_bandwidth_hz: VNA IF bandwidth for gain measurements.
+        settle_s: wait after every pump/flux change (0 for simulators).
+    """
+
+    def __init__(self, name: str, pump: Any, flux: Any, vna: Any, *, analyzer: Any = None,
+                 load_switch: Any = None, wave_mixing: int = 3, pump_power_param: str = "power",
+                 pump_frequency_param: str = "frequency", pump_output_param: str | None = None,
+                 flux_current_param: str = "current", flux_output_param: str = "output",
+                 input_attenuation_db: float = 60.0, probe_power_dbm: float = -70.0,
+                 if_bandwidth_hz: float = 100.0, settle_s: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        if wave_mixing not in (3, 4):
+            raise ValueError(f"{name}: wave_mixing must be 3 or 4, got {wave_mixing!r}")
+        self.pump = _find_instrument(pump, "pump")
+        self.flux = _find_instrument(flux, "flux bias")
+        self._vna_instrument = _find_instrument(vna, "VNA")
+        self._analyzer_instrument = _find_instrument(analyzer, "analyzer") if analyzer is not None else None
+        self.load_switch = _find_instrument(load_switch, "load switch") if load_switch is not None else None
+        self.wave_mixing = wave_mixing
+        for component in (self.pump, self.flux, self._vna_instrument, self._analyzer_instrument, self.load_switch):
+            disable_nagle(component)
+        self._vna: VNA | None = None
+        self._analyzer: SpectrumAnalyzer | None = None
+        self._pump_output = self._source_parameter(self.pump, pump_output_param, ("status", "rf_output", "output"),
+                                                   "pump output")
+        self._flux_output = self._source_parameter(self.flux, flux_output_param, (), "flux output")
+
+        self.pump_power: DelegateParameter = self.add_parameter(
+            "pump_power", parameter_class=DelegateParameter,
+            source=self._source_parameter(self.pump, pump_power_param, (), "pump power"),
+            label="pump power", unit="dBm",
+            docstring="Pump power at the source (delegates to the pump source: its validators and "
+                      "the station's safety limit on it apply).")
+        self.pump_frequency: DelegateParameter = self.add_parameter(
+            "pump_frequency", parameter_class=DelegateParameter,
+            source=self._source_parameter(self.pump, pump_frequency_param, (), "pump frequency"),
+            label="pump frequency", unit="Hz", docstring="Pump frequency (delegates to the pump source).")
+        self.pump_on: Parameter = self.add_parameter(
+            "pump_on", label="pump on", get_cmd=self._get_pump_on, set_cmd=self._set_pump_on, vals=Bool(),
+            docstring="Pump source RF output on/off.")
+        self.flux_current: DelegateParameter = self.add_parameter(
+            "flux_current", parameter_class=DelegateParameter,
+            source=self._source_parameter(self.flux, flux_current_param, (), "flux current"),
+            label="flux-bias current", unit="A",
+            docstring="Flux-bias current (delegates to the flux source; its range and the station's "
+                      "safety limit apply).")
+        self.flux_on: Parameter = self.add_parameter(
+            "flux_on", label="flux bias on", get_cmd=self._get_flux_on, set_cmd=self._set_flux_on, vals=Bool(),
+            docstring="Flux-bias source output on/off.")
+        self.input_attenuation: ManualParameter = self.add_parameter(
+            "input_attenuation", parameter_class=ManualParameter, initial_value=float(input_attenuation_db),
+            unit="dB", vals=Numbers(0, 200), label="input attenuation",
+            docstring="Attenuation from the VNA port to the paramp input: refers VNA powers to the paramp.")
+        self.probe_power: ManualParameter = self.add_parameter(
+            "probe_power", parameter_class=ManualParameter, initial_value=float(probe_power_dbm), unit="dBm",
+            vals=Numbers(-150, 30), label="VNA probe power",
+            docstring="VNA source power for gain measurements (keep the paramp input well below P1dB).")
+        self.if_bandwidth: ManualParameter = self.add_parameter(
+            "if_bandwidth", parameter_class=ManualParameter, initial_value=float(if_bandwidth_hz), unit="Hz",
+            vals=Numbers(1, 15e6), label="VNA IF bandwidth", docstring="VNA IF bandwidth for gain measurements.")
+        self.settle_time: ManualParameter = self.add_parameter(
+            "settle_time", parameter_class=ManualParameter, initial_value=float(settle_s), unit="s",
+            vals=Numbers(0, 60), label="settle time", docstring="Wait after each pump or flux change.")
+        self.wave_mixing_order: Parameter = self.add_parameter(
+            "wave_mixing_order", get_cmd=lambda: self.wave_mixing, vals=Enum(3, 4), set_cmd=False,
+            docstring="3: gain centred at f_pump/2 (flux pumped); 4: at f_pump (current pumped).")
+
+    def get_idn(self) -> dict[str, str | None]:
+        """A meta-instrument has no identity string of its own."""
+        return {"vendor": "cryodaq", "model": type(self).__name__, "serial": None, "firmware": None}
+
+    # -- components -------------------------------------------------------------------------
+    @staticmethod
+    def _source_parameter(instrument: Any, name: str | None, candidates: Sequence[str], what: str) -> Parameter:
+        names = [name] if name else list(candidates)
+        for n in names:
+            param = getattr(instrument, "parameters", {}).get(n)
+            if param is not None:
+                return param
+        raise ValueError(f"ParametricAmplifier: {getattr(instrument, 'name', instrument)!r} has no parameter "
+                         f"{' or '.join(repr(n) for n in names)} for the {what}")
+
+    @property
+    def vna(self) -> VNA:
+        """The VNA behind its adapter (made on first use: the adapter configures the VNA)."""
+        if self._vna is None:
+            self._vna = vna_adapter(self._vna_instrument)
+        return self._vna
+
+    @property
+    def analyzer(self) -> SpectrumAnalyzer:
+        if self._analyzer_instrument is None:
+            raise ValueError(f"{self.name}: this measurement needs a spectrum analyzer (analyzer=...)")
+        if self._analyzer is None:
+            self._analyzer = analyzer_adapter(self._analyzer_instrument)
+        return self._analyzer
+
+    def _get_pump_on(self) -> bool:
+        return self._pump_output() in _ON
+
+    def _set_pump_on(self, on: bool) -> None:
+        self._set_output(self._pump_output, on)
+        self._settle(self.pump)
+
+    def _get_flux_on(self) -> bool:
+        return self._flux_output() in _ON
+
+    def _set_flux_on(self, on: bool) -> None:
+        self._set_output(self._flux_output, on)
+        self._settle(self.flux)
+
+    @staticmethod
+    def _set_output(param: Parameter, on: bool) -> None:
+        mapping = getattr(param, "val_mapping", None) or {}
+        if True in mapping or not mapping:
+            param(bool(on))
+        else:
+            param("on" if on else "off")
+
+    def _settle(self, instrument: Any) -> None:
+        """Wait until ``instrument`` has applied what was sent (``*OPC?``), then ``settle_time``."""
+        ask = getattr(instrument, "ask", None)
+        if ask is not None:
+            ask("*OPC?")
+        if self.settle_time() > 0:
+            time.sleep(self.settle_time())
+
+    def set_pump(self, *, power_dbm: float | None = None, frequency_hz: float | None = None,
+                 on: bool | None = None) -> None:
+        """Set any of the pump settings, then wait until the source has applied them."""
+        if frequency_hz is not None:
+            self.pump_frequency(frequency_hz)
+        if power_dbm is not None:
+            self.pump_power(power_dbm)
+        if on is not None:
+            self._set_output(self._pump_output, on)
+        self._settle(self.pump)
+
+    def set_flux(self, current_a: float) -> None:
+        """Set the flux-bias current and wait until the source has applied it."""
+        self.flux_current(current_a)
+        self._settle(self.flux)
+
+    def signal_center_hz(self) -> float:
+        """Where the gain is centred for the present pump: f_p/2 (3-wave mixing) or f_p (4-wave)."""
+        fp = float(self.pump_frequency())
+        return fp / 2 if self.wave_mixing == 3 else fp
+
+    # -- measurements ------------------------------------------------------------------------
+    def _sweep(self, start: float, stop: float, points: int, power_dbm: float,
+               averages: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        self.vna.setup(start, stop, points, power_dbm=power_dbm, if_bandwidth_hz=self.if_bandwidth(),
+                       averages=averages)
+        return self.vna.sweep_s21()
+
+    def gain_curve(self, start_hz: float, stop_hz: float, points: int = 401, *,
+                   probe_power_dbm: float | None = None, averages: int | None = None) -> GainCurve:
+        """Power gain vs frequency: |S21 pump on|² / |S21 pump off|² (the pump is left as it was)."""
+        if not stop_hz > start_hz or points < 2:
+            raise ValueError(f"{self.name}.gain_curve: need start < stop and points >= 2, got "
+                             f"{start_hz}, {stop_hz}, {points}")
+        power = self.probe_power() if probe_power_dbm is None else float(probe_power_dbm)
+        was_on = self.pump_on()
+        try:
+            self.set_pump(on=False)
+            _, s_off = self._sweep(start_hz, stop_hz, points, power, averages)
+            self.set_pump(on=True)
+            freqs, s_on = self._sweep(start_hz, stop_hz, points, power, averages)
+        finally:
+            self.set_pump(on=was_on)
+        gain = _db(np.abs(s_on) ** 2 / np.maximum(np.abs(s_off) ** 2, 1e-300))
+        return GainCurve(freqs, gain, s_on, s_off, power, float(self.pump_frequency()), float(self.pump_power()),
+                         float(self.flux_current()))
+
+    def gain_and_bandwidth(self, start_hz: float | None = None, stop_hz: float | None = None,
+                           points: int = 401, *, span_hz: float = 200e6, curve: GainCurve | None = None,
+                           averages: int | None = None) -> GainBandwidth:
+        """Peak gain, centre and −3 dB bandwidth from a Lorentzian fit of the gain curve (in dB).
+
+        Without ``start_hz``/``stop_hz`` the curve spans ``span_hz`` around the expected centre
+        (f_pump/2 or f_pump). The −3 dB width comes from the fitted model, B·√(G0/(G0 − 2)).
+        """
+        import lmfit
+
+        if curve is None:
+            if start_hz is None or stop_hz is None:
+                center = self.signal_center_hz()
+                start_hz, stop_hz = center - span_hz / 2, center + span_hz / 2
+            curve = self.gain_curve(start_hz, stop_hz, points, averages=averages)
+        f, g = curve.frequencies_hz, curve.gain_db
+        i_peak = int(np.argmax(g))
+        above = f[g >= g[i_peak] - 3.0]
+        width0 = max(float(above.max() - above.min()), 3 * float(np.median(np.diff(f))))
+        model = lmfit.Model(_lorentz_db)
+        params = model.make_params(peak_db=float(g[i_peak]), center=float(f[i_peak]), width=width0)
+        params["peak_db"].set(min=1e-6)
+        params["width"].set(min=float(np.median(np.diff(f))) / 10)
+        result = model.fit(g, params, f=f)
+        peak_db = float(result.params["peak_db"].value)
+        width = float(result.params["width"].value)
+        g0 = 10 ** (peak_db / 10)
+        factor = math.sqrt(g0 / (g0 - 2)) if g0 > 2 else math.nan
+        peak_err = result.params["peak_db"].stderr
+        width_err = result.params["width"].stderr
+        return GainBandwidth(
+            peak_gain_db=peak_db, center_hz=float(result.params["center"].value), bandwidth_hz=width * factor,
+            lorentz_width_hz=width, gain_bandwidth_product_hz=math.sqrt(g0) * width,
+            peak_gain_db_stderr=float(peak_err) if peak_err is not None else math.nan,
+            bandwidth_hz_stderr=float(width_err) * factor if width_err is not None else math.nan,
+            curve=curve)
+
+    def _s21_at(self, freq_hz: float, power_dbm: float, averages: int | None, points: int = 5,
+                span_hz: float = 1e3) -> complex:
+        _, s = self._sweep(freq_hz - span_hz / 2, freq_hz + span_hz / 2, points, power_dbm, averages)
+        return complex(np.mean(s))
+
+    def gain_at(self, freq_hz: float, *, probe_power_dbm: float | None = None, averages: int | None = None) -> float:
+        """Gain (dB) at one frequency: a narrow pump-off and pump-on measurement (pump left as it was)."""
+        curve = self.gain_curve(freq_hz - 500.0, freq_hz + 500.0, 5, probe_power_dbm=probe_power_dbm,
+                                averages=averages)
+        return float(_db(np.abs(np.mean(curve.s21_pump_on)) ** 2 / np.abs(np.mean(curve.s21_pump_off)) ** 2))
+
+    def p1db(self, freq_hz: float, power_start_dbm: float, power_stop_dbm: float, points: int = 31, *,
+             averages: int | None = None, reference_points: int = 3) -> P1dBResult:
+        """1 dB compression point at ``freq_hz`` from a VNA power sweep (source powers in dBm).
+
+        All powers are swept with the pump off, then with it on; gain(P) = |S21_on|²/|S21_off|².
+        The small-signal gain is the mean of the ``reference_points`` lowest powers; P1dB is
+        where the gain first falls 1 dB below it (linear interpolation), referred to the paramp
+        input by ``input_attenuation``. NaN (``compressed=False``) if it never does.
+        """
+        if points < reference_points + 2 or not power_stop_dbm > power_start_dbm:
+            raise ValueError(f"{self.name}.p1db: need power_start < power_stop and points >= "
+                             f"{reference_points + 2}")
+        powers = np.linspace(power_start_dbm, power_stop_dbm, points)
+        was_on = self.pump_on()
+        previous_power = self.vna.power_dbm
+        try:
+            self.set_pump(on=False)
+            s_off = np.array([self._s21_at(freq_hz, p, averages) for p in powers])
+            self.set_pump(on=True)
+            s_on = np.array([self._s21_at(freq_hz, p, averages) for p in powers])
+        finally:
+            self.set_pump(on=was_on)
+            self.vna.power_dbm = previous_power
+        gain = _db(np.abs(s_on) ** 2 / np.abs(s_off) ** 2)
+        p_in = powers - self.input_attenuation()
+        g_ss = float(np.mean(gain[:reference_points]))
+        below = np.nonzero(gain < g_ss - 1.0)[0]
+        below = below[below >= reference_points]
+        if below.size == 0:
+            p1 = math.nan
+        else:
+            i = int(below[0])
+            g1, g2 = gain[i - 1], gain[i]
+            p1 = float(p_in[i - 1] + (g_ss - 1.0 - g1) * (p_in[i] - p_in[i - 1]) / (g2 - g1))
+        return P1dBResult(float(freq_hz), powers, p_in, gain, g_ss, p1, p1 + g_ss - 1.0, bool(below.size))
+
+    def _noise_power_mw(self, freq_hz: float, span_hz: float, points: int, rbw_hz: float,
+                        sweep_time_s: float | None) -> float:
+        self.analyzer.setup(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+        _, dbm = self.analyzer.trace_dbm()
+        return float(np.mean(_mw(dbm)))
+
+    def snr_improvement(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201, rbw_hz: float = 10e3,
+                        sweep_time_s: float | None = 1.0, averages: int | None = None) -> SNRImprovement:
+        """SNR gain of switching the pump on: ΔSNR = G / (N_on/N_off) = T_sys,off / T_sys,on.
+
+        G from the VNA at ``freq_hz``; N_on, N_off the analyzer's mean noise power over
+        ``span_hz`` around ``freq_hz`` (keep the span well inside the gain bandwidth and away
+        from the pump tone). The pump is left as it was.
+        """
+        gain_db = self.gain_at(freq_hz, averages=averages)
+        was_on = self.pump_on()
+        try:
+            self.set_pump(on=False)
+            n_off = self._noise_power_mw(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+            self.set_pump(on=True)
+            n_on = self._noise_power_mw(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+        finally:
+            self.set_pump(on=was_on)
+        rise = float(_db(n_on / n_off))
+        return SNRImprovement(float(freq_hz), gain_db, float(_db(n_on)), float(_db(n_off)), rise, gain_db - rise)
+
+    def noise_temperature_yfactor(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201,
+                                  rbw_hz: float = 10e3, sweep_time_s: float | None = 1.0,
+                                  averages: int | None = None) -> NoiseTemperature:
+        """Paramp added noise by the Y-factor method (docs/parametric-amplifier.md).
+
+        For the pump off and then on: P_hot, P_cold = mean analyzer noise power with each load,
+        Y = P_hot/P_cold, receiver noise T_n = (T_hot − Y·T_cold)/(Y − 1) with the loads'
+        Callen–Welton temperatures at ``freq_hz``. Pump off the paramp passes with unit gain and
+        adds nothing, so T_n,off is the following chain (HEMT ...); pump on
+        T_n,on = T_paramp + T_n,off/G, so T_paramp = T_n,on − T_n,off/G with G from the VNA.
+        Pump and load selection are left as they were.
+        """
+        if self.load_switch is None:
+            raise ValueError(f"{self.name}: the Y-factor measurement needs a hot/cold load switch (load_switch=...)")
+        sw = self.load_switch
+        t_hot, t_cold = float(sw.hot_temperature()), float(sw.cold_temperature())
+        t_hot_cw, t_cold_cw = float(cw_temperature_k(t_hot, freq_hz)), float(cw_temperature_k(t_cold, freq_hz))
+        gain_db = self.gain_at(freq_hz, averages=averages)
+        was_on, was_load = self.pump_on(), sw.load()
+        y: dict[bool, float] = {}
+        try:
+            for pump in (False, True):
+                self.set_pump(on=pump)
+                powers = {}
+                for load in ("hot", "cold"):
+                    sw.load(load)
+                    self._settle(sw)
+                    powers[load] = self._noise_power_mw(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+                y[pump] = powers["hot"] / powers["cold"]
+        finally:
+            sw.load(was_load)
+            self.set_pump(on=was_on)
+
+        def receiver(y_factor: float) -> float:
+            return (t_hot_cw - y_factor * t_cold_cw) / (y_factor - 1.0)
+
+        t_off, t_on = receiver(y[False]), receiver(y[True])
+        g = 10 ** (gain_db / 10)
+        return NoiseTemperature(
+            frequency_hz=float(freq_hz), t_hot_k=t_hot, t_cold_k=t_cold, t_hot_cw_k=t_hot_cw, t_cold_cw_k=t_cold_cw,
+            y_pump_off=y[False], y_pump_on=y[True], receiver_noise_off_k=t_off, receiver_noise_on_k=t_on,
+            gain_db=gain_db, paramp_added_noise_k=t_on - t_off / g, system_noise_on_k=t_cold_cw + t_on,
+            system_noise_off_k=t_cold_cw + t_off)
+
+    def tune(self, target_hz: float, pump_powers_dbm: Sequence[float], pump_frequencies_hz: Sequence[float],
+             flux_currents_a: Sequence[float] | None = None, *, apply: bool = True,
+             averages: int | None = None) -> TuneResult:
+        """Gain at ``target_hz`` on the grid flux × pump frequency × pump power; the best point.
+
+        For each flux current (default: the present one) a pump-off reference S21 is taken at
+        the target, then the pump is switched on and stepped over frequency and power. With
+        ``apply`` the best settings are set at the end (pump on); otherwise the pump and flux go
+        back to what they were.
+        """
+        fluxes = np.atleast_1d(np.asarray(float(self.flux_current()) if flux_currents_a is None else flux_currents_a,
+                                          dtype=float))
+        freqs = np.atleast_1d(np.asarray(pump_frequencies_hz, dtype=float))
+        powers = np.atleast_1d(np.asarray(pump_powers_dbm, dtype=float))
+        if not (fluxes.size and freqs.size and powers.size):
+            raise ValueError(f"{self.name}.tune: every grid axis needs at least one value")
+        before = (float(self.flux_current()), float(self.pump_frequency()), float(self.pump_power()), self.pump_on())
+        probe = self.probe_power()
+        gain = np.full((fluxes.size, freqs.size, powers.size), np.nan)
+        try:
+            for i, current in enumerate(fluxes):
+                self.set_flux(float(current))
+                self.set_pump(on=False)
+                ref = self._s21_at(target_hz, probe, averages)
+                self.set_pump(on=True)
+                for j, fp in enumerate(freqs):
+                    for k, pp in enumerate(powers):
+                        self.set_pump(frequency_hz=float(fp), power_dbm=float(pp))
+                        gain[i, j, k] = _db(abs(self._s21_at(target_hz, probe, averages)) ** 2 / abs(ref) ** 2)
+        except BaseException:
+            self._restore(before)
+            raise
+        i, j, k = np.unravel_index(int(np.nanargmax(gain)), gain.shape)
+        result = TuneResult(float(target_hz), fluxes, freqs, powers, gain, float(fluxes[i]), float(freqs[j]),
+                            float(powers[k]), float(gain[i, j, k]))
+        if apply:
+            self.set_flux(result.best_flux_current_a)
+            self.set_pump(frequency_hz=result.best_pump_frequency_hz, power_dbm=result.best_pump_power_dbm, on=True)
+        else:
+            self._restore(before)
+        return result
+
+    def _restore(self, before: tuple[float, float, float, bool]) -> None:
+        flux, fp, pp, on = before
+        self.set_flux(flux)
+        self.set_pump(frequency_hz=fp, power_dbm=pp, on=on)
