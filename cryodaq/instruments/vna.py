@@ -18,7 +18,9 @@ Driver behaviour this relies on:
   in the order that never crosses. ``trace_mag_phase`` reads the complex data (SDAT) at
   full precision; the frequency axis is rebuilt from the read-back start/stop/points
   (the driver's own setpoints are truncated to whole Hz).
-* Both: the RF output is switched on (the ZNB driver switches it off at init).
+* Both: power and IF bandwidth are set first, so that a value refused by a driver
+  validator or a station safety limit leaves the instrument untouched; the RF output is
+  switched on (the ZNB driver switches it off at init).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from typing import Any
 import numpy as np
 from pyvisa.errors import VisaIOError
 from qcodes.instrument_drivers.Keysight import KeysightPNABase
-from qcodes.instrument_drivers.rohde_schwarz import RohdeSchwarzZNBBase, RohdeSchwarzZNBChannel
+from qcodes.instrument_drivers.rohde_schwarz import (
+    RohdeSchwarzZNBBase,
+    RohdeSchwarzZNBChannel,
+)
 
 from cryodaq.errors import InstrumentError
 
@@ -124,12 +129,12 @@ def _pna_s21_trace(vna: Any) -> Any:
 
 def _measure_pna(vna: Any, start: float, stop: float, points: int, power: float, ifbw: float,
                  averages: int) -> VNASweep:
+    vna.power(power)  # first: a value refused by a safety limit leaves the VNA untouched
+    vna.if_bandwidth(ifbw)
     vna.sweep_type("LIN")
     vna.start(start)  # a PNA moves stop along when start passes it, so this order never fails
     vna.stop(stop)
     vna.points(points)
-    vna.power(power)
-    vna.if_bandwidth(ifbw)
     if averages > 1:
         vna.averages(averages)
         vna.averages_enabled(True)
@@ -161,6 +166,9 @@ def _znb_s21_channel(vna: Any) -> Any:
 def _measure_znb(vna: Any, start: float, stop: float, points: int, power: float, ifbw: float,
                  averages: int) -> VNASweep:
     ch = _znb_s21_channel(vna)
+    ch.power(power)  # first: a value refused by a safety limit leaves the VNA untouched
+    ch.bandwidth(ifbw)
+    ch.avg(averages)
     ch.sweep_type("Linear")
     if start >= ch.stop():  # the driver refuses stop <= start: never let them cross
         ch.stop(stop)
@@ -169,9 +177,6 @@ def _measure_znb(vna: Any, start: float, stop: float, points: int, power: float,
         ch.start(start)
         ch.stop(stop)
     ch.npts(points)
-    ch.power(power)
-    ch.bandwidth(ifbw)
-    ch.avg(averages)
     ch.root_instrument.rf_power(True)
     magnitude, phase = ch.trace_mag_phase()
     s21 = np.asarray(magnitude) * np.exp(1j * np.asarray(phase))
