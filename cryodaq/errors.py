@@ -57,3 +57,8 @@ class ImportFormatError(CryodaqError, ValueError):
 class FridgeNotStableError(CryodaqError, TimeoutError):
     """A fridge channel did not settle within tolerance of its target in time: names the fridge,
     the channel, the target, the tolerance and the last reading."""
+
+
+class DerivedExistsError(CryodaqError, FileExistsError):
+    """A derived group (e.g. ``reprocessed/<label>``) already exists in the run: names it. Nothing was
+    written; choose another label or ask to overwrite."""

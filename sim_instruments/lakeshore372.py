@@ -25,6 +25,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from .fridge_control import sim_fridge_command
 from .scpi import ScpiError, split_command, undefined_header
 from .tcp_server import LineServer
 from .world import World
@@ -203,6 +204,11 @@ class Lakeshore372:
     # -- protocol ---------------------------------------------------------------------
     def handle(self, command: str) -> str | None:
         header, args = split_command(command)
+        if header.startswith("SIM:"):  # simulator-only: SIM:FAULT:WARMUP r[,T], ...:STOP, SIM:TRUTH:TEMP?
+            try:
+                return sim_fridge_command(self.world, command)
+            except ScpiError:
+                return None
         fields = [a.strip().strip('"') for a in args.split(",")] if args else []
         try:
             fn = getattr(self, "_cmd_" + header.replace("*", "star_").replace("?", "_q"), None)
