@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from qcodes.instrument import ChannelList, ChannelTuple, InstrumentChannel, VisaInstrument
+from qcodes.instrument import (
+    ChannelList,
+    ChannelTuple,
+    InstrumentChannel,
+    VisaInstrument,
+)
 from qcodes.parameters import Parameter
 from qcodes.validators import Bool, Numbers
 
