@@ -53,7 +53,7 @@ class RunProgress:
         rate = st.samples / st.elapsed if st.elapsed > 0 else 0.0
         table.add_row("samples", f"{_fmt_count(st.samples)} ({_fmt_count(rate)}S/s), {st.packets} packets")
         per = ", ".join(str(int(n)) for n in st.events_per_channel)
-        table.add_row("events", f"{st.events} [{per}]")
+        table.add_row("events", f"{st.events} per channel [{per}]")
         drops = f"{st.lost_packets} packets lost, {st.dropped_blocks} blocks dropped, {st.gaps} gaps"
         table.add_row("drops", Text(drops, style="red" if (st.lost_packets or st.dropped_blocks) else ""))
         table.add_row("queue", f"{st.queue_fill} blocks waiting")
@@ -69,7 +69,7 @@ class RunProgress:
         table.add_row("status", state)
         table.add_row("duration", f"{summary.duration_s:.1f} s")
         table.add_row("samples", f"{st.samples} in {st.packets} packets")
-        table.add_row("events", f"{st.events}; per tone: {', '.join(str(int(n)) for n in st.events_per_channel)}")
+        table.add_row("events", f"{st.events}; per channel: {', '.join(str(int(n)) for n in st.events_per_channel)}")
         table.add_row("gaps", f"{st.gaps} ({st.samples_lost} samples missing), {st.dropped_blocks} blocks dropped")
         table.add_row("run", str(summary.path))
         console.print(table)

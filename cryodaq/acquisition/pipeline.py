@@ -1,4 +1,4 @@
-"""The MKID readout pipeline: ADC blocks -> per-tone phase -> events.
+"""Readout pipelines: ADC blocks -> timestreams (MKID phase, TES current) -> events.
 
 Every stage is a streaming object from :mod:`cryodaq.dsp` (one code path for
 numpy and cupy). A block that follows a gap resets all DSP state: samples on the
@@ -12,6 +12,7 @@ derived from it with the packet timestamps, so times stay right across gaps.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,47 +56,57 @@ def robust_sigma(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return 1.4826 * np.median(np.abs(x - med), axis=axis)
 
 
-class MKIDPipeline:
-    """PFB channelizer -> tone DDC -> IQ -> phase -> threshold trigger.
+class StreamPipeline(ABC):
+    """Shared streaming logic: raw block -> timestream -> trigger -> events, with gap resets.
 
-    The phase calibration (rotation of each tone's operating point to 0 rad) and
-    the trigger thresholds (``threshold_sigma`` times each tone's robust noise
-    sigma) are set from the first ``_NOISE_ESTIMATE_S`` of data; until then the
-    data are buffered, not lost. Both are reported by :meth:`calibration_attrs`
-    so a stored run can be reprocessed with exactly the same settings.
+    Subclasses say how ADC samples become a float32 timestream (``_convert``,
+    ``_to_timestream``), how an output sample maps to an ADC sample index
+    (``_offset``), and what they learn from the first data (``_calibrate_more``).
+    The trigger thresholds (``threshold_sigma`` times each channel's robust noise
+    sigma) are set from the first ``_NOISE_ESTIMATE_S`` of data; until then the data
+    are buffered, not lost. :meth:`calibration_attrs` reports them so a stored run
+    can be reprocessed with exactly the same settings.
     """
 
-    stream_name = "phase"
-    units = "rad"
+    stream_name = "data"
+    units = ""
 
-    def __init__(
-        self,
-        config: PipelineConfig,
-        *,
-        fs: float,
-        tone_if_hz: np.ndarray,
-        backend: Backend | None = None,
-        channel_coords: dict[str, np.ndarray] | None = None,
-    ) -> None:
+    def __init__(self, config: PipelineConfig, *, fs: float, output_rate: float, n_channels: int,
+                 backend: Backend | None, channel_coords: dict[str, np.ndarray]) -> None:
         self.config = config
         self.backend = backend or numpy_backend()
         self.fs = float(fs)
-        self.tone_if_hz = np.asarray(tone_if_hz, dtype=float)
-        self.channelizer = ToneChannelizer(
-            self.tone_if_hz, self.fs, config.n_channels, config.n_taps, config.decimation,
-            config.oversampling, backend=self.backend, window=config.window,
-        )
-        self.output_rate = float(self.channelizer.output_rate)
-        n = len(self.tone_if_hz)
-        self.channel_coords = {"channel": np.arange(n, dtype=np.int32), "tone_if_hz": self.tone_if_hz,
-                               **(channel_coords or {})}
-        self.calibration: IQCalibration | None = None
+        self.output_rate = float(output_rate)
+        self.n_channels = int(n_channels)
+        self.channel_coords = {"channel": np.arange(n_channels, dtype=np.int32), **channel_coords}
         self.thresholds: np.ndarray | None = None
         self.trigger: ThresholdTrigger | None = None
         self._pending: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []  # waiting for calibration
         self._segment_first = 0  # ADC index at the last reset
         self._n_out = 0  # outputs since the last reset
         self._anchor = (0, 0)  # (ADC sample index, UTC ns) of the latest block start
+
+    # --- what subclasses provide ----------------------------------------------
+    @abstractmethod
+    def _convert(self, samples: np.ndarray) -> np.ndarray:
+        """ADC samples of one block -> raw outputs (n_out, n_channels), e.g. IQ."""
+
+    @abstractmethod
+    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+        """Raw outputs -> the float32 timestream that is stored and triggered on."""
+
+    @abstractmethod
+    def _offset(self, k: np.ndarray) -> np.ndarray:
+        """ADC samples from the segment start to output sample ``k`` (float)."""
+
+    def _calibrate_more(self, raw: np.ndarray) -> None:
+        """Learn per-stream calibration from the first data, before thresholds are set."""
+
+    def _reset_more(self) -> None:
+        """Reset the subclass's own filter state."""
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        return {}
 
     # --- time ---------------------------------------------------------------
     def t_ns_of(self, sample_index: np.ndarray) -> np.ndarray:
@@ -106,7 +117,7 @@ class MKIDPipeline:
     # --- streaming ----------------------------------------------------------
     def reset(self, first_sample: int) -> None:
         """Forget all filter and trigger state (after a gap); calibration is kept."""
-        self.channelizer.reset(0)
+        self._reset_more()
         if self.trigger is not None:
             self.trigger.reset()
         self._segment_first = int(first_sample)
@@ -121,17 +132,17 @@ class MKIDPipeline:
         if block.n_samples == 0:
             return outputs
         self._anchor = (block.first_sample, block.t_ns)
-        iq = self.backend.to_numpy(self.channelizer.process(self.backend.asarray(block.samples)))
+        raw = self._convert(block.samples)
         k0 = self._n_out
-        self._n_out += iq.shape[0]
+        self._n_out += raw.shape[0]
         idx = self._adc_index(np.arange(k0, self._n_out))
-        item = (iq, k0, idx, self.t_ns_of(idx))
-        if self.calibration is None:
+        item = (raw, k0, idx, self.t_ns_of(idx))
+        if self.thresholds is None:
             self._pending.append(item)
             if sum(p[0].shape[0] for p in self._pending) < _NOISE_ESTIMATE_S * self.output_rate:
                 return outputs
             return outputs + self._drain_pending()
-        return outputs + [self._phase_and_trigger(*item)]
+        return outputs + [self._trigger(*item)]
 
     def finish(self) -> list[PipelineOutput]:
         """End of a segment or stream: process what waits for calibration, flush open records."""
@@ -140,37 +151,38 @@ class MKIDPipeline:
     def _drain_pending(self) -> list[PipelineOutput]:
         if not self._pending:
             return []
-        if self.calibration is None:
+        if self.thresholds is None:
             self._calibrate(np.concatenate([p[0] for p in self._pending]))
         pending, self._pending = self._pending, []
-        return [self._phase_and_trigger(*p) for p in pending]
+        return [self._trigger(*p) for p in pending]
 
-    def _calibrate(self, iq: np.ndarray) -> None:
-        self.calibration = IQCalibration.from_baseline(iq)
-        phase = self.backend.to_numpy(self.calibration.phase(iq, backend=self.backend))
-        sigma = robust_sigma(phase)
+    def _calibrate(self, raw: np.ndarray) -> None:
+        self._calibrate_more(raw)
+        sigma = robust_sigma(self._to_timestream(raw))
         sigma = np.where(sigma > 0, sigma, np.finfo(np.float32).eps)
         self.thresholds = (self.config.trigger.threshold_sigma * sigma).astype(np.float32)
         self.trigger = make_trigger(self.config, self.thresholds, self.output_rate, self.backend)
-        log.info("calibrated %d tones; phase noise sigma %s rad", len(sigma), np.array2string(sigma, precision=4))
+        log.info("calibrated %d channels; noise sigma %s %s", len(sigma),
+                 np.array2string(sigma, precision=4), self.units)
 
-    def _phase_and_trigger(self, iq: np.ndarray, k0: int, idx: np.ndarray, t_ns: np.ndarray) -> PipelineOutput:
-        assert self.calibration is not None and self.trigger is not None
-        phase = self.backend.to_numpy(self.calibration.phase(iq, backend=self.backend)).astype(np.float32)
-        events = self._events_to_adc(self.trigger.process(phase, k0))
-        return PipelineOutput(phase, idx, t_ns, events, self.t_ns_of(events.sample_index), iq)
+    def _trigger(self, raw: np.ndarray, k0: int, idx: np.ndarray, t_ns: np.ndarray) -> PipelineOutput:
+        assert self.trigger is not None
+        data = self._to_timestream(raw)
+        events = self._events_to_adc(self.trigger.process(data, k0))
+        iq = raw if np.iscomplexobj(raw) else None
+        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq)
 
     def _flush_events(self) -> list[PipelineOutput]:
         if self.trigger is None:
             return []
         events = self._events_to_adc(self.trigger.finish())
-        empty = np.zeros((0, len(self.tone_if_hz)), np.float32)
+        empty = np.zeros((0, self.n_channels), np.float32)
         none = np.zeros(0, np.int64)
         return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index))] if len(events) else []
 
     def _adc_index(self, k: np.ndarray) -> np.ndarray:
         """ADC sample index of output samples ``k`` (counted since the last reset)."""
-        return self._segment_first + np.round(self.channelizer.sample_index(k)).astype(np.int64)
+        return self._segment_first + np.round(self._offset(k)).astype(np.int64)
 
     def _events_to_adc(self, events: EventBatch) -> EventBatch:
         """Trigger indices count output samples since the last reset; make them ADC indices."""
@@ -181,25 +193,102 @@ class MKIDPipeline:
     # --- provenance ---------------------------------------------------------
     def calibration_attrs(self) -> dict[str, Any]:
         """What a reprocessing job needs to reproduce this run's events exactly."""
-        out: dict[str, Any] = {
-            "output_rate_hz": self.output_rate,
-            "tone_if_hz": self.tone_if_hz.tolist(),
-            "bins": np.asarray(self.channelizer.bins).tolist(),
-        }
-        if self.calibration is not None and self.thresholds is not None:
-            out["rotation_rad"] = self.calibration.rotation.tolist()
-            out["radius"] = self.calibration.radius.tolist()
-            out["trigger_threshold_rad"] = self.thresholds.tolist()
+        out: dict[str, Any] = {"output_rate_hz": self.output_rate, "stream": self.stream_name,
+                               "units": self.units, **self._extra_attrs()}
+        if self.thresholds is not None:
+            out["trigger_threshold"] = self.thresholds.tolist()
         return out
 
 
-def pipeline_for_board(config: PipelineConfig, board: Any, backend: Backend | None = None) -> MKIDPipeline:
+class MKIDPipeline(StreamPipeline):
+    """PFB channelizer -> tone DDC -> IQ -> phase (rotated so each operating point is 0 rad)."""
+
+    stream_name = "phase"
+    units = "rad"
+
+    def __init__(self, config: PipelineConfig, *, fs: float, tone_if_hz: np.ndarray,
+                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None) -> None:
+        backend = backend or numpy_backend()
+        self.tone_if_hz = np.asarray(tone_if_hz, dtype=float)
+        self.channelizer = ToneChannelizer(
+            self.tone_if_hz, fs, config.n_channels, config.n_taps, config.decimation,
+            config.oversampling, backend=backend, window=config.window,
+        )
+        super().__init__(config, fs=fs, output_rate=self.channelizer.output_rate, n_channels=len(self.tone_if_hz),
+                         backend=backend, channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})})
+        self.calibration: IQCalibration | None = None
+
+    def _convert(self, samples: np.ndarray) -> np.ndarray:
+        return self.backend.to_numpy(self.channelizer.process(self.backend.asarray(samples)))
+
+    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+        assert self.calibration is not None
+        return self.backend.to_numpy(self.calibration.phase(raw, backend=self.backend)).astype(np.float32)
+
+    def _offset(self, k: np.ndarray) -> np.ndarray:
+        return self.channelizer.sample_index(k)
+
+    def _calibrate_more(self, raw: np.ndarray) -> None:
+        self.calibration = IQCalibration.from_baseline(raw)
+
+    def _reset_more(self) -> None:
+        self.channelizer.reset(0)
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"tone_if_hz": self.tone_if_hz.tolist(),
+                               "bins": np.asarray(self.channelizer.bins).tolist()}
+        if self.calibration is not None:
+            out["rotation_rad"] = self.calibration.rotation.tolist()
+            out["radius"] = self.calibration.radius.tolist()
+        return out
+
+
+class TESPipeline(StreamPipeline):
+    """Demultiplexed TES channels: ADC counts -> current (A) -> trigger.
+
+    A SQUID that relocks (reset, flux jump) shifts the baseline by whole flux
+    quanta; the trigger's moving baseline absorbs it after one event, which is
+    flagged like any other and can be cut offline by its shape.
+    """
+
+    stream_name = "current"
+    units = "A"
+
+    def __init__(self, config: PipelineConfig, *, fs: float, counts_per_ampere: np.ndarray,
+                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None) -> None:
+        self.counts_per_ampere = np.asarray(counts_per_ampere, dtype=np.float64)
+        super().__init__(config, fs=fs, output_rate=fs, n_channels=len(self.counts_per_ampere), backend=backend,
+                         channel_coords={"counts_per_ampere": self.counts_per_ampere, **(channel_coords or {})})
+        self._scale = (1.0 / self.counts_per_ampere).astype(np.float32)
+
+    def _convert(self, samples: np.ndarray) -> np.ndarray:
+        return samples.reshape(len(samples), -1).astype(np.float32) * self._scale
+
+    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+        return raw
+
+    def _offset(self, k: np.ndarray) -> np.ndarray:
+        return np.asarray(k, dtype=np.float64)
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        return {"counts_per_ampere": self.counts_per_ampere.tolist()}
+
+
+def pipeline_for_board(config: PipelineConfig, board: Any, backend: Backend | None = None) -> StreamPipeline:
     """The pipeline for the readout board a station streams from, set up from the board's state."""
+    from cryodaq.instruments import MKIDReadoutBoard, TESReadoutBoard
+
     fs = float(board.sample_rate())
-    tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
-    tone_if = tones_rf - float(board.lo_frequency())
-    return MKIDPipeline(config, fs=fs, tone_if_hz=tone_if, backend=backend,
-                        channel_coords={"tone_frequency_hz": tones_rf})
+    if isinstance(board, MKIDReadoutBoard):
+        tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
+        tone_if = tones_rf - float(board.lo_frequency())
+        return MKIDPipeline(config, fs=fs, tone_if_hz=tone_if, backend=backend,
+                            channel_coords={"tone_frequency_hz": tones_rf})
+    if isinstance(board, TESReadoutBoard):
+        cpa = np.broadcast_to(np.asarray(board.counts_per_ampere(), dtype=float), (int(board.n_channels()),))
+        return TESPipeline(config, fs=fs, counts_per_ampere=cpa.copy(), backend=backend)
+    raise TypeError(f"no readout pipeline for {type(board).__name__} {board.name!r}: "
+                    "expected an MKIDReadoutBoard or a TESReadoutBoard")
 
 
 def make_trigger(config: PipelineConfig, thresholds: np.ndarray, rate: float, backend: Backend) -> ThresholdTrigger:

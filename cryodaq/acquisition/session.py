@@ -3,7 +3,7 @@
 Threads (the GUI never runs here):
 
 - receiver: UDP -> bounded block queue (never blocks; counts drops as gaps)
-- processing: blocks -> :class:`MKIDPipeline` -> run writer (phase, events, gaps)
+- processing: blocks -> :class:`StreamPipeline` (MKID or TES) -> sinks (run writer, live publisher)
 - housekeeping: instrument parameters every ``interval_s`` -> run writer
 - caller's thread: waits for the duration / a stop request, reports progress
 
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from qcodes.station import Station
 
-from cryodaq.acquisition.pipeline import MKIDPipeline, PipelineOutput, pipeline_for_board
+from cryodaq.acquisition.pipeline import PipelineOutput, StreamPipeline, pipeline_for_board
 from cryodaq.acquisition.receiver import UDPReceiver
 from cryodaq.acquisition.sinks import RunWriterSink, Sink, StreamInfo
 from cryodaq.acquisition.spectra import SpectrumMonitor
@@ -247,7 +247,7 @@ class StreamSession:
             t.join(timeout=60)
         self._update_receiver_stats(receiver)
 
-    def _close_run(self, pipeline: MKIDPipeline, interrupted: bool) -> str:
+    def _close_run(self, pipeline: StreamPipeline, interrupted: bool) -> str:
         if self._error is None:
             self._writer_sink.annotate(pipeline_calibration=pipeline.calibration_attrs())
         reason = (f"aborted: {self._error}" if self._error is not None
@@ -260,7 +260,7 @@ class StreamSession:
                 self._error = self._error or exc
         return reason
 
-    def _process_loop(self, receiver: UDPReceiver, pipeline: MKIDPipeline, spectra: SpectrumMonitor) -> None:
+    def _process_loop(self, receiver: UDPReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
         while True:
             block = receiver.blocks.get()
             if block is None:

@@ -54,7 +54,7 @@ def test_demo_run_completes_with_pulses_on_every_tone(demo_run):
     # ~10-20 photons/s per resonator in the simulated world: every tone sees pulses
     assert np.all(counts >= 10), counts
     amp = events["amplitude"].values
-    thresholds = np.asarray(run.attrs["pipeline_calibration"]["trigger_threshold_rad"])
+    thresholds = np.asarray(run.attrs["pipeline_calibration"]["trigger_threshold"])
     assert np.all(amp >= thresholds[channels])
     # event times are UTC ns inside the run, in order of sample index per channel
     t = events["t"].values
@@ -179,3 +179,18 @@ def test_noise_spectra_snapshots_are_stored(demo_run):
     assert np.all(np.isfinite(psd)) and np.all(psd[:, :, 1:] > 0)
     freq = spectra["freq"].values
     assert freq[0] == 0 and freq[-1] == pytest.approx(8000.0)
+
+
+def test_tes_station_streams_pulses_in_amperes(tmp_path):
+    session = StreamSession(load_station_config(ROOT / "stations" / "demo_tes.yaml"), tmp_path, simulate=True)
+    summary = session.run(3.0)
+    run = open_run(summary.path)
+    assert run.status == "complete"
+    stream = run.stream("current")
+    assert stream["current"].attrs.get("units", run.dataset("stream").attrs["units"]["current"]) == "A"
+    events = run.events()
+    counts = np.bincount(events["channel"].values, minlength=8)
+    assert np.all(counts >= 3), counts  # ~5 X-rays/s per TES
+    # the Mn K-alpha line (5.9 keV) of the simulated source: ~8.8 uA pulses
+    amp = np.median(events["amplitude"].values)
+    assert 7e-6 < amp < 11e-6
