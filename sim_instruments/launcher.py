@@ -24,8 +24,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .bluefors import BlueforsControlUnit
 from .lakeshore372 import Lakeshore372
+from .triton import OxfordTriton
 from .mkid_readout_board import MkidReadoutBoard
+from .gs200 import YokogawaGS200
+from .n9030b import KeysightN9030B
+from .noise_load_switch import NoiseSourceSwitch
+from .signal_generators import KeysightN51x1, RohdeSchwarzSGS100A
+from .keithley2450 import Keithley2450
+from .squid_controller import SquidController
+from .tes_readout_board import TesReadoutBoard
+from .vna_pna import KeysightPna
+from .vna_znb import RohdeSchwarzZnb
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -45,6 +56,22 @@ class Face(Protocol):
 FACES: dict[str, Callable[..., Face]] = {
     "lakeshore372": Lakeshore372,
     "mkid_readout_board": MkidReadoutBoard,
+    # fridge controllers (the Lakeshore 372 above is the third)
+    "oxford_triton": OxfordTriton,
+    "bluefors": BlueforsControlUnit,
+    # paramp: pump sources, flux bias, noise analyzer, hot/cold load switch
+    "rs_sgs100a": RohdeSchwarzSGS100A,
+    "keysight_n51x1": KeysightN51x1,
+    "yokogawa_gs200": YokogawaGS200,
+    "keysight_n9030b": KeysightN9030B,
+    "noise_source_switch": NoiseSourceSwitch,
+    # TES: bias source, SQUID FLL controller, demultiplexed readout (need world.tes.enabled)
+    "keithley2450": Keithley2450,
+    "squid_controller": SquidController,
+    "tes_readout_board": TesReadoutBoard,
+    # vector network analysers (S21 of the world's feedline and amplifier chain)
+    "keysight_pna": KeysightPna,
+    "rs_znb": RohdeSchwarzZnb,
 }
 
 _VISA_SOCKET = re.compile(r"^TCPIP\d*::(?P<host>[^:]+)::(?P<port>\d+)::SOCKET$", re.IGNORECASE)
@@ -59,6 +86,27 @@ def parse_visa_address(address: str) -> tuple[str, int]:
     if port > 65535:
         raise ValueError(f"port {port} in {address!r} is out of range 0..65535")
     return m["host"], port
+
+
+_HTTP_URL = re.compile(r"^https?://(?P<host>[^:/]+):(?P<port>\d+)/?$", re.IGNORECASE)
+
+
+def parse_face_address(address: str) -> tuple[str, int]:
+    """(host, port) of a face address: a VISA socket address, or ``http://host:port`` (HTTP faces).
+
+    A face spec may instead give a bare host as ``address`` and a separate ``port``.
+    """
+    m = _HTTP_URL.match(str(address).strip())
+    if m:
+        port = int(m["port"])
+        if port > 65535:
+            raise ValueError(f"port {port} in {address!r} is out of range 0..65535")
+        return m["host"], port
+    try:
+        return parse_visa_address(address)
+    except ValueError:
+        raise ValueError(f"expected 'TCPIP0::<host>::<port>::SOCKET' or 'http://<host>:<port>' "
+                         f"(or a host with a separate 'port'), got {address!r}") from None
 
 
 def socket_address(host: str, port: int) -> str:
@@ -127,10 +175,14 @@ def serve(config: Mapping[str, Any], clock: Callable[[], float] | None = None) -
             options = dict(spec)
             kind = options.pop("face")
             address = options.pop("address")
+            port_option = options.pop("port", None)
             if kind not in FACES:
                 raise ValueError(f"{where}.face: unknown face {kind!r}; known: {sorted(FACES)}")
             try:
-                host, port = parse_visa_address(address)
+                # a raw-socket driver (qcodes IPInstrument, e.g. the Oxford Triton) has a
+                # bare host as its address and a separate port
+                host, port = ((str(address), int(port_option)) if port_option is not None
+                              else parse_face_address(address))
             except ValueError as err:
                 raise ValueError(f"{where}.address: {err}") from None
             try:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,6 +111,12 @@ class Paramp:
 
     def __init__(self, config: ParampConfig, fridge: Fridge | None = None) -> None:
         c = config
+        for f in fields(ParampConfig):
+            value, default = getattr(c, f.name), f.default
+            if isinstance(default, float) and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                               or not math.isfinite(value)):
+                hint = " (YAML reads 1e9 or 1.0e9 as text: write 1.0e+9)" if isinstance(value, str) else ""
+                raise ValueError(f"world.paramp.{f.name}: expected a number, got {value!r}{hint}")
         if c.kind not in KINDS:
             raise ValueError(f"world.paramp.kind: expected one of {KINDS}, got {c.kind!r}")
         if c.wave_mixing not in (3, 4):

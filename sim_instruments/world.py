@@ -28,6 +28,7 @@ from .mkid import Feedline, FeedlineConfig
 from .noise import NoiseConfig
 from .paramp import Paramp, ParampConfig
 from .photons import TRUTH_DTYPE, PhotonConfig
+from .tes import TESArray, TESConfig
 
 
 @dataclass
@@ -43,6 +44,7 @@ class WorldConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     readout: ReadoutConfig = field(default_factory=ReadoutConfig)
     paramp: ParampConfig = field(default_factory=ParampConfig)
+    tes: TESConfig = field(default_factory=TESConfig)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "world") -> WorldConfig:
@@ -108,6 +110,9 @@ class World:
         self.paramp = Paramp(config.paramp, self.fridge)
         if config.paramp.enabled:
             self.amplifiers.append(self.paramp)
+        # The TES array (bias, SQUIDs, demultiplexed stream) exists only when enabled; its bath is the MXC.
+        self.tes: TESArray | None = (
+            TESArray(config.tes, self.fridge.mxc_k, config.seed) if config.tes.enabled else None)
 
     # -- physics ---------------------------------------------------------------
     def temperature_k(self) -> float:

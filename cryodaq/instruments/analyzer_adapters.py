@@ -4,10 +4,11 @@ The :class:`~cryodaq.instruments.parametric_amplifier.ParametricAmplifier` measu
 these, so it works with whichever qcodes driver the station names:
 
 * :class:`VNA` protocol — ``setup(start, stop, points, power_dbm=, if_bandwidth_hz=, averages=)``,
-  ``sweep_s21() -> (frequencies, complex S21)``, ``power_dbm`` (get/set). Implemented for the
-  Keysight PNA family (``KeysightPNABase``: N5222B, N5245A, ...) and the R&S ZNB family
-  (``RohdeSchwarzZNBBase``: ZNB8, ZNB20, ...). Settings go through the drivers' own parameters,
-  so their validators and any station safety limit on them apply.
+  ``sweep_s21() -> (frequencies, complex S21)``, ``power_dbm`` (get/set). :class:`QcodesVNA`
+  implements it for the Keysight PNA family (``KeysightPNABase``: N5222B, N5245A, ...) and the
+  R&S ZNB family (``RohdeSchwarzZNBBase``, e.g. ``cryodaq.instruments.RohdeSchwarzZNBSocket``)
+  on top of :func:`cryodaq.instruments.vna.measure_s21`. Settings go through the drivers' own
+  parameters, so their validators and any station safety limit on them apply.
 * :class:`SpectrumAnalyzer` protocol — ``setup(center, span, points, rbw_hz, sweep_time_s)``,
   ``trace_dbm() -> (frequencies, dBm per point)``. Implemented for the Keysight N9030B
   (Spectrum Analyzer mode, Swept SA; RMS averaging, average detector: true noise power).
@@ -21,6 +22,13 @@ from __future__ import annotations
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from qcodes.instrument_drivers.Keysight import KeysightN9030B, KeysightPNABase
+from qcodes.instrument_drivers.rohde_schwarz import (
+    RohdeSchwarzZNBBase,
+    RohdeSchwarzZNBChannel,
+)
+
+from cryodaq.instruments.vna import measure_s21
 
 
 @runtime_checkable
@@ -49,104 +57,54 @@ class SpectrumAnalyzer(Protocol):
     def trace_dbm(self) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-class PNAAdapter:
-    """Keysight PNA (``qcodes.instrument_drivers.Keysight.KeysightPNABase`` subclasses).
+class QcodesVNA:
+    """A Keysight PNA or R&S ZNB qcodes driver (or a ZNB channel) as a :class:`VNA`.
 
-    Uses the first measurement of channel 1, switched to S21 if it measures something else;
-    the data come from its ``polar`` parameter (runs a sweep, averaging included).
+    Sweeps go through :func:`cryodaq.instruments.vna.measure_s21` (the stimulus is set through
+    the driver's parameters, power first, on every sweep); ``power_dbm`` reads and sets the
+    source power of the S21 measurement directly.
     """
 
     def __init__(self, vna: Any) -> None:
         self.vna = vna
-        traces = list(vna.traces)
-        trace = next((t for t in traces if t.trace() == "S21"), None)
-        if trace is None:
-            trace = traces[0]
-            trace.trace("S21")
-        self.trace = trace
-        vna.output(True)
+        self._settings: dict[str, Any] = {"start_hz": 4e9, "stop_hz": 8e9, "points": 201, "power_dbm": None,
+                                          "if_bandwidth_hz": 1e3, "averages": 1}
 
     def setup(self, start_hz: float, stop_hz: float, points: int, *, power_dbm: float | None = None,
               if_bandwidth_hz: float | None = None, averages: int | None = None) -> None:
-        v = self.vna
-        v.sweep_type("LIN")
-        v.start(start_hz)
-        v.stop(stop_hz)
-        v.points(int(points))
+        s = self._settings
+        s.update(start_hz=float(start_hz), stop_hz=float(stop_hz), points=int(points))
         if power_dbm is not None:
-            v.power(power_dbm)
+            s["power_dbm"] = float(power_dbm)
         if if_bandwidth_hz is not None:
-            v.if_bandwidth(if_bandwidth_hz)
+            s["if_bandwidth_hz"] = float(if_bandwidth_hz)
         if averages is not None:
-            v.averages_enabled(averages > 1)
-            if averages > 1:
-                v.averages(int(averages))
+            s["averages"] = int(averages)
 
     def sweep_s21(self) -> tuple[np.ndarray, np.ndarray]:
-        data = np.asarray(self.trace.polar(), dtype=complex)
-        freqs = np.linspace(self.vna.start(), self.vna.stop(), self.vna.points())
-        return freqs, data
+        s = self._settings
+        power = self.power_dbm if s["power_dbm"] is None else s["power_dbm"]
+        sweep = measure_s21(self.vna, s["start_hz"], s["stop_hz"], s["points"], power, s["if_bandwidth_hz"],
+                            s["averages"])
+        return sweep.freqs, sweep.s21
 
-    @property
-    def power_dbm(self) -> float:
-        return float(self.vna.power())
-
-    @power_dbm.setter
-    def power_dbm(self, value: float) -> None:
-        self.vna.power(value)
-
-
-class ZNBAdapter:
-    """R&S ZNB (``qcodes.instrument_drivers.rohde_schwarz.RohdeSchwarzZNBBase`` subclasses).
-
-    Uses the driver's channel measuring S21 (``vna.channels`` made by ``init_s_params``), or
-    adds one; the data come from its ``trace_mag_phase`` (runs ``avg`` sweeps).
-    """
-
-    def __init__(self, vna: Any) -> None:
-        self.vna = vna
+    def _power_parameter(self) -> Any:
+        vna = self.vna
+        if hasattr(vna, "if_bandwidth") or hasattr(vna, "trace_mag_phase"):  # a PNA, or a ZNB channel
+            return vna.power
         channel = next((ch for ch in vna.channels if ch.vna_parameter() == "S21"), None)
         if channel is None:
-            vna.add_channel("S21")
-            channel = vna.channels[-1]
-        self.channel = channel
-        vna.rf_on()
-
-    @staticmethod
-    def _allowed_bandwidth(value: float, allowed: Any) -> float:
-        """The smallest IF bandwidth the driver accepts that is >= ``value`` (else the largest)."""
-        options = sorted(float(v) for v in allowed)
-        return next((v for v in options if v >= value * (1 - 1e-9)), options[-1])
-
-    def setup(self, start_hz: float, stop_hz: float, points: int, *, power_dbm: float | None = None,
-              if_bandwidth_hz: float | None = None, averages: int | None = None) -> None:
-        ch = self.channel
-        if start_hz >= ch.stop():  # the driver refuses start >= stop: move the far edge first
-            ch.stop(stop_hz)
-            ch.start(start_hz)
-        else:
-            ch.start(start_hz)
-            ch.stop(stop_hz)
-        ch.npts(int(points))
-        if power_dbm is not None:
-            ch.power(power_dbm)
-        if if_bandwidth_hz is not None:
-            ch.bandwidth(int(self._allowed_bandwidth(if_bandwidth_hz, ch.bandwidth.vals.valid_values)))
-        if averages is not None:
-            ch.avg(int(averages))
-
-    def sweep_s21(self) -> tuple[np.ndarray, np.ndarray]:
-        mag, phase = self.channel.trace_mag_phase()
-        freqs = np.linspace(self.channel.start(), self.channel.stop(), self.channel.npts())
-        return freqs, np.asarray(mag) * np.exp(1j * np.asarray(phase))
+            raise ValueError(f"{vna.name}: no channel measures S21 (measure once to add one)")
+        return channel.power
 
     @property
     def power_dbm(self) -> float:
-        return float(self.channel.power())
+        return float(self._power_parameter()())
 
     @power_dbm.setter
     def power_dbm(self, value: float) -> None:
-        self.channel.power(value)
+        self._power_parameter()(value)
+        self._settings["power_dbm"] = float(value)
 
 
 class N9030BAdapter:
@@ -186,13 +144,8 @@ def vna_adapter(vna: Any) -> VNA:
     """The :class:`VNA` adapter for a qcodes VNA driver (or ``vna`` itself if it is one)."""
     if isinstance(vna, VNA):
         return vna
-    from qcodes.instrument_drivers.Keysight import KeysightPNABase
-    from qcodes.instrument_drivers.rohde_schwarz import RohdeSchwarzZNBBase
-
-    if isinstance(vna, KeysightPNABase):
-        return PNAAdapter(vna)
-    if isinstance(vna, RohdeSchwarzZNBBase):
-        return ZNBAdapter(vna)
+    if isinstance(vna, (KeysightPNABase, RohdeSchwarzZNBBase, RohdeSchwarzZNBChannel)):
+        return QcodesVNA(vna)
     raise TypeError(f"no VNA adapter for {type(vna).__name__} (supported: Keysight PNA family, R&S ZNB family, "
                     "or an object with setup/sweep_s21/power_dbm)")
 
@@ -201,8 +154,6 @@ def analyzer_adapter(analyzer: Any) -> SpectrumAnalyzer:
     """The :class:`SpectrumAnalyzer` adapter for a qcodes analyzer driver (or ``analyzer`` if it is one)."""
     if isinstance(analyzer, SpectrumAnalyzer):
         return analyzer
-    from qcodes.instrument_drivers.Keysight import KeysightN9030B
-
     if isinstance(analyzer, KeysightN9030B):
         return N9030BAdapter(analyzer)
     raise TypeError(f"no spectrum-analyzer adapter for {type(analyzer).__name__} (supported: Keysight N9030B, "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -165,16 +166,23 @@ def _lorentz_db(f: np.ndarray, peak_db: float, center: float, width: float) -> n
 
 
 def disable_nagle(instrument: Any) -> None:
-    """Send each VISA socket write at once (VI_ATTR_TCPIP_NODELAY, NI-VISA's default).
+    """Send each VISA socket write at once (TCP_NODELAY; NI-VISA's default VI_ATTR_TCPIP_NODELAY).
 
     pyvisa-py leaves Nagle's algorithm on, so a write that follows another write waits for
     the peer's delayed ACK (~40 ms on Linux); a VNA sweep through the qcodes driver is a
-    dozen such writes. Resources that are not TCP sockets are left alone.
+    dozen such writes. pyvisa-py 0.7/0.8 cannot set the attribute (its setter entry is the
+    generic one, which raises UnknownAttribute), so the session's socket is set directly.
+    Resources that are not TCP sockets are left alone.
     """
     handle = getattr(instrument, "visa_handle", None)
     if handle is None or "SOCKET" not in str(getattr(handle, "resource_name", "")).upper():
         return
-    try:
+    sessions = getattr(getattr(handle, "visalib", None), "sessions", {})
+    sock = getattr(sessions.get(getattr(handle, "session", None)), "interface", None)
+    if isinstance(sock, socket.socket):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return
+    try:  # another VISA library (NI-VISA already defaults to no delay)
         handle.set_visa_attribute(ResourceAttribute.tcpip_nodelay, True)
     except (VisaIOError, NotImplementedError) as exc:
         log.debug("could not set TCP_NODELAY on %s: %s", getattr(instrument, "name", instrument), exc)
@@ -218,39 +226,42 @@ class ParametricAmplifier(Instrument):
                  flux_current_param: str = "current", flux_output_param: str = "output",
                  input_attenuation_db: float = 60.0, probe_power_dbm: float = -70.0,
                  if_bandwidth_hz: float = 100.0, settle_s: float = 0.0, **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
         if wave_mixing not in (3, 4):
             raise ValueError(f"{name}: wave_mixing must be 3 or 4, got {wave_mixing!r}")
-        self.pump = _find_instrument(pump, "pump")
-        self.flux = _find_instrument(flux, "flux bias")
-        self._vna_instrument = _find_instrument(vna, "VNA")
-        self._analyzer_instrument = _find_instrument(analyzer, "analyzer") if analyzer is not None else None
-        self.load_switch = _find_instrument(load_switch, "load switch") if load_switch is not None else None
+        # resolve and check every part before registering this instrument
+        pump, flux = _find_instrument(pump, "pump"), _find_instrument(flux, "flux bias")
+        source = self._source_parameter
+        pump_output = source(pump, pump_output_param, ("status", "rf_output", "output"), "pump output")
+        pump_power = source(pump, pump_power_param, (), "pump power")
+        pump_frequency = source(pump, pump_frequency_param, (), "pump frequency")
+        flux_output = source(flux, flux_output_param, (), "flux output")
+        flux_current = source(flux, flux_current_param, (), "flux current")
+        vna = _find_instrument(vna, "VNA")
+        analyzer = _find_instrument(analyzer, "analyzer") if analyzer is not None else None
+        load_switch = _find_instrument(load_switch, "load switch") if load_switch is not None else None
+        super().__init__(name, **kwargs)
+        self.pump, self.flux, self.load_switch = pump, flux, load_switch
+        self._vna_instrument, self._analyzer_instrument = vna, analyzer
         self.wave_mixing = wave_mixing
-        for component in (self.pump, self.flux, self._vna_instrument, self._analyzer_instrument, self.load_switch):
+        for component in (pump, flux, vna, analyzer, load_switch):
             disable_nagle(component)
         self._vna: VNA | None = None
         self._analyzer: SpectrumAnalyzer | None = None
-        self._pump_output = self._source_parameter(self.pump, pump_output_param, ("status", "rf_output", "output"),
-                                                   "pump output")
-        self._flux_output = self._source_parameter(self.flux, flux_output_param, (), "flux output")
+        self._pump_output, self._flux_output = pump_output, flux_output
 
         self.pump_power: DelegateParameter = self.add_parameter(
-            "pump_power", parameter_class=DelegateParameter,
-            source=self._source_parameter(self.pump, pump_power_param, (), "pump power"),
+            "pump_power", parameter_class=DelegateParameter, source=pump_power,
             label="pump power", unit="dBm",
             docstring="Pump power at the source (delegates to the pump source: its validators and "
                       "the station's safety limit on it apply).")
         self.pump_frequency: DelegateParameter = self.add_parameter(
-            "pump_frequency", parameter_class=DelegateParameter,
-            source=self._source_parameter(self.pump, pump_frequency_param, (), "pump frequency"),
+            "pump_frequency", parameter_class=DelegateParameter, source=pump_frequency,
             label="pump frequency", unit="Hz", docstring="Pump frequency (delegates to the pump source).")
         self.pump_on: Parameter = self.add_parameter(
             "pump_on", label="pump on", get_cmd=self._get_pump_on, set_cmd=self._set_pump_on, vals=Bool(),
             docstring="Pump source RF output on/off.")
         self.flux_current: DelegateParameter = self.add_parameter(
-            "flux_current", parameter_class=DelegateParameter,
-            source=self._source_parameter(self.flux, flux_current_param, (), "flux current"),
+            "flux_current", parameter_class=DelegateParameter, source=flux_current,
             label="flux-bias current", unit="A",
             docstring="Flux-bias current (delegates to the flux source; its range and the station's "
                       "safety limit apply).")
