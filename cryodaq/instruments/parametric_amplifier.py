@@ -22,21 +22,19 @@ from __future__ import annotations
 
 import logging
 import math
-import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pyvisa.constants import ResourceAttribute
-from pyvisa.errors import VisaIOError
 from qcodes.instrument import Instrument
 from qcodes.parameters import DelegateParameter, ManualParameter, Parameter
 from qcodes.validators import Bool, Enum, Numbers
 from scipy.constants import h as PLANCK_H
 from scipy.constants import k as BOLTZMANN_K
 
+from cryodaq.instruments.reliability import disable_nagle
 from cryodaq.instruments.analyzer_adapters import (
     VNA,
     SpectrumAnalyzer,
@@ -163,29 +161,6 @@ class TuneResult:
 def _lorentz_db(f: np.ndarray, peak_db: float, center: float, width: float) -> np.ndarray:
     g0 = 10 ** (peak_db / 10)
     return 10 * np.log10(1 + (g0 - 1) / (1 + (2 * (f - center) / width) ** 2))
-
-
-def disable_nagle(instrument: Any) -> None:
-    """Send each VISA socket write at once (TCP_NODELAY; NI-VISA's default VI_ATTR_TCPIP_NODELAY).
-
-    pyvisa-py leaves Nagle's algorithm on, so a write that follows another write waits for
-    the peer's delayed ACK (~40 ms on Linux); a VNA sweep through the qcodes driver is a
-    dozen such writes. pyvisa-py 0.7/0.8 cannot set the attribute (its setter entry is the
-    generic one, which raises UnknownAttribute), so the session's socket is set directly.
-    Resources that are not TCP sockets are left alone.
-    """
-    handle = getattr(instrument, "visa_handle", None)
-    if handle is None or "SOCKET" not in str(getattr(handle, "resource_name", "")).upper():
-        return
-    sessions = getattr(getattr(handle, "visalib", None), "sessions", {})
-    sock = getattr(sessions.get(getattr(handle, "session", None)), "interface", None)
-    if isinstance(sock, socket.socket):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return
-    try:  # another VISA library (NI-VISA already defaults to no delay)
-        handle.set_visa_attribute(ResourceAttribute.tcpip_nodelay, True)
-    except (VisaIOError, NotImplementedError) as exc:
-        log.debug("could not set TCP_NODELAY on %s: %s", getattr(instrument, "name", instrument), exc)
 
 
 def _find_instrument(ref: Any, role: str) -> Any:
