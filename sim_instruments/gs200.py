@@ -73,27 +73,23 @@ class YokogawaGS200(ScpiFace):
         s("bnc_out", "ROUTe:BNCO", "TRIG", choice("TRIGger", "OUTPut", "READy"))
         s("bnc_in", "ROUTe:BNCI", "TRIG", choice("TRIGger", "OUTPut"))
         c = self.commands.add
-        c("[SOURce]:FUNCtion", self._function)
-        c("[SOURce]:FUNCtion?", lambda a, s: self.mode)
-        c("[SOURce]:RANGe", self._set_range)
-        c("[SOURce]:RANGe?", lambda a, s: _fmt(self.range[self.mode]))
-        c("[SOURce]:LEVel[:FIX]", self._set_level)
-        c("[SOURce]:LEVel:AUTO", self._set_level_auto)
-        c("[SOURce]:LEVel[:FIX]?", lambda a, s: _fmt(self.level[self.mode]))
-        c("SYSTem:LFRequency?", lambda a, s: "50")
-        c("MEASure?", self._measure)
-        c("*STB?", lambda a, s: "0")
-        c("*ESR?", lambda a, s: "0")
-        c("STATus:EVENt?", self._event)
-        c("STATus:CONDition?", lambda a, s: "0")
-        c("PROGram:LOAD?", lambda a, s: '""')
-        c("PROGram:LOAD", lambda a, s: None)
-        c("PROGram:SAVE", lambda a, s: None)
-        c("PROGram:EDIT:STARt", self._edit_start)
-        c("PROGram:EDIT:END", self._edit_end)
-        c("PROGram:RUN", self._run)
+        c("[SOURce]:FUNCtion", set=self._function, query=lambda s, a: self.mode)
+        c("[SOURce]:RANGe", set=self._set_range, query=lambda s, a: _fmt(self.range[self.mode]))
+        c("[SOURce]:LEVel[:FIX]", set=self._set_level, query=lambda s, a: _fmt(self.level[self.mode]))
+        c("[SOURce]:LEVel:AUTO", set=self._set_level_auto)
+        c("SYSTem:LFRequency", query=lambda s, a: "50")
+        c("MEASure", query=self._measure)
+        c("*STB", query=lambda s, a: "0")
+        c("*ESR", query=lambda s, a: "0")
+        c("STATus:EVENt", query=self._event)
+        c("STATus:CONDition", query=lambda s, a: "0")
+        c("PROGram:LOAD", set=lambda s, a: None, query=lambda s, a: '""')
+        c("PROGram:SAVE", set=lambda s, a: None)
+        c("PROGram:EDIT:STARt", set=self._edit_start)
+        c("PROGram:EDIT:END", set=self._edit_end)
+        c("PROGram:RUN", set=self._run)
         for cmd in ("PROGram:HOLD", "PROGram:PAUSe", "PROGram:CONTinue"):
-            c(cmd, lambda a, s: None)
+            c(cmd, set=lambda s, a: None)
         self._push()
 
     # -- state ----------------------------------------------------------------------------
@@ -116,14 +112,14 @@ class YokogawaGS200(ScpiFace):
         self._push()
 
     # -- commands ------------------------------------------------------------------------
-    def _function(self, args: str, suffix: int | None) -> None:
+    def _function(self, suffixes: tuple[int, ...], args: str) -> None:
         mode = choice("CURRent", "VOLTage").parse(args, "SOUR:FUNC")
         if self.values["output"]:
             raise ScpiError(-221, "Settings conflict; cannot change the function with the output on")
         self.mode = mode
         self._push()
 
-    def _set_range(self, args: str, suffix: int | None) -> None:
+    def _set_range(self, suffixes: tuple[int, ...], args: str) -> None:
         value = parse_float(args, "SOUR:RANG")
         allowed = RANGES[self.mode]
         fit = [r for r in allowed if r >= abs(value) * (1 - 1e-9)]
@@ -138,7 +134,7 @@ class YokogawaGS200(ScpiFace):
         r = self.range[self.mode]
         return r if r == RANGES[self.mode][-1] else 1.2 * r
 
-    def _set_level(self, args: str, suffix: int | None) -> None:
+    def _set_level(self, suffixes: tuple[int, ...], args: str) -> None:
         value = parse_float(args, "SOUR:LEV")
         if self._editing:
             self._program_level = value
@@ -149,32 +145,32 @@ class YokogawaGS200(ScpiFace):
         self.event_register |= 1 << 5  # source change
         self._push()
 
-    def _set_level_auto(self, args: str, suffix: int | None) -> None:
+    def _set_level_auto(self, suffixes: tuple[int, ...], args: str) -> None:
         value = parse_float(args, "SOUR:LEV:AUTO")
         fit = [r for r in RANGES[self.mode] if r * (1.2 if r != RANGES[self.mode][-1] else 1.0) >= abs(value)]
         if not fit:
             raise ScpiError(-222, f"Data out of range; {value:g} is beyond the largest {self.mode} range")
         self.range[self.mode] = fit[0]
-        self._set_level(args, suffix)
+        self._set_level(suffixes, args)
 
-    def _measure(self, args: str, suffix: int | None) -> str:
+    def _measure(self, suffixes: tuple[int, ...], args: str) -> str:
         if not self.values["output"]:
             return _fmt(0.0)
         current = self.flux_current_a()
         return _fmt(current * self.line_resistance_ohm if self.mode == "CURR" else current)
 
-    def _event(self, args: str, suffix: int | None) -> str:
+    def _event(self, suffixes: tuple[int, ...], args: str) -> str:
         value, self.event_register = self.event_register, 0
         return str(value)
 
-    def _edit_start(self, args: str, suffix: int | None) -> None:
+    def _edit_start(self, suffixes: tuple[int, ...], args: str) -> None:
         self._editing, self._program_level = True, None
 
-    def _edit_end(self, args: str, suffix: int | None) -> None:
+    def _edit_end(self, suffixes: tuple[int, ...], args: str) -> None:
         self._editing = False
 
-    def _run(self, args: str, suffix: int | None) -> None:
+    def _run(self, suffixes: tuple[int, ...], args: str) -> None:
         """A one-step program reaches its level at once here (the ramp time is not simulated)."""
         if self._program_level is not None:
-            self._set_level(repr(self._program_level), None)
+            self._set_level((), repr(self._program_level))
         self.event_register |= EOP

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 
-from .scpi import ScpiError, parse_bool, parse_float
+from .scpi import ScpiError, parse_bool, parse_float, split_args, unquote
 from .scpi_face import ScpiFace
 from .world import World
 
@@ -54,10 +54,6 @@ ELEMENTS = {"READING": "READ", "FORMATTED": "FORM", "SOURCE": "SOUR", "SOURFORMA
             "RELATIVE": "REL", "SECONDS": "SEC", "FRACTIONAL": "FRAC", "STATUS": "STAT",
             "SOURSTATUS": "SOURSTAT", "TSTAMP": "TST"}
 OVERFLOW = 9.9e37
-
-
-def _unquote(text: str) -> str:
-    return text.strip().strip("'\"")
 
 
 def _pick_range(value: float, ranges: Sequence[float], what: str) -> float:
@@ -208,7 +204,7 @@ class Keithley2450(ScpiFace):
         return value
 
     def _buffer(self, name: str) -> _Buffer:
-        name = _unquote(name) or "defbuffer1"
+        name = unquote(name) or "defbuffer1"
         if name not in self.buffers:
             raise ScpiError(-230, f"Data corrupt or stale; no reading buffer named {name!r}")
         return self.buffers[name]
@@ -217,97 +213,97 @@ class Keithley2450(ScpiFace):
     def _register(self) -> None:
         add = self.commands.add
 
-        def const(value: str) -> Callable[[str, int | None], str]:
-            return lambda args, suffix: value
-
-        def nothing(args: str, suffix: int | None) -> None:
+        def nothing(suffixes: tuple[int, ...], args: str) -> None:
             return None
 
-        add("*LANG?", lambda a, s: self.language)
-        add("*LANG", self._set_language)
-        add(":OUTPut[:STATe]?", lambda a, s: "1" if self.output else "0")
-        add(":OUTPut[:STATe]", self._set_output)
-        add(":ROUTe:TERMinals?", lambda a, s: self.terminals)
-        add(":ROUTe:TERMinals", self._set_terminals)
-        add(":SYSTem:LFRequency?", const("50"))
-        add(":STATus:CLEar", lambda a, s: self.errors.clear())
-        add(":SYSTem:CLEar", lambda a, s: self.errors.clear())
-        add(":ABORt", nothing)
-        add(":SENSe#:AZERo:ONCE", nothing)
-        add(":SOURce#:FUNCtion[:MODE]?", lambda a, s: self.source_function)
-        add(":SOURce#:FUNCtion[:MODE]", self._set_source_function)
-        add(":SENSe#:FUNCtion[:ON]?", lambda a, s: SENSE_NAMES[self.sense_function])
-        add(":SENSe#:FUNCtion[:ON]", self._set_sense_function)
-        add(":SENSe#:COUNt?", lambda a, s: str(self.count))
-        add(":SENSe#:COUNt", self._set_count)
+        add("*LANG", set=self._set_language, query=lambda s, a: self.language)
+        add(":OUTPut[:STATe]", set=self._set_output, query=lambda s, a: "1" if self.output else "0")
+        add(":ROUTe:TERMinals", set=self._set_terminals, query=lambda s, a: self.terminals)
+        add(":SYSTem:LFRequency", query=lambda s, a: "50")
+        add(":STATus:CLEar", set=lambda s, a: self.errors.clear())
+        add(":SYSTem:CLEar", set=lambda s, a: self.errors.clear())
+        add(":ABORt", set=nothing)
+        add(":SENSe#:AZERo:ONCE", set=nothing)
+        add(":SOURce#:FUNCtion[:MODE]", set=self._set_source_function, query=lambda s, a: self.source_function)
+        add(":SENSe#:FUNCtion[:ON]", set=self._set_sense_function,
+            query=lambda s, a: SENSE_NAMES[self.sense_function])
+        add(":SENSe#:COUNt", set=self._set_count, query=lambda s, a: str(self.count))
         for fn in ("CURR", "VOLT"):
             self._register_source(fn)
         for fn in ("CURR", "VOLT", "RES"):
             self._register_sense(fn)
-        add(":MEASure?", lambda a, s: self._measure_cmd(a, None))
-        add(":READ?", lambda a, s: self._measure_cmd(a, None))
+        add(":MEASure", query=lambda s, a: self._measure_cmd(a, None))
+        add(":READ", query=lambda s, a: self._measure_cmd(a, None))
         for fn in ("CURR", "VOLT", "RES"):
-            add(f":MEASure:{LONG[fn]}[:DC]?", lambda a, s, fn=fn: self._measure_cmd(a, fn))
-        add(":FETCh?", self._fetch)
-        add(":TRACe:POINts?", lambda a, s: str(self._buffer(self._items(a, 1)[0]).capacity))
-        add(":TRACe:POINts", self._set_points)
-        add(":TRACe:ACTual?", lambda a, s: str(len(self._buffer(self._items(a, 1)[0]).readings)))
-        add(":TRACe:CLEar", lambda a, s: self._buffer(self._items(a, 1)[0]).readings.clear())
-        add(":TRACe:MAKE", self._make_buffer)
-        add(":TRACe:DELete", self._delete_buffer)
-        add(":TRACe:TRIGger", self._trace_trigger)
-        add(":TRACe:DATA?", self._trace_data)
-        add(":INITiate[:IMMediate]", lambda a, s: self._initiate())
+            add(f":MEASure:{LONG[fn]}[:DC]", query=lambda s, a, fn=fn: self._measure_cmd(a, fn))
+        add(":FETCh", query=self._fetch)
+        add(":TRACe:POINts", set=self._set_points,
+            query=lambda s, a: str(self._buffer(self._items(a, 1)[0]).capacity))
+        add(":TRACe:ACTual", query=lambda s, a: str(len(self._buffer(self._items(a, 1)[0]).readings)))
+        add(":TRACe:CLEar", set=lambda s, a: self._buffer(self._items(a, 1)[0]).readings.clear())
+        add(":TRACe:MAKE", set=self._make_buffer)
+        add(":TRACe:DELete", set=self._delete_buffer)
+        add(":TRACe:TRIGger", set=self._trace_trigger)
+        add(":TRACe:DATA", query=self._trace_data)
+        add(":INITiate[:IMMediate]", set=lambda s, a: self._initiate())
 
     def _register_source(self, fn: str) -> None:
         add, node, what = self.commands.add, f":SOURce#:{LONG[fn]}", f"SOUR:{fn}"
         limit = "VLIMit" if fn == "CURR" else "ILIMit"
-        add(f"{node}[:LEVel][:IMMediate][:AMPLitude]?", lambda a, s: repr(self.sources[fn].level))
-        add(f"{node}[:LEVel][:IMMediate][:AMPLitude]", lambda a, s: self._set_level(fn, a))
-        add(f"{node}:RANGe?", lambda a, s: repr(self.sources[fn].range))
-        add(f"{node}:RANGe", lambda a, s: self._set_source_range(fn, a))
-        add(f"{node}:RANGe:AUTO?", lambda a, s: "1" if self.sources[fn].auto_range else "0")
-        add(f"{node}:RANGe:AUTO", lambda a, s: setattr(self.sources[fn], "auto_range", parse_bool(a, what)))
-        add(f"{node}:{limit}[:LEVel]?", lambda a, s: repr(self.sources[fn].limit))
-        add(f"{node}:{limit}[:LEVel]", lambda a, s: self._set_limit(fn, a))
-        add(f"{node}:{limit}[:LEVel]:TRIPped?",
-            lambda a, s: "1" if (self.tripped and self.source_function == fn) else "0")
-        add(f"{node}:DELay?", lambda a, s: repr(self.sources[fn].delay))
-        add(f"{node}:DELay", lambda a, s: self._set_source_delay(fn, a))
-        add(f"{node}:DELay:AUTO?", lambda a, s: "1" if self.sources[fn].auto_delay else "0")
-        add(f"{node}:DELay:AUTO", lambda a, s: setattr(self.sources[fn], "auto_delay", parse_bool(a, what)))
-        add(f"{node}:DELay:USER#?", lambda a, s: repr(self.sources[fn].user_delays[self._user(s)]))
-        add(f"{node}:DELay:USER#", lambda a, s: self.sources[fn].user_delays.__setitem__(
-            self._user(s), self._delay(a, f"SOUR:{fn}:DEL:USER")))
-        add(f"{node}:READ:BACK?", lambda a, s: "1" if self.sources[fn].read_back else "0")
-        add(f"{node}:READ:BACK", lambda a, s: setattr(self.sources[fn], "read_back", parse_bool(a, what)))
-        add(f":SOURce#:SWEep:{LONG[fn]}:LINear", lambda a, s: self._sweep_setup(fn, a))
+
+        def source() -> _Source:  # looked up per command: *RST replaces the objects
+            return self.sources[fn]
+
+        add(f"{node}[:LEVel][:IMMediate][:AMPLitude]", set=lambda s, a: self._set_level(fn, a),
+            query=lambda s, a: repr(source().level))
+        add(f"{node}:RANGe", set=lambda s, a: self._set_source_range(fn, a),
+            query=lambda s, a: repr(source().range))
+        self._add_flag(f"{node}:RANGe:AUTO", source, "auto_range", what)
+        add(f"{node}:{limit}[:LEVel]", set=lambda s, a: self._set_limit(fn, a),
+            query=lambda s, a: repr(source().limit))
+        add(f"{node}:{limit}[:LEVel]:TRIPped",
+            query=lambda s, a: "1" if (self.tripped and self.source_function == fn) else "0")
+        add(f"{node}:DELay", set=lambda s, a: self._set_source_delay(fn, a),
+            query=lambda s, a: repr(source().delay))
+        self._add_flag(f"{node}:DELay:AUTO", source, "auto_delay", what)
+        self._add_user_delays(node, source, f"SOUR:{fn}:DEL:USER")
+        self._add_flag(f"{node}:READ:BACK", source, "read_back", what)
+        add(f":SOURce#:SWEep:{LONG[fn]}:LINear", set=lambda s, a: self._sweep_setup(fn, a))
 
     def _register_sense(self, fn: str) -> None:
         add, node, what = self.commands.add, f":SENSe#:{LONG[fn]}", f"SENS:{fn}"
-        add(f"{node}:RSENse?", lambda a, s: "1" if self.senses[fn].four_wire else "0")
-        add(f"{node}:RSENse", lambda a, s: setattr(self.senses[fn], "four_wire", parse_bool(a, what)))
-        add(f"{node}:RANGe[:UPPer]?", lambda a, s: repr(self.senses[fn].range))
-        add(f"{node}:RANGe[:UPPer]", lambda a, s: self._set_sense_range(fn, a))
-        add(f"{node}:RANGe:AUTO?", lambda a, s: "1" if self.senses[fn].auto_range else "0")
-        add(f"{node}:RANGe:AUTO", lambda a, s: setattr(self.senses[fn], "auto_range", parse_bool(a, what)))
-        add(f"{node}:NPLCycles?", lambda a, s: repr(self.senses[fn].nplc))
-        add(f"{node}:NPLCycles", lambda a, s: self._set_nplc(fn, a))
-        add(f"{node}:AZERo[:STATe]?", lambda a, s: "1" if self.senses[fn].auto_zero else "0")
-        add(f"{node}:AZERo[:STATe]", lambda a, s: setattr(self.senses[fn], "auto_zero", parse_bool(a, what)))
-        add(f"{node}:DELay:USER#?", lambda a, s: repr(self.senses[fn].user_delays[self._user(s)]))
-        add(f"{node}:DELay:USER#", lambda a, s: self.senses[fn].user_delays.__setitem__(
-            self._user(s), self._delay(a, f"SENS:{fn}:DEL:USER")))
+
+        def sense() -> _Sense:
+            return self.senses[fn]
+
+        self._add_flag(f"{node}:RSENse", sense, "four_wire", what)
+        add(f"{node}:RANGe[:UPPer]", set=lambda s, a: self._set_sense_range(fn, a),
+            query=lambda s, a: repr(sense().range))
+        self._add_flag(f"{node}:RANGe:AUTO", sense, "auto_range", what)
+        add(f"{node}:NPLCycles", set=lambda s, a: self._set_nplc(fn, a),
+            query=lambda s, a: repr(sense().nplc))
+        self._add_flag(f"{node}:AZERo[:STATe]", sense, "auto_zero", what)
+        self._add_user_delays(node, sense, f"SENS:{fn}:DEL:USER")
+
+    def _add_flag(self, pattern: str, target: Callable[[], Any], attr: str, what: str) -> None:
+        """An ON|OFF setting kept as ``target().<attr>``."""
+        self.commands.add(pattern, set=lambda s, a: setattr(target(), attr, parse_bool(a, what)),
+                          query=lambda s, a: "1" if getattr(target(), attr) else "0")
+
+    def _add_user_delays(self, node: str, target: Callable[[], _Source | _Sense], what: str) -> None:
+        """``<node>:DELay:USER<n>`` (n = 1..5, the header's last suffix): ``target().user_delays[n]``."""
+        self.commands.add(f"{node}:DELay:USER#",
+                          set=lambda s, a: target().user_delays.__setitem__(self._user(s[-1]), self._delay(a, what)),
+                          query=lambda s, a: repr(target().user_delays[self._user(s[-1])]))
 
     # -- handlers -----------------------------------------------------------------------
     @staticmethod
     def _items(args: str, at_least: int = 0) -> list[str]:
-        items = [a.strip() for a in args.split(",")] if args.strip() else []
+        items = split_args(args)
         return items + [""] * max(0, at_least - len(items))
 
     @staticmethod
-    def _user(suffix: int | None) -> int:
-        n = 1 if suffix is None else suffix
+    def _user(n: int) -> int:
         if not 1 <= n <= 5:
             raise ScpiError(-114, f"Header suffix out of range; USER{n} (1..5)")
         return n
@@ -319,21 +315,21 @@ class Keithley2450(ScpiFace):
             raise ScpiError(-222, f"Parameter data out of range; {what} must be 0..10000 s")
         return value
 
-    def _set_language(self, args: str, suffix: int | None) -> None:
-        self.language = _unquote(args).upper()
+    def _set_language(self, suffixes: tuple[int, ...], args: str) -> None:
+        self.language = unquote(args).upper()
 
-    def _set_output(self, args: str, suffix: int | None) -> None:
+    def _set_output(self, suffixes: tuple[int, ...], args: str) -> None:
         self.output = parse_bool(args, ":OUTP")
         self._apply()
 
-    def _set_terminals(self, args: str, suffix: int | None) -> None:
+    def _set_terminals(self, suffixes: tuple[int, ...], args: str) -> None:
         value = args.strip().upper()
         if value not in ("FRON", "FRONT", "REAR"):
             raise ScpiError(-224, f"Illegal parameter value; ROUT:TERM expects FRONt|REAR, got {args!r}")
         self.terminals = value[:4]
 
-    def _set_source_function(self, args: str, suffix: int | None) -> None:
-        value = FUNCTION_WORDS.get(_unquote(args).upper())
+    def _set_source_function(self, suffixes: tuple[int, ...], args: str) -> None:
+        value = FUNCTION_WORDS.get(unquote(args).upper())
         if value not in SOURCE_RANGES:
             raise ScpiError(-224, f"Illegal parameter value; SOUR:FUNC expects CURR|VOLT, got {args!r}")
         if value != self.source_function:
@@ -341,14 +337,14 @@ class Keithley2450(ScpiFace):
             self.sweep = None
             self._apply()
 
-    def _set_sense_function(self, args: str, suffix: int | None) -> None:
-        words = _unquote(args).upper().split(":")
+    def _set_sense_function(self, suffixes: tuple[int, ...], args: str) -> None:
+        words = unquote(args).upper().split(":")
         value = FUNCTION_WORDS.get(words[0])
         if value is None or words[1:] not in ([], ["DC"]):
             raise ScpiError(-224, f'Illegal parameter value; SENS:FUNC expects "CURR:DC"|"VOLT:DC"|"RES", got {args!r}')
         self.sense_function = value
 
-    def _set_count(self, args: str, suffix: int | None) -> None:
+    def _set_count(self, suffixes: tuple[int, ...], args: str) -> None:
         value = parse_float(args, "SENS:COUN")
         if value != int(value) or not 1 <= value <= 300000:
             raise ScpiError(-222, "Parameter data out of range; SENS:COUN must be an integer 1..300000")
@@ -400,38 +396,38 @@ class Keithley2450(ScpiFace):
     def _measure_cmd(self, args: str, function: str | None) -> str:
         return repr(self._record(self._items(args, 1)[0], function))
 
-    def _fetch(self, args: str, suffix: int | None) -> str:
+    def _fetch(self, suffixes: tuple[int, ...], args: str) -> str:
         name, *elements = self._items(args, 1)
         buf = self._buffer(name)
         if not buf.readings:
             raise ScpiError(-230, "Data corrupt or stale; the buffer is empty")
         return self._format(buf.readings[-1:], elements or ["READ"])
 
-    def _set_points(self, args: str, suffix: int | None) -> None:
+    def _set_points(self, suffixes: tuple[int, ...], args: str) -> None:
         items = self._items(args, 2)
         size = parse_float(items[0], "TRAC:POIN")
         if size != int(size) or not 1 <= size <= 11_000_000:
             raise ScpiError(-222, "Parameter data out of range; TRAC:POIN must be an integer 1..11000000")
         self._buffer(items[1]).capacity = int(size)
 
-    def _make_buffer(self, args: str, suffix: int | None) -> None:
+    def _make_buffer(self, suffixes: tuple[int, ...], args: str) -> None:
         items = self._items(args, 2)
-        name = _unquote(items[0])
+        name = unquote(items[0])
         size = parse_float(items[1], "TRAC:MAKE size")
         if not name or name in self.buffers or size != int(size) or size < 1:
             raise ScpiError(-224, f"Illegal parameter value; TRAC:MAKE {args!r}")
         self.buffers[name] = _Buffer(capacity=int(size))
 
-    def _delete_buffer(self, args: str, suffix: int | None) -> None:
-        name = _unquote(self._items(args, 1)[0])
+    def _delete_buffer(self, suffixes: tuple[int, ...], args: str) -> None:
+        name = unquote(self._items(args, 1)[0])
         if name not in self.buffers or name.startswith("defbuffer"):
             raise ScpiError(-224, f"Illegal parameter value; cannot delete buffer {name!r}")
         del self.buffers[name]
 
-    def _trace_trigger(self, args: str, suffix: int | None) -> None:
+    def _trace_trigger(self, suffixes: tuple[int, ...], args: str) -> None:
         self._record(self._items(args, 1)[0])
 
-    def _trace_data(self, args: str, suffix: int | None) -> str:
+    def _trace_data(self, suffixes: tuple[int, ...], args: str) -> str:
         items = self._items(args, 3)
         start = int(parse_float(items[0], "TRAC:DATA? start"))
         end = int(parse_float(items[1], "TRAC:DATA? end"))
@@ -474,7 +470,7 @@ class Keithley2450(ScpiFace):
         if points != int(points) or not 2 <= points <= 1_000_000 or count != int(count) or count < 1:
             raise ScpiError(-222, "Parameter data out of range; sweep points must be 2..1e6 and count >= 1")
         dual = parse_bool(items[7], "sweep dual") if len(items) > 7 else False
-        buffer = _unquote(items[8]) if len(items) > 8 else "defbuffer1"
+        buffer = unquote(items[8]) if len(items) > 8 else "defbuffer1"
         self._buffer(buffer)
         for level in (start, stop):
             _pick_range(level, SOURCE_RANGES[fn], f"sweep level of SOUR:{fn}")

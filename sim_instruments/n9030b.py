@@ -86,23 +86,22 @@ class KeysightN9030B(ScpiFace):
         s("format", "FORMat[:TRACe][:DATA]", "ASC", Kind(_parse_format, str))
         s("border", "FORMat:BORDer", "NORM", choice("NORMal", "SWAPped"))
         c = self.commands.add
-        c("CONFigure:CATalog?", lambda a, s: '"SAN"')
-        c("INSTrument:CATalog?", lambda a, s: '"SA 1"')
-        c("CONFigure?", lambda a, s: "SAN")
-        c("CONFigure:SANalyzer", lambda a, s: None)
-        c("[SENSe]:FREQuency:STARt", lambda a, s: self._set_span_edges(start=parse_float(a, "FREQ:STAR")))
-        c("[SENSe]:FREQuency:STOP", lambda a, s: self._set_span_edges(stop=parse_float(a, "FREQ:STOP")))
-        c("[SENSe]:FREQuency:CENTer", self._set_center)
-        c("[SENSe]:FREQuency:SPAN", self._set_span)
-        c("[SENSe]:FREQuency:STARt?", lambda a, s: repr(self.start_hz))
-        c("[SENSe]:FREQuency:STOP?", lambda a, s: repr(self.stop_hz))
-        c("[SENSe]:FREQuency:CENTer?", lambda a, s: repr((self.start_hz + self.stop_hz) / 2))
-        c("[SENSe]:FREQuency:SPAN?", lambda a, s: repr(self.stop_hz - self.start_hz))
-        c("[SENSe]:FREQuency:TUNE:IMMediate", self._autotune)
-        c("READ:SANalyzer#?", lambda a, s: self._trace(s, new_sweep=True))
-        c("FETCh:SANalyzer#?", lambda a, s: self._trace(s, new_sweep=False))
-        c("INITiate[:IMMediate]", lambda a, s: self._sweep())
-        c("ABORt", lambda a, s: None)
+        c("CONFigure:CATalog", query=lambda s, a: '"SAN"')
+        c("INSTrument:CATalog", query=lambda s, a: '"SA 1"')
+        c("CONFigure", query=lambda s, a: "SAN")
+        c("CONFigure:SANalyzer", set=lambda s, a: None)
+        c("[SENSe]:FREQuency:STARt", set=lambda s, a: self._set_span_edges(start=parse_float(a, "FREQ:STAR")),
+          query=lambda s, a: repr(self.start_hz))
+        c("[SENSe]:FREQuency:STOP", set=lambda s, a: self._set_span_edges(stop=parse_float(a, "FREQ:STOP")),
+          query=lambda s, a: repr(self.stop_hz))
+        c("[SENSe]:FREQuency:CENTer", set=self._set_center,
+          query=lambda s, a: repr((self.start_hz + self.stop_hz) / 2))
+        c("[SENSe]:FREQuency:SPAN", set=self._set_span, query=lambda s, a: repr(self.stop_hz - self.start_hz))
+        c("[SENSe]:FREQuency:TUNE:IMMediate", set=self._autotune)
+        c("READ:SANalyzer#", query=lambda s, a: self._trace(s[0], new_sweep=True))
+        c("FETCh:SANalyzer#", query=lambda s, a: self._trace(s[0], new_sweep=False))
+        c("INITiate[:IMMediate]", set=lambda s, a: self._sweep())
+        c("ABORt", set=lambda s, a: None)
         self._update_sweep_time()
 
     # -- coupled settings ----------------------------------------------------------------
@@ -124,11 +123,11 @@ class KeysightN9030B(ScpiFace):
         self.start_hz, self.stop_hz = start, stop
         self._update_sweep_time()
 
-    def _set_center(self, args: str, suffix: int | None) -> None:
+    def _set_center(self, suffixes: tuple[int, ...], args: str) -> None:
         center, half = parse_float(args, "FREQ:CENT"), (self.stop_hz - self.start_hz) / 2
         self._set_span_edges(center - half, center + half)
 
-    def _set_span(self, args: str, suffix: int | None) -> None:
+    def _set_span(self, suffixes: tuple[int, ...], args: str) -> None:
         span = parse_float(args, "FREQ:SPAN")
         if span < 10:
             raise ScpiError(-222, "Data out of range; span must be >= 10 Hz")
@@ -148,7 +147,7 @@ class KeysightN9030B(ScpiFace):
             rbw = self.values.get("rbw", 3e6)
             self.values["sweep_time"] = max(1e-3, 2.0 * (self.stop_hz - self.start_hz) / rbw ** 2)
 
-    def _autotune(self, args: str, suffix: int | None) -> None:
+    def _autotune(self, suffixes: tuple[int, ...], args: str) -> None:
         tone = self.world.paramp.pump_tone()
         if tone is not None:
             span = self.stop_hz - self.start_hz
@@ -184,8 +183,8 @@ class KeysightN9030B(ScpiFace):
         self.last_trace = np.column_stack([freqs, dbm])
         return self.last_trace
 
-    def _trace(self, number_: int | None, new_sweep: bool) -> str:
-        if number_ not in (None, 1):
+    def _trace(self, number_: int, new_sweep: bool) -> str:
+        if number_ != 1:
             raise ScpiError(-114, f"Header suffix out of range; trace {number_} (only trace 1 is simulated)")
         data = self._sweep() if (new_sweep or self.last_trace is None) else self.last_trace
         fmt = self.values["format"]

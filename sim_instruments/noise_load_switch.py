@@ -27,8 +27,8 @@ class NoiseSourceSwitch(ScpiFace):
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0, name: str = "load_switch") -> None:
         super().__init__(world, host, port, name)
         self.add_setting("load", "LOAD[:SELect]", "COLD", choice("HOT", "COLD"), self._push)
-        self.commands.add("LOAD:TEMPerature:HOT?", lambda a, s: f"{self._temperature('hot'):.6E}")
-        self.commands.add("LOAD:TEMPerature:COLD?", lambda a, s: f"{self._temperature('cold'):.6E}")
+        self.commands.add("LOAD:TEMPerature:HOT", query=lambda s, a: f"{self._temperature('hot'):.6E}")
+        self.commands.add("LOAD:TEMPerature:COLD", query=lambda s, a: f"{self._temperature('cold'):.6E}")
         self._push()
 
     def _temperature(self, load: str) -> float:

@@ -1,4 +1,4 @@
-"""Small helpers shared by the SCPI-like faces: an error queue and argument parsing."""
+"""Small helpers shared by the SCPI-like faces: an error queue, message splitting, argument parsing."""
 
 from __future__ import annotations
 
@@ -52,14 +52,84 @@ def split_command(command: str) -> tuple[str, str]:
     return parts[0].upper(), (parts[1].strip() if len(parts) > 1 else "")
 
 
-def parse_float(text: str, what: str) -> float:
+def _split_outside_quotes(text: str, sep: str, keep_quotes: bool) -> list[str]:
+    """``text`` cut at ``sep`` where it is not inside '...' or "..." (each part stripped)."""
+    parts, current, quote = [], [], ""
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = ""
+                if keep_quotes:
+                    current.append(ch)
+            else:
+                current.append(ch)
+        elif ch in "'\"":
+            quote = ch
+            if keep_quotes:
+                current.append(ch)
+        elif ch == sep:
+            parts.append("".join(current).strip())
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current).strip())
+    return parts
+
+
+def split_program(line: str) -> list[str]:
+    """The ``;``-separated commands of a program message (quoted strings kept whole)."""
+    return [p for p in _split_outside_quotes(line, ";", keep_quotes=True) if p]
+
+
+def unquote(text: str) -> str:
+    """``'Trc1'`` or ``"Trc1"`` -> ``Trc1`` (whitespace around it dropped)."""
+    t = text.strip()
+    if len(t) >= 2 and t[0] == t[-1] and t[0] in "'\"":
+        return t[1:-1]
+    return t
+
+
+def split_args(text: str) -> list[str]:
+    """Comma-separated arguments, quotes respected and stripped, whitespace around each dropped."""
+    return _split_outside_quotes(text, ",", keep_quotes=False) if text.strip() else []
+
+
+_SI_PREFIX = {"K": "e3", "M": "e6", "G": "e9", "U": "e-6", "N": "e-9", "P": "e-12"}
+
+
+def split_units(text: str, units: tuple[str, ...] = ("HZ", "DBM", "DB", "S")) -> str:
+    """``'5GHz'`` -> ``'5e9'``: strip a unit and apply an SI prefix, as SCPI numeric parameters allow."""
+    t = text.strip()
+    upper = t.upper()
+    for unit in units:
+        if upper.endswith(unit) and len(upper) > len(unit):
+            body = t[: -len(unit)].strip()
+            if body and body[-1].upper() in _SI_PREFIX and unit in ("HZ", "S"):
+                # 'MHZ' is mega-hertz but 'MS' is milli-second: SCPI's only ambiguity
+                if unit == "S" and body[-1].upper() == "M":
+                    return body[:-1] + "e-3"
+                return body[:-1] + _SI_PREFIX[body[-1].upper()]
+            return body
+    return t
+
+
+def parse_float(text: str, what: str, unit: str = "") -> float:
+    """A finite number; with ``unit`` (``"HZ"``) also ``10000000Hz`` or ``5GHz`` (see :func:`split_units`)."""
     try:
-        value = float(text)
+        value = float(split_units(text, (unit,)) if unit else text)
     except ValueError:
         raise ScpiError(-104, f"Data type error; {what} expects a number, got {text!r}") from None
     if not math.isfinite(value):
         raise ScpiError(-104, f"Data type error; {what} expects a finite number, got {text!r}")
     return value
+
+
+def parse_int(text: str, what: str, lo: int, hi: int) -> int:
+    """An integer in ``[lo, hi]``; drivers send ``201.0000000`` for 201 (-222 otherwise)."""
+    value = parse_float(text, what)
+    if value != round(value) or not lo <= value <= hi:
+        raise ScpiError(-222, f"Data out of range; {what} must be an integer in [{lo}, {hi}], got {text.strip()!r}")
+    return round(value)
 
 
 def parse_floats(text: str, what: str) -> list[float]:

@@ -1,19 +1,24 @@
-"""A base for simulated SCPI instruments: header matching by the SCPI rules, settings, a command log.
+"""A base for simulated SCPI instruments: a command tree matched by the SCPI rules, settings, a command log.
 
-Headers are declared in the manual's notation, ``[:SOURce]:FREQuency[:CW]`` (upper case =
-short form; ``[...]`` = optional node; a trailing ``#`` = numeric suffix allowed, e.g.
-``:READ:SAN#``), and match what a client sends in either form, any case, with or without
-the leading colon — as a real instrument's parser does. A program message may hold
-several commands separated by ``;``: one that starts with ``:`` or ``*`` is rooted, any
-other continues the previous command's path (IEEE 488.2); the replies of the queries are
-joined with ``;``.
+Headers are declared in the manual's notation, ``[SENSe#]:FREQuency:STARt`` (upper case =
+short form, the whole word = long form; ``[...]`` = optional node; a trailing ``#`` = a
+numeric suffix, 1 when omitted), and match what a client sends in either form, any
+case, with or without the leading colon, as a real instrument's parser does. A header
+may carry several suffixes (``SENS1:CORR:EDEL2``, ``SOUR#:POW#``): a handler gets all of
+them, one per ``#`` node, in order. A program message may hold several commands
+separated by ``;``: one that starts with ``:`` or ``*`` is rooted, any other continues
+the previous command's path (IEEE 488.2 / SCPI-99 §6.2); the replies of the queries are
+joined with ``;``. A failing command queues its error and ends the message (the
+commands after it are not run); the replies of the queries before it are still sent,
+so a failed query alone answers nothing and the client times out.
 
 ``ScpiFace`` adds the line server, an error queue (``SYST:ERR?``), the common commands
-(``*IDN? *RST *CLS *OPC? *WAI *OPT? *TST?``), and ``command_log`` — every line received,
-oldest first — so tests can check what reached the instrument (and what did not).
+(``*IDN? *RST *CLS *OPC? *WAI *OPT? *TST?``), stored settings (``add_setting``), and
+``command_log`` — every line received, oldest first — so tests can check what reached
+the instrument (and what did not).
 
 Hand-written because no maintained SCPI *server* library fits: pyvisa-sim matches fixed
-strings only (no short/long forms, no physics behind a query).
+strings or regular expressions only (no short/long forms, no physics behind a query).
 """
 
 from __future__ import annotations
@@ -21,17 +26,18 @@ from __future__ import annotations
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Self
 
-from .scpi import ErrorQueue, ScpiError, parse_bool, parse_float, undefined_header
+from .scpi import ErrorQueue, ScpiError, parse_bool, parse_float, parse_int, split_program, undefined_header, unquote
 from .tcp_server import LineServer
 
-Handler = Callable[[str, "int | None"], "str | None"]
+#: a handler gets the numeric suffixes of its pattern's ``#`` nodes (1 where omitted) and the argument text
+Handler = Callable[[tuple[int, ...], str], "str | None"]
 
-_NODE = re.compile(r"^(?P<short>[A-Z0-9*]+)(?P<rest>[a-z0-9]*)(?P<suffix>#?)$")
-_INPUT_NODE = re.compile(r"^(?P<word>\*?[A-Z][A-Z0-9_]*?)(?P<num>\d*)$")
+_NODE = re.compile(r"^(?P<short>[A-Z0-9_*]+)(?P<rest>[a-z0-9_]*)(?P<suffix>#?)$")
+_INPUT_SUFFIX = re.compile(r"^(?P<word>\*?[A-Z][A-Z0-9_]*?)(?P<num>\d+)$")
 
 
 @dataclass(frozen=True)
@@ -42,83 +48,95 @@ class _Node:
     suffix: bool
 
 
-def _parse_pattern(pattern: str) -> tuple[list[_Node], bool]:
-    query = pattern.endswith("?")
-    body = pattern[:-1] if query else pattern
+def _parse_pattern(pattern: str) -> list[_Node]:
+    if pattern.endswith("?"):
+        raise ValueError(f"SCPI pattern {pattern!r}: give the header without '?' and the handler as query=")
     nodes: list[_Node] = []
-    for m in re.finditer(r"\[:?([^\]]+)\]|:?([^:\[\]]+)", body):
+    for m in re.finditer(r"\[:?([^\]]+)\]|:?([^:\[\]]+)", pattern.strip()):
         text, optional = (m.group(1), True) if m.group(1) else (m.group(2), False)
         nm = _NODE.match(text)
         if not nm:
             raise ValueError(f"bad SCPI mnemonic {text!r} in {pattern!r}")
-        short = nm["short"]
-        nodes.append(_Node(short, short + nm["rest"].upper(), optional, bool(nm["suffix"])))
-    return nodes, query
+        nodes.append(_Node(nm["short"], nm["short"] + nm["rest"].upper(), optional, bool(nm["suffix"])))
+    if not nodes:
+        raise ValueError(f"empty SCPI pattern {pattern!r}")
+    return nodes
 
 
-class CommandSet:
-    """Maps headers as sent by a client to handlers, by the SCPI short/long-form rules."""
+@dataclass(frozen=True)
+class _Entry:
+    handler: Handler
+    #: per node of the header as sent: the handler's suffix slot it fills, or None (no suffix allowed)
+    slots: tuple[int | None, ...]
+    n_suffixes: int
+
+
+class CommandTree:
+    """Maps headers as sent by a client to set/query handlers, by the SCPI short/long-form rules.
+
+    Every combination of present/absent optional nodes of a pattern is stored under the
+    tuple of its short forms; the spellings accepted at each level of the tree are kept
+    per parent path, so the same word may mean different nodes under different parents.
+    A later ``add`` of the same header replaces the earlier handler.
+    """
 
     def __init__(self) -> None:
-        self._table: dict[tuple[tuple[str, ...], bool], Handler] = {}
-        self._spelling: dict[str, str] = {}  # accepted spelling -> short form
-        self._suffixed: set[str] = set()
+        self._table: dict[tuple[tuple[str, ...], bool], _Entry] = {}
+        self._spellings: dict[tuple[str, ...], dict[str, tuple[str, str]]] = {}  # parent -> spelling -> (short, long)
 
-    def add(self, pattern: str, handler: Handler) -> None:
-        nodes, query = _parse_pattern(pattern)
-        for node in nodes:
-            for spelling in (node.short, node.long):
-                known = self._spelling.setdefault(spelling, node.short)
-                if known != node.short:
-                    raise ValueError(f"{spelling!r} is both {known!r} and {node.short!r}")
-            if node.suffix:
-                self._suffixed.add(node.short)
-        # every combination of present/absent optional nodes is a key
-        keys: list[tuple[str, ...]] = [()]
-        for node in nodes:
-            keys = [k + (node.short,) for k in keys] + (keys if node.optional else [])
-        for key in keys:
-            self._table[(key, query)] = handler
+    def add(self, pattern: str, set: Handler | None = None, query: Handler | None = None) -> None:
+        """Register ``pattern``; ``set`` handles ``HEADER args``, ``query`` handles ``HEADER? args``."""
+        if set is None and query is None:
+            raise ValueError(f"SCPI pattern {pattern!r}: give a set or a query handler")
+        nodes = _parse_pattern(pattern)
+        slot_of = {i: n for n, i in enumerate(i for i, node in enumerate(nodes) if node.suffix)}
+        variants: list[list[int]] = [[]]  # indices of the present nodes
+        for i, node in enumerate(nodes):
+            variants = [v + [i] for v in variants] + (variants if node.optional else [])
+        for present in variants:
+            key = tuple(nodes[i].short for i in present)
+            for depth, i in enumerate(present):
+                self._add_spelling(key[:depth], nodes[i], pattern)
+            slots = tuple(slot_of.get(i) for i in present)
+            for handler, is_query in ((set, False), (query, True)):
+                if handler is not None:
+                    self._table[(key, is_query)] = _Entry(handler, slots, len(slot_of))
 
-    def lookup(self, header: str) -> tuple[Handler, int | None]:
-        """(handler, numeric suffix or None) for ``header`` as sent; ScpiError -113 when unknown."""
+    def _add_spelling(self, parent: tuple[str, ...], node: _Node, pattern: str) -> None:
+        level = self._spellings.setdefault(parent, {})
+        for spelling in (node.short, node.long):
+            known = level.setdefault(spelling, (node.short, node.long))
+            if known != (node.short, node.long):
+                raise ValueError(f"SCPI pattern {pattern!r}: {spelling!r} would mean both {known[1]!r} and "
+                                 f"{node.long!r} under {':'.join(parent) or 'the root'}")
+
+    def lookup(self, header: str) -> tuple[Handler, tuple[int, ...]]:
+        """(handler, numeric suffixes) for ``header`` as sent (``?`` = query); ScpiError -113 when unknown."""
         query = header.endswith("?")
         text = header[:-1] if query else header
         key: list[str] = []
-        suffix: int | None = None
+        numbers: list[int | None] = []
         for raw in text.lstrip(":").upper().split(":"):
-            short = self._spelling.get(raw)
-            if short is None:
-                m = _INPUT_NODE.match(raw)
-                if m and m["num"] and self._spelling.get(m["word"]) in self._suffixed:
-                    short, suffix = self._spelling[m["word"]], int(m["num"])
-                else:
+            level = self._spellings.get(tuple(key), {})
+            node, num = level.get(raw), None
+            if node is None:
+                m = _INPUT_SUFFIX.match(raw)
+                node = level.get(m["word"]) if m else None
+                if node is None:
                     raise undefined_header(header)
-            key.append(short)
-        handler = self._table.get((tuple(key), query))
-        if handler is None:
+                num = int(m["num"])
+            key.append(node[0])
+            numbers.append(num)
+        entry = self._table.get((tuple(key), query))
+        if entry is None:
             raise undefined_header(header)
-        return handler, suffix
-
-
-def split_program(line: str) -> list[str]:
-    """Split a program message at ';' outside quotes."""
-    parts, current, quote = [], [], ""
-    for ch in line:
-        if quote:
-            current.append(ch)
-            if ch == quote:
-                quote = ""
-        elif ch in "'\"":
-            quote = ch
-            current.append(ch)
-        elif ch == ";":
-            parts.append("".join(current).strip())
-            current = []
-        else:
-            current.append(ch)
-    parts.append("".join(current).strip())
-    return [p for p in parts if p]
+        suffixes = [1] * entry.n_suffixes
+        for slot, num in zip(entry.slots, numbers, strict=True):
+            if num is not None:
+                if slot is None:
+                    raise undefined_header(header)
+                suffixes[slot] = num
+        return entry.handler, tuple(suffixes)
 
 
 # -- value kinds for settings: parse(text) -> value and fmt(value) -> text ---------------------
@@ -140,15 +158,10 @@ def number(lo: float = -float("inf"), hi: float = float("inf"), fmt: Callable[[f
 
 
 def integer(lo: int, hi: int) -> Kind:
-    def parse(text: str, what: str) -> int:
-        value = parse_float(text, what)
-        if value != int(value) or not lo <= value <= hi:
-            raise ScpiError(-222, f"Data out of range; {what} must be an integer in [{lo}, {hi}], got {text}")
-        return int(value)
-    return Kind(parse, lambda v: str(int(v)))
+    return Kind(lambda text, what: parse_int(text, what, lo, hi), lambda v: str(int(v)))
 
 
-BOOL = Kind(lambda text, what: parse_bool(text, what), lambda v: "1" if v else "0")
+BOOL = Kind(parse_bool, lambda v: "1" if v else "0")
 
 
 def choice(*mnemonics: str) -> Kind:
@@ -160,7 +173,7 @@ def choice(*mnemonics: str) -> Kind:
         forms[m.upper()] = short
 
     def parse(text: str, what: str) -> str:
-        value = forms.get(text.strip().strip("'\"").upper())
+        value = forms.get(unquote(text).upper())
         if value is None:
             raise ScpiError(-224, f"Illegal parameter value; {what} expects one of {list(mnemonics)}, got {text!r}")
         return value
@@ -168,7 +181,7 @@ def choice(*mnemonics: str) -> Kind:
 
 
 def quoted() -> Kind:
-    return Kind(lambda text, what: text.strip().strip("'\""), lambda v: f'"{v}"')
+    return Kind(lambda text, what: unquote(text), lambda v: f'"{v}"')
 
 
 class ScpiFace:
@@ -185,18 +198,20 @@ class ScpiFace:
         self.name = name
         self.errors = ErrorQueue()
         self.command_log: deque[str] = deque(maxlen=self.log_size)
-        self.commands = CommandSet()
+        self.commands = CommandTree()
         self.values: dict[str, Any] = {}
         self._defaults: dict[str, Any] = {}
         self._lock = threading.RLock()
         self.server = LineServer(self, host, port, reply_termination=self.reply_termination, name=name)
-        for pattern, handler in (
-            ("*IDN?", lambda a, s: self.idn), ("*OPT?", lambda a, s: self.options),
-            ("*RST", lambda a, s: self.reset()), ("*CLS", lambda a, s: self.errors.clear()),
-            ("*OPC?", lambda a, s: "1"), ("*WAI", lambda a, s: None), ("*TST?", lambda a, s: "0"),
-            ("SYSTem:ERRor[:NEXT]?", lambda a, s: self.errors.pop()),
-        ):
-            self.commands.add(pattern, handler)
+        add = self.commands.add
+        add("*IDN", query=lambda s, a: self.idn)
+        add("*OPT", query=lambda s, a: self.options)
+        add("*RST", set=lambda s, a: self.reset())
+        add("*CLS", set=lambda s, a: self.errors.clear())
+        add("*OPC", query=lambda s, a: "1")
+        add("*WAI", set=lambda s, a: None)
+        add("*TST", query=lambda s, a: "0")
+        add("SYSTem:ERRor[:NEXT]", query=lambda s, a: self.errors.pop())
 
     # -- settings ------------------------------------------------------------------------
     def add_setting(self, key: str, pattern: str, default: Any, kind: Kind,
@@ -204,15 +219,14 @@ class ScpiFace:
         """A stored value with a set command and (``query``) its query; ``on_set(value)`` after a set."""
         self.values[key] = self._defaults[key] = default
 
-        def setter(args: str, suffix: int | None) -> None:
+        def setter(suffixes: tuple[int, ...], args: str) -> None:
             value = kind.parse(args, pattern)
             self.values[key] = value
             if on_set is not None:
                 on_set(value)
 
-        self.commands.add(pattern, setter)
-        if query:
-            self.commands.add(pattern + "?", lambda args, suffix: kind.fmt(self.values[key]))
+        self.commands.add(pattern, set=setter,
+                          query=(lambda s, a: kind.fmt(self.values[key])) if query else None)
 
     def reset(self) -> None:
         """*RST: every setting back to its default (subclasses then push state to the world)."""
@@ -251,24 +265,24 @@ class ScpiFace:
         return [c for c in list(self.command_log) if rx.search(c)]
 
     def handle(self, line: str) -> str | None:
+        """Run every command of a program message; the replies of its queries joined by ``;``."""
         self.command_log.append(line)
         replies: list[str] = []
-        path: Sequence[str] = ()
+        path: list[str] = []
         with self._lock:
-            for part in split_program(line):
-                header, _, args = part.partition(" ")
+            for command in split_program(line):
+                parts = command.split(None, 1)
+                header, args = parts[0], (parts[1].strip() if len(parts) > 1 else "")
                 if not header.startswith((":", "*")) and path:
                     header = ":".join([*path, header])
                 if not header.startswith("*"):
                     path = header.lstrip(":").split(":")[:-1]
                 try:
-                    handler, suffix = self.commands.lookup(header)
-                    reply = handler(args.strip(), suffix)
+                    handler, suffixes = self.commands.lookup(header)
+                    reply = handler(suffixes, args)
                 except ScpiError as err:
                     self.errors.push(err)
-                    if header.endswith("?"):
-                        return None  # a failed query answers nothing: the client times out
-                    continue
+                    break
                 if header.endswith("?") and reply is not None:
                     replies.append(reply)
         return ";".join(replies) if replies else None

@@ -37,8 +37,7 @@ import numpy as np
 import pyvisa.util
 from scipy import constants
 
-from .scpi import ScpiError, fmt_floats
-from .scpi_tree import split_args, split_units
+from .scpi import ScpiError, fmt_floats, split_args
 from .world import World
 
 #: |S_ii| of the room-temperature reflections, and |S_ij| (i != j, not S21) of the isolation
@@ -316,36 +315,7 @@ class DataFormat:
         return block.decode("latin-1")
 
 
-# -- argument parsing ------------------------------------------------------------------------------
-
-def number(args: str, what: str, unit: str = "") -> float:
-    """A finite number from an SCPI argument, with an optional unit (``10000000Hz``, ``5GHz``)."""
-    text = split_units(args, (unit,)) if unit else args.strip()
-    try:
-        value = float(text)
-    except ValueError:
-        raise ScpiError(-104, f"Data type error; {what} expects a number, got {args!r}") from None
-    if not math.isfinite(value):
-        raise ScpiError(-104, f"Data type error; {what} expects a finite number, got {args!r}")
-    return value
-
-
-def integer(args: str, what: str, low: int, high: int) -> int:
-    """An integer in ``[low, high]`` (drivers send ``201.0000000`` for 201)."""
-    value = number(args, what)
-    if value != round(value) or not low <= value <= high:
-        raise ScpiError(-222, f"Data out of range; {what} must be an integer in {low}..{high}, got {args!r}")
-    return round(value)
-
-
-def on_off(args: str, what: str) -> bool:
-    t = args.strip().upper()
-    if t in ("1", "ON"):
-        return True
-    if t in ("0", "OFF"):
-        return False
-    raise ScpiError(-104, f"Data type error; {what} expects ON|OFF|1|0, got {args!r}")
-
+# -- argument checks and replies ------------------------------------------------------------
 
 def s_parameter_name(text: str, n_ports: int, what: str) -> str:
     """Validate ``S21``-style names against the port count; returns the upper-case name."""

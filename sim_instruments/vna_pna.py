@@ -20,16 +20,14 @@ come from :mod:`sim_instruments.vna_common` (the world's S21, noise ∝ √IFBW 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
-from .scpi import ScpiError
-from .scpi_tree import ScpiTree, split_args, unquote
-from .tcp_server import LineServer
+from .scpi import ScpiError, parse_bool, parse_float, parse_int, split_args, unquote
+from .scpi_face import ScpiFace
 from .vna_common import (
     Averager,
     DataFormat,
@@ -38,9 +36,6 @@ from .vna_common import (
     VnaPhysics,
     fmt_number,
     format_trace,
-    integer,
-    number,
-    on_off,
     s_parameter_name,
 )
 from .world import World
@@ -70,7 +65,7 @@ class _Measurement:
     averager: Averager = field(default_factory=Averager)
 
 
-class KeysightPna:
+class KeysightPna(ScpiFace):
     """The PNA face: an LF line server on ``host:port`` measuring the world's feedline.
 
     Options: ``model`` (a key of :data:`MODELS`), ``options`` (what ``*OPT?`` lists;
@@ -84,49 +79,22 @@ class KeysightPna:
                  model: str = "N5222B", options: str = "219,419", **frontend: Any) -> None:
         if model not in MODELS:
             raise ValueError(f"{name}: unknown PNA model {model!r}; known: {sorted(MODELS)}")
-        self.world = world
-        self.name = name
+        super().__init__(world, host, port, name)
         self.model = model
-        self.options = [o.strip() for o in str(options).split(",") if o.strip()]
+        self.idn = f"Keysight Technologies,{model},MY00000000,A.13.95.09"
+        installed = [o.strip() for o in str(options).split(",") if o.strip()]
+        self.options = '"' + ",".join(installed) + '"'
         fmin, fmax, self.n_ports, pmin, pmin_att = MODELS[model]
         self.fmin_hz, self.fmax_hz = fmin, fmax
-        self.min_power_dbm = pmin_att if ATTENUATOR_OPTIONS.intersection(self.options) else pmin
+        self.min_power_dbm = pmin_att if ATTENUATOR_OPTIONS.intersection(installed) else pmin
         self.frontend = FrontEnd(**frontend)
         self.physics = VnaPhysics(world, self.frontend, name)
-        self.server = LineServer(self, host, port, reply_termination="\n", name=name)
-        self._lock = threading.RLock()
-        self.tree = ScpiTree()
         self._register()
-        self._preset()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> KeysightPna:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def handle(self, command: str) -> str | None:
-        with self._lock:
-            return self.tree.dispatch(command)
+        self.reset()
 
     # -- state ------------------------------------------------------------------------------------
-    def _preset(self) -> None:
+    def reset(self) -> None:
+        """*RST / SYST:PRES: the preset state (one measurement CH1_S11_1, sweep mode CONT)."""
         self.sweep = SweepSettings(fmin_hz=self.fmin_hz, fmax_hz=self.fmax_hz, start_hz=self.fmin_hz,
                                    stop_hz=self.fmax_hz, points=201, power_dbm=-5.0, ifbw_hz=100e3,
                                    max_ifbw_hz=15e6)
@@ -193,36 +161,31 @@ class KeysightPna:
 
     # -- command table ------------------------------------------------------------------------------
     def _register(self) -> None:
-        t = self.tree
-        t.add("*IDN", query=lambda s, a: f"Keysight Technologies,{self.model},MY00000000,A.13.95.09")
-        t.add("*OPT", query=lambda s, a: '"' + ",".join(self.options) + '"')
-        t.add("*RST", set=lambda s, a: self._preset())
-        t.add("SYSTem:PRESet", set=lambda s, a: self._preset())
-        t.add("*OPC", query=lambda s, a: "1")
-        t.add("*WAI", set=lambda s, a: None)
+        t = self.commands
+        t.add("SYSTem:PRESet", set=lambda s, a: self.reset())
         t.add("*TRG", set=lambda s, a: self._manual_trigger())
         t.add("INITiate#[:IMMediate]", set=lambda s, a: self._manual_trigger())
         t.add("OUTPut[:STATe]", set=self._set_output, query=lambda s, a: "1" if self.rf_on else "0")
         t.add("[SOURce#]:POWer#[:LEVel][:IMMediate][:AMPLitude]", set=self._set_power, query=self._get_power)
         for node in ("BANDwidth", "BWIDth"):
-            t.add(f"[SENSe#]:{node}[:RESolution]", set=lambda s, a: self.sweep.set_ifbw(number(a, "SENS:BAND", "HZ")),
+            t.add(f"[SENSe#]:{node}[:RESolution]", set=lambda s, a: self.sweep.set_ifbw(parse_float(a, "SENS:BAND", "HZ")),
                   query=lambda s, a: fmt_number(self.sweep.ifbw_hz))
         t.add("[SENSe#]:AVERage[:STATe]", set=self._set_avg_state, query=lambda s, a: "1" if self.sweep.avg_on else "0")
         t.add("[SENSe#]:AVERage:COUNt", set=self._set_avg_count, query=lambda s, a: str(self.sweep.avg_count))
         t.add("[SENSe#]:AVERage:CLEar", set=lambda s, a: self._clear_averages())
-        t.add("[SENSe#]:FREQuency:STARt", set=lambda s, a: self.sweep.set_start(number(a, "SENS:FREQ:STAR", "HZ")),
+        t.add("[SENSe#]:FREQuency:STARt", set=lambda s, a: self.sweep.set_start(parse_float(a, "SENS:FREQ:STAR", "HZ")),
               query=lambda s, a: fmt_number(self.sweep.start_hz))
-        t.add("[SENSe#]:FREQuency:STOP", set=lambda s, a: self.sweep.set_stop(number(a, "SENS:FREQ:STOP", "HZ")),
+        t.add("[SENSe#]:FREQuency:STOP", set=lambda s, a: self.sweep.set_stop(parse_float(a, "SENS:FREQ:STOP", "HZ")),
               query=lambda s, a: fmt_number(self.sweep.stop_hz))
-        t.add("[SENSe#]:FREQuency:CENTer", set=lambda s, a: self.sweep.set_center(number(a, "SENS:FREQ:CENT", "HZ")),
+        t.add("[SENSe#]:FREQuency:CENTer", set=lambda s, a: self.sweep.set_center(parse_float(a, "SENS:FREQ:CENT", "HZ")),
               query=lambda s, a: fmt_number((self.sweep.start_hz + self.sweep.stop_hz) / 2))
-        t.add("[SENSe#]:FREQuency:SPAN", set=lambda s, a: self.sweep.set_span(number(a, "SENS:FREQ:SPAN", "HZ")),
+        t.add("[SENSe#]:FREQuency:SPAN", set=lambda s, a: self.sweep.set_span(parse_float(a, "SENS:FREQ:SPAN", "HZ")),
               query=lambda s, a: fmt_number(self.sweep.stop_hz - self.sweep.start_hz))
         for node in ("CW", "FIXed"):
             t.add(f"[SENSe#]:FREQuency:{node}", set=self._set_cw, query=lambda s, a: fmt_number(self.sweep.cw_hz))
         t.add("[SENSe#]:SWEep:POINts", set=self._set_points, query=lambda s, a: str(self.sweep.points))
         t.add("[SENSe#]:SWEep:TIME", query=lambda s, a: repr(float(self.sweep.sweep_time_s())))
-        t.add("[SENSe#]:SWEep:TIME:AUTO", set=lambda s, a: on_off(a, "SENS:SWE:TIME:AUTO") and None,
+        t.add("[SENSe#]:SWEep:TIME:AUTO", set=lambda s, a: parse_bool(a, "SENS:SWE:TIME:AUTO") and None,
               query=lambda s, a: "1")
         t.add("[SENSe#]:SWEep:MODE", set=self._set_mode, query=lambda s, a: self._current_mode())
         t.add("[SENSe#]:SWEep:TYPE", set=self._set_sweep_type, query=lambda s, a: self.sweep.sweep_type)
@@ -253,13 +216,13 @@ class KeysightPna:
             self.pending_sweeps = 0
 
     def _set_output(self, s: tuple[int, ...], a: str) -> None:
-        self.rf_on = on_off(a, "OUTP")
+        self.rf_on = parse_bool(a, "OUTP")
 
     def _set_power(self, s: tuple[int, ...], a: str) -> None:
         port = s[1]
         if port not in self.port_power:
             raise ScpiError(-114, f"Header suffix out of range; port {port} of {self.n_ports}")
-        value = number(a, "SOUR:POW", "DBM")
+        value = parse_float(a, "SOUR:POW", "DBM")
         if not self.min_power_dbm <= value <= MAX_POWER_DBM:
             raise ScpiError(-222, f"Data out of range; power {value} dBm outside "
                                   f"{self.min_power_dbm}..{MAX_POWER_DBM} dBm")
@@ -272,26 +235,26 @@ class KeysightPna:
         return fmt_number(self.port_power[port])
 
     def _set_avg_state(self, s: tuple[int, ...], a: str) -> None:
-        on = on_off(a, "SENS:AVER")
+        on = parse_bool(a, "SENS:AVER")
         if on and not self.sweep.avg_on:
             self._clear_averages()
         self.sweep.avg_on = on
 
     def _set_avg_count(self, s: tuple[int, ...], a: str) -> None:
-        self.sweep.avg_count = integer(a, "SENS:AVER:COUN", 1, 65536)
+        self.sweep.avg_count = parse_int(a, "SENS:AVER:COUN", 1, 65536)
 
     def _clear_averages(self) -> None:
         for m in self.measurements.values():
             m.averager.clear()
 
     def _set_cw(self, s: tuple[int, ...], a: str) -> None:
-        self.sweep.cw_hz = self.sweep.clamp(number(a, "SENS:FREQ:CW", "HZ"))
+        self.sweep.cw_hz = self.sweep.clamp(parse_float(a, "SENS:FREQ:CW", "HZ"))
 
     def _set_fom_cw(self, s: tuple[int, ...], a: str) -> None:
-        self.fom_cw_hz = self.sweep.clamp(number(a, "SENS:FOM:RANG:FREQ:CW", "HZ"))
+        self.fom_cw_hz = self.sweep.clamp(parse_float(a, "SENS:FOM:RANG:FREQ:CW", "HZ"))
 
     def _set_points(self, s: tuple[int, ...], a: str) -> None:
-        self.sweep.points = integer(a, "SENS:SWE:POIN", 1, 100001)
+        self.sweep.points = parse_int(a, "SENS:SWE:POIN", 1, 100001)
 
     def _set_mode(self, s: tuple[int, ...], a: str) -> None:
         mode = a.strip().upper()
@@ -313,7 +276,7 @@ class KeysightPna:
         self.sweep.sweep_type = kind
 
     def _set_group_count(self, s: tuple[int, ...], a: str) -> None:
-        self.group_count = integer(a, "SENS:SWE:GRO:COUN", 1, 2_000_000)
+        self.group_count = parse_int(a, "SENS:SWE:GRO:COUN", 1, 2_000_000)
 
     def _set_trigger_source(self, s: tuple[int, ...], a: str) -> None:
         src = a.strip().upper()[:3]
@@ -322,7 +285,7 @@ class KeysightPna:
         self.trigger_source = src
 
     def _select_number(self, s: tuple[int, ...], a: str) -> None:
-        n = integer(a, "CALC:PAR:MNUM", 1, 200)
+        n = parse_int(a, "CALC:PAR:MNUM", 1, 200)
         if n not in self.measurements:
             raise ScpiError(-221, f"Settings conflict; measurement {n} does not exist")
         self.active = n
@@ -371,7 +334,7 @@ class KeysightPna:
         self._measurement().fmt = fmt
 
     def _set_edel(self, s: tuple[int, ...], a: str) -> None:
-        self._measurement().electrical_delay_s = number(a, "CALC:CORR:EDEL:TIME", "S")
+        self._measurement().electrical_delay_s = parse_float(a, "CALC:CORR:EDEL:TIME", "S")
 
     def _data(self, s: tuple[int, ...], a: str) -> str:
         kind = a.strip().upper()
@@ -380,7 +343,7 @@ class KeysightPna:
         return self.data_format.encode(self._trace_data(kind))
 
     def _set_display(self, s: tuple[int, ...], a: str) -> None:
-        self.displayed[s[1]] = on_off(a, "DISP:TRAC:STAT")
+        self.displayed[s[1]] = parse_bool(a, "DISP:TRAC:STAT")
 
     def _get_display(self, s: tuple[int, ...], a: str) -> str:
         return "1" if self.displayed.get(s[1], False) else "0"

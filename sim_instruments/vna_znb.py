@@ -23,15 +23,13 @@ of the selected trace's receiving port i (port 2 for S21, the one the qcodes dri
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
-from .scpi import ScpiError
-from .scpi_tree import ScpiTree, split_args, unquote
-from .tcp_server import LineServer
+from .scpi import ScpiError, parse_bool, parse_float, parse_int, split_args, unquote
+from .scpi_face import ScpiFace
 from .vna_common import (
     Averager,
     DataFormat,
@@ -40,9 +38,6 @@ from .vna_common import (
     VnaPhysics,
     fmt_number,
     format_trace,
-    integer,
-    number,
-    on_off,
     s_parameter_name,
     sweep_and_wait,
 )
@@ -82,7 +77,7 @@ class _Channel:
     electrical_delay_s: dict[int, float] = field(default_factory=dict)
 
 
-class RohdeSchwarzZnb:
+class RohdeSchwarzZnb(ScpiFace):
     """The ZNB face: an LF line server on ``host:port`` measuring the world's feedline.
 
     Options: ``model`` (a key of :data:`MODELS`), ``ports`` (2 or 4), and the
@@ -90,6 +85,7 @@ class RohdeSchwarzZnb:
     """
 
     face = "rs_znb"
+    options = "ZNB-K2"
 
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0, name: str = "rs_znb",
                  model: str = "ZNB20", ports: int = 2, **frontend: Any) -> None:
@@ -97,44 +93,15 @@ class RohdeSchwarzZnb:
             raise ValueError(f"{name}: unknown ZNB model {model!r}; known: {sorted(MODELS)}")
         if ports not in (2, 4):
             raise ValueError(f"{name}: ports must be 2 or 4, got {ports!r}")
-        self.world = world
-        self.name = name
+        super().__init__(world, host, port, name)
         self.model = model
         self.n_ports = int(ports)
+        self.idn = f"Rohde-Schwarz,{model}-{self.n_ports}Port,1311601062100000,3.45"
         self.fmin_hz, self.fmax_hz, self.min_power_dbm = MODELS[model]
         self.frontend = FrontEnd(**frontend)
         self.physics = VnaPhysics(world, self.frontend, name)
-        self.server = LineServer(self, host, port, reply_termination="\n", name=name)
-        self._lock = threading.RLock()
-        self.tree = ScpiTree()
         self._register()
-        self._reset()
-
-    # -- lifecycle ---------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> RohdeSchwarzZnb:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def handle(self, command: str) -> str | None:
-        with self._lock:
-            return self.tree.dispatch(command)
+        self.reset()
 
     # -- state ------------------------------------------------------------------------------------
     def _new_channel(self) -> _Channel:
@@ -143,7 +110,8 @@ class RohdeSchwarzZnb:
                               max_ifbw_hz=MAX_IFBW_HZ, avg_count=10)
         return _Channel(sweep=sweep, electrical_delay_s={p: 0.0 for p in range(1, self.n_ports + 1)})
 
-    def _reset(self) -> None:
+    def reset(self) -> None:
+        """*RST / SYST:PRES: channel 1 with trace Trc1 measuring S21, continuous sweeping, RF on."""
         self.channels: dict[int, _Channel] = {1: self._new_channel()}
         self.traces: dict[str, _Trace] = {"Trc1": _Trace("Trc1", 1, "S21")}
         self.channels[1].selected = "Trc1"
@@ -201,13 +169,8 @@ class RohdeSchwarzZnb:
 
     # -- command table ------------------------------------------------------------------------------
     def _register(self) -> None:
-        t = self.tree
-        t.add("*IDN", query=lambda s, a: f"Rohde-Schwarz,{self.model}-{self.n_ports}Port,1311601062100000,3.45")
-        t.add("*OPT", query=lambda s, a: "ZNB-K2")
-        t.add("*RST", set=lambda s, a: self._reset())
-        t.add("SYSTem:PRESet", set=lambda s, a: self._reset())
-        t.add("*OPC", query=lambda s, a: "1")
-        t.add("*WAI", set=lambda s, a: None)
+        t = self.commands
+        t.add("SYSTem:PRESet", set=lambda s, a: self.reset())
         t.add("INSTrument:PORT:COUNt", query=lambda s, a: str(self.n_ports))
         t.add("OUTPut#[:STATe]", set=self._set_output, query=lambda s, a: "1" if self.rf_on else "0")
         t.add("[SENSe]:ROSCillator[:SOURce]", set=self._set_rosc, query=lambda s, a: self.rosc_source)
@@ -272,14 +235,14 @@ class RohdeSchwarzZnb:
 
     def _add_frequency(self, node: str, setter: Any, getter: Any) -> None:
         def set_(s: tuple[int, ...], a: str) -> None:
-            setter(self._channel(s[0]).sweep, number(a, f"SENS:FREQ:{node.upper()}", "HZ"))
+            setter(self._channel(s[0]).sweep, parse_float(a, f"SENS:FREQ:{node.upper()}", "HZ"))
 
-        self.tree.add(f"[SENSe#]:FREQuency:{node}", set=set_,
+        self.commands.add(f"[SENSe#]:FREQuency:{node}", set=set_,
                       query=lambda s, a: fmt_number(getter(self._channel(s[0]).sweep)))
 
     # -- handlers -------------------------------------------------------------------------------------
     def _set_output(self, s: tuple[int, ...], a: str) -> None:
-        self.rf_on = on_off(a, "OUTP")
+        self.rf_on = parse_bool(a, "OUTP")
 
     def _set_rosc(self, s: tuple[int, ...], a: str) -> None:
         src = a.strip().upper()[:3]
@@ -288,7 +251,7 @@ class RohdeSchwarzZnb:
         self.rosc_source = src
 
     def _set_rosc_ext(self, s: tuple[int, ...], a: str) -> None:
-        value = number(a, "ROSC:EXT:FREQ", "HZ")
+        value = parse_float(a, "ROSC:EXT:FREQ", "HZ")
         if not 1e6 <= value <= 20e6:
             raise ScpiError(-222, f"Data out of range; ROSC:EXT:FREQ {value} Hz outside 1..20 MHz")
         self.rosc_ext_hz = value
@@ -350,7 +313,7 @@ class RohdeSchwarzZnb:
         return "'" + ",".join(f"{i},{name}" for i, name in enumerate(self.traces, start=1)) + "'"
 
     def _set_measuring(self, s: tuple[int, ...], a: str) -> None:
-        self._channel(s[0]).measuring = on_off(a, "CONF:CHAN:MEAS")
+        self._channel(s[0]).measuring = parse_bool(a, "CONF:CHAN:MEAS")
 
     def _set_format(self, s: tuple[int, ...], a: str) -> None:
         fmt = a.strip().upper()
@@ -370,7 +333,7 @@ class RohdeSchwarzZnb:
         return self.data_format.encode(values)
 
     def _set_points(self, s: tuple[int, ...], a: str) -> None:
-        self._channel(s[0]).sweep.points = integer(a, "SENS:SWE:POIN", 1, 100001)
+        self._channel(s[0]).sweep.points = parse_int(a, "SENS:SWE:POIN", 1, 100001)
 
     def _set_sweep_type(self, s: tuple[int, ...], a: str) -> None:
         kind = a.strip().upper()
@@ -381,16 +344,16 @@ class RohdeSchwarzZnb:
         self._channel(s[0]).sweep.sweep_type = kind
 
     def _set_sweep_time_auto(self, s: tuple[int, ...], a: str) -> None:
-        self._channel(s[0]).sweep_time_auto = on_off(a, "SENS:SWE:TIME:AUTO")
+        self._channel(s[0]).sweep_time_auto = parse_bool(a, "SENS:SWE:TIME:AUTO")
 
     def _set_bandwidth(self, s: tuple[int, ...], a: str) -> None:
-        self._channel(s[0]).sweep.set_ifbw(number(a, "SENS:BAND", "HZ"))
+        self._channel(s[0]).sweep.set_ifbw(parse_float(a, "SENS:BAND", "HZ"))
 
     def _set_avg_state(self, s: tuple[int, ...], a: str) -> None:
-        self._channel(s[0]).sweep.avg_on = on_off(a, "SENS:AVER")
+        self._channel(s[0]).sweep.avg_on = parse_bool(a, "SENS:AVER")
 
     def _set_avg_count(self, s: tuple[int, ...], a: str) -> None:
-        self._channel(s[0]).sweep.avg_count = integer(a, "SENS:AVER:COUN", 1, 1_000_000)
+        self._channel(s[0]).sweep.avg_count = parse_int(a, "SENS:AVER:COUN", 1, 1_000_000)
 
     def _clear_averages(self, s: tuple[int, ...], a: str) -> None:
         self._channel(s[0])
@@ -405,7 +368,7 @@ class RohdeSchwarzZnb:
 
     def _set_edel(self, s: tuple[int, ...], a: str) -> None:
         ch = self._channel(s[0])
-        ch.electrical_delay_s[self._port(ch, s[1])] = number(a, "SENS:CORR:EDEL:TIME", "S")
+        ch.electrical_delay_s[self._port(ch, s[1])] = parse_float(a, "SENS:CORR:EDEL:TIME", "S")
 
     def _get_edel(self, s: tuple[int, ...], a: str) -> str:
         ch = self._channel(s[0])
@@ -426,7 +389,7 @@ class RohdeSchwarzZnb:
         ch.electrical_delay_s[port] += float(-slope / share)
 
     def _set_power(self, s: tuple[int, ...], a: str) -> None:
-        value = number(a, "SOUR:POW", "DBM")
+        value = parse_float(a, "SOUR:POW", "DBM")
         if not self.min_power_dbm <= value <= MAX_POWER_DBM:
             raise ScpiError(-222, f"Data out of range; power {value} dBm outside "
                                   f"{self.min_power_dbm}..{MAX_POWER_DBM} dBm")
@@ -439,7 +402,7 @@ class RohdeSchwarzZnb:
         self._channel(s[0]).trigger_source = src
 
     def _set_continuous(self, s: tuple[int, ...], a: str) -> None:
-        self.continuous = on_off(a, "INIT:CONT")
+        self.continuous = parse_bool(a, "INIT:CONT")
 
     def _get_continuous(self, s: tuple[int, ...], a: str) -> str:
         return "1" if self.continuous else "0"

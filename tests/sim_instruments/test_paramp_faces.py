@@ -23,7 +23,8 @@ from sim_instruments.n9030b import LOG_AVERAGE_NOISE_DB
 from sim_instruments.n9030b import KeysightN9030B as N9030BFace
 from sim_instruments.noise_load_switch import NoiseSourceSwitch
 from sim_instruments.paramp import effective_temperature_k
-from sim_instruments.scpi_face import CommandSet, ScpiFace, split_program
+from sim_instruments.scpi import split_program
+from sim_instruments.scpi_face import CommandTree, ScpiFace
 from sim_instruments.signal_generators import KeysightN51x1 as N51x1Face
 from sim_instruments.signal_generators import RohdeSchwarzSGS100A as SGSFace
 from sim_instruments.world import World
@@ -134,18 +135,47 @@ def test_bad_paramp_config_names_the_key():
 # -- SCPI machinery -----------------------------------------------------------------------------
 
 def test_scpi_headers_match_short_and_long_forms_optional_nodes_and_suffixes():
-    cs = CommandSet()
-    cs.add("[SOURce]:FREQuency[:CW]?", lambda a, s: "f")
-    cs.add(":READ:SANalyzer#?", lambda a, s: f"trace{s}")
+    cs = CommandTree()
+    cs.add("[SOURce]:FREQuency[:CW]", query=lambda s, a: "f")
+    cs.add(":READ:SANalyzer#", query=lambda s, a: f"trace{s[0]}")
     for header in ("SOUR:FREQ?", ":source:frequency:cw?", "FREQ?", "Freq:CW?"):
-        handler, _ = cs.lookup(header)
-        assert handler("", None) == "f"
-    handler, suffix = cs.lookup(":READ:SAN1?")
-    assert handler("", suffix) == "trace1"
+        handler, suffixes = cs.lookup(header)
+        assert handler(suffixes, "") == "f"
+    handler, suffixes = cs.lookup(":READ:SAN1?")
+    assert handler(suffixes, "") == "trace1"
     for bad in ("SOUR:FRE?", "SOUR:FREQ", "SOURCE:FREQUENCYX?", "READ:SAN?X"):
         with pytest.raises(Exception, match="-113"):
             cs.lookup(bad)
     assert split_program('*CLS;:PROG:REP 0;LOAD "a;b"') == ["*CLS", ":PROG:REP 0", 'LOAD "a;b"']
+
+
+def test_scpi_suffixes_per_node_with_defaults_and_words_scoped_to_their_parent():
+    cs = CommandTree()
+    cs.add("[SENSe#]:CORRection:EDELay#[:TIME]", query=lambda s, a: f"edel{s}")
+    cs.add("[SENSe]:ROSCillator", query=lambda s, a: "rosc")
+    cs.add("STATus:OPERation", query=lambda s, a: "status")
+    cs.add("OUTPut:STATe", query=lambda s, a: "state")  # STATe and STATus: both STAT, under other parents
+    for header, expected in (("SENS1:CORR:EDEL2?", "edel(1, 2)"), ("CORR:EDEL3:TIME?", "edel(1, 3)"),
+                             ("sense4:correction:edelay?", "edel(4, 1)"), ("ROSC?", "rosc"),
+                             ("STAT:OPER?", "status"), ("OUTP:STATE?", "state")):
+        handler, suffixes = cs.lookup(header)
+        assert handler(suffixes, "") == expected, header
+    for bad in ("SENS2:ROSC?", "CORR2:EDEL?", "STATE:OPER?", "OUTP:STATUS?"):  # no '#' there / wrong parent
+        with pytest.raises(Exception, match="-113"):
+            cs.lookup(bad)
+    with pytest.raises(ValueError, match="STATUS"):
+        cs.add("OUTPut:STATus", query=lambda s, a: "clash")  # STAT under OUTP is STATe already
+    with pytest.raises(ValueError, match="query="):
+        cs.add("OUTPut:STATe?", query=lambda s, a: "")
+
+
+def test_a_failing_command_ends_the_program_message_but_earlier_replies_are_sent():
+    face = SGSFace(World(JPA))
+    assert face.handle(":SOUR:FREQ 6e9;:SOUR:FREQ?;:SOUR:BOGUS?;:SOUR:POW -20") == "6000000000.0"
+    assert face.values["power"] == -30.0  # the command after the failing one did not run
+    assert face.handle("SYST:ERR?").startswith("-113") and face.handle("SYST:ERR?") == '0,"No error"'
+    assert face.handle(":SOUR:POW 99;:SOUR:POW?") is None  # refused set: the query after it is not run
+    assert face.handle("SYST:ERR?").startswith("-222")
 
 
 def test_compound_commands_relative_paths_errors_and_command_log():

@@ -11,7 +11,8 @@ from pyvisa.util import from_ieee_block
 
 from cryodaq.instruments.rs_znb import RohdeSchwarzZNBSocket, znb_socket_resource
 from sim_instruments.launcher import FACES, serve
-from sim_instruments.scpi_tree import ScpiTree, split_line
+from sim_instruments.scpi import split_program
+from sim_instruments.scpi_face import ScpiFace
 from sim_instruments.vna_common import FrontEnd, VnaPhysics, round_up_bandwidth
 from sim_instruments.vna_pna import KeysightPna
 from sim_instruments.vna_znb import RohdeSchwarzZnb
@@ -81,24 +82,25 @@ def znb(znb_face):
 # -- SCPI tree ------------------------------------------------------------------------------------
 
 def test_scpi_tree_forms_suffixes_optional_nodes_and_compound_lines():
-    tree = ScpiTree()
+    face = ScpiFace(World())
+    add = face.commands.add
     seen = []
-    tree.add("[SENSe#]:FREQuency:STARt", set=lambda s, a: seen.append((s, a)), query=lambda s, a: f"start{s[0]}")
-    tree.add("SOURce#:POWer#[:LEVel]", query=lambda s, a: f"pow{s}")
-    tree.add("DISPlay:LAYout", set=lambda s, a: seen.append(("lay", a)))
-    tree.add("DISPlay:LAYout:GRID", set=lambda s, a: seen.append(("grid", a)))
-    tree.add("*WAI", set=lambda s, a: seen.append("wai"))
-    assert tree.dispatch("SENS2:FREQ:STAR 5e9") is None
-    assert tree.dispatch("sense:frequency:start?") == "start1"
-    assert tree.dispatch("FREQ:STAR?") == "start1"  # optional node left out
-    assert tree.dispatch(":SOURce3:POW2:LEVel?") == "pow(3, 2)"
-    assert tree.dispatch("SENS:FREQ:STAR?;:SOUR:POW?") == "start1;pow(1, 1)"
-    tree.dispatch("DISP:LAY GRID;:DISP:LAY:GRID 2,1; *WAI")
+    add("[SENSe#]:FREQuency:STARt", set=lambda s, a: seen.append((s, a)), query=lambda s, a: f"start{s[0]}")
+    add("SOURce#:POWer#[:LEVel]", query=lambda s, a: f"pow{s}")
+    add("DISPlay:LAYout", set=lambda s, a: seen.append(("lay", a)))
+    add("DISPlay:LAYout:GRID", set=lambda s, a: seen.append(("grid", a)))
+    add("*WAI", set=lambda s, a: seen.append("wai"))
+    assert face.handle("SENS2:FREQ:STAR 5e9") is None
+    assert face.handle("sense:frequency:start?") == "start1"
+    assert face.handle("FREQ:STAR?") == "start1"  # optional node left out
+    assert face.handle(":SOURce3:POW2:LEVel?") == "pow(3, 2)"
+    assert face.handle("SENS:FREQ:STAR?;:SOUR:POW?") == "start1;pow(1, 1)"
+    face.handle("DISP:LAY GRID;:DISP:LAY:GRID 2,1; *WAI")
     assert seen == [((2,), "5e9"), ("lay", "GRID"), ("grid", "2,1"), "wai"]
-    assert tree.dispatch("SYST:ERR?") == '0,"No error"'
-    assert tree.dispatch("SENS:FREQ:FOO?") is None  # unknown: no reply, error queued
-    assert tree.dispatch("SYST:ERR?").startswith("-113,")
-    assert split_line("CALC:PAR:SEL 'a;b';*WAI") == ["CALC:PAR:SEL 'a;b'", "*WAI"]
+    assert face.handle("SYST:ERR?") == '0,"No error"'
+    assert face.handle("SENS:FREQ:FOO?") is None  # unknown: no reply, error queued
+    assert face.handle("SYST:ERR?").startswith("-113,")
+    assert split_program("CALC:PAR:SEL 'a;b';*WAI") == ["CALC:PAR:SEL 'a;b'", "*WAI"]
 
 
 def test_if_bandwidth_rounds_up_to_the_1_1p5_2_3_5_7_series():
