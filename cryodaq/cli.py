@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="talk to instruments at the addresses in the file, even for a simulated station")
     p.set_defaults(func=cmd_run)
 
+    from cryodaq.gui.cli import register as register_gui
+
+    register_gui(sub)
+
     p = sub.add_parser("info", help="summarise a run on disk")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
     p.set_defaults(func=cmd_info)
@@ -161,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     from cryodaq.storage import cli as storage_cli
 
     storage_cli.register(sub)
+
+    from cryodaq.reprocess import cli as reprocess_cli
+
+    reprocess_cli.register(sub)
+
+    from cryodaq.sweeps import cli as sweeps_cli
+
+    sweeps_cli.register(sub)
     return parser
 
 

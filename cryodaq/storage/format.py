@@ -20,6 +20,7 @@ COMMITTED_ATTR = "committed"  # group attr: rows of the append dimension that re
 
 STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS = "stream", "events", "spectra", "housekeeping", "gaps"
 SWEEPS, SWEEP_DONE = "sweeps", "done"  # sweeps/<name>/ groups and their done mask
+REPROCESSED = "reprocessed"  # reprocessed/<label>/ derived groups (cryodaq.storage.derived)
 
 # Dimension names (zarr v3 ``dimension_names``, which xarray reads).
 TIME, CHANNEL, EVENT, SAMPLE, UPDATE, FREQ, GAP = "time", "channel", "event", "sample", "update", "freq", "gap"
@@ -105,3 +106,6 @@ def check_name(name: str, what: str) -> str:
 # speed-up of finished runs; the process-wide filter is thread-safe, unlike
 # ``warnings.catch_warnings``.
 warnings.filterwarnings("ignore", category=ZarrUserWarning, message=".*[Cc]onsolidated metadata.*")
+# A sweep run keeps its text log, sweep.log, in the run folder (cryodaq.storage.sweep_store);
+# zarr warns about the non-zarr file whenever it lists the root's members.
+warnings.filterwarnings("ignore", category=ZarrUserWarning, message=r"Object at sweep\.log is not recognized")

@@ -1,0 +1,53 @@
+"""Bring a station up for the length of a ``with`` block: its simulators (when simulated), then
+the qcodes Station; on leaving, close the instruments, then stop the simulators."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from qcodes.station import Station
+
+from cryodaq.station.config import StationConfig
+from cryodaq.station.loader import build_station, close_station
+
+__all__ = ["LiveStation", "station_up"]
+
+
+@dataclass
+class LiveStation:
+    """A station that is up: the qcodes Station, the config it was built from (simulator ports
+    filled in), and the simulators (``SimulatedStation`` child process, ``SimServers`` in-process, or None)."""
+
+    station: Station
+    config: StationConfig
+    simulators: Any = None
+    simulated: bool = False
+
+
+@contextmanager
+def station_up(config: StationConfig, *, simulate: bool | None = None, in_process: bool = False) -> Iterator[LiveStation]:
+    """Start the station's simulators if it is simulated (``simulate`` overrides the file), then build it.
+
+    Simulators run in a child process (``sim_instruments.launcher.SimulatedStation``, which exits
+    with its parent), or with ``in_process`` as threads of this process (``serve``: tests reach
+    the simulated world as ``live.simulators.world``). With ``simulation.auto_ports`` every
+    simulated instrument gets a free loopback port.
+    """
+    simulate = config.simulation.enabled if simulate is None else bool(simulate)
+    if simulate and config.simulation.auto_ports:
+        from cryodaq.acquisition.session import with_simulator_ports
+
+        config = with_simulator_ports(config)
+    with ExitStack() as stack:
+        sims = None
+        if simulate:
+            from sim_instruments.launcher import SimulatedStation, serve
+
+            sims = stack.enter_context(serve(config.simulation_dict()) if in_process
+                                       else SimulatedStation(config.simulation_dict()))
+        station = build_station(config)
+        stack.callback(close_station, station)
+        yield LiveStation(station, config, sims, simulate)
