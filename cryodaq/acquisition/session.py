@@ -16,7 +16,6 @@ with everything committed before the error readable.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -33,7 +32,8 @@ from cryodaq.acquisition.receiver import UDPReceiver
 from cryodaq.acquisition.sinks import RunWriterSink, Sink, StreamInfo
 from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, get_backend
-from cryodaq.station import StationConfig, build_station, close_station, resolve_parameter
+from cryodaq.station import StationConfig, resolve_parameter
+from cryodaq.station.bringup import station_up
 from cryodaq.storage import RunWriter
 
 log = logging.getLogger(__name__)
@@ -70,25 +70,6 @@ class RunSummary:
     stats: SessionStats
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now (for simulators on loopback)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def with_simulator_ports(config: StationConfig) -> StationConfig:
-    """Give every simulated instrument a free loopback port (``simulation.auto_ports``)."""
-    instruments = {name: dict(entry) for name, entry in config.instruments.items()}
-    for name in config.simulation.faces:
-        address = instruments[name].get("address", "")
-        parts = address.split("::")
-        if len(parts) == 4 and parts[0].upper().startswith("TCPIP") and parts[3].upper() == "SOCKET":
-            parts[1], parts[2] = "127.0.0.1", str(free_port())
-            instruments[name]["address"] = "::".join(parts)
-    return config.with_instruments(instruments)
-
-
 class StreamSession:
     """One streaming run of a station (see module docstring)."""
 
@@ -103,9 +84,7 @@ class StreamSession:
         sinks: list[Sink] | None = None,
     ) -> None:
         self.simulate = config.simulation.enabled if simulate is None else simulate
-        if self.simulate and config.simulation.auto_ports:
-            config = with_simulator_ports(config)
-        self.config = config
+        self.config = config  # replaced by the config with simulator ports once the station is up
         self.out_dir = Path(out_dir)
         self.backend = backend or get_backend()
         self.run_id = run_id
@@ -135,10 +114,8 @@ class StreamSession:
         """
         interrupted = False
         with ExitStack() as stack:
-            if self.simulate:
-                stack.enter_context(self._start_simulator())
-            self.station = build_station(self.config)
-            stack.callback(close_station, self.station)
+            live = stack.enter_context(station_up(self.config, simulate=self.simulate))
+            self.station, self.config = live.station, live.config
             board = self.station.components[self.config.readout.instrument]
             pipeline = pipeline_for_board(self.config.pipeline, board, self.backend)
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
@@ -192,11 +169,6 @@ class StreamSession:
         return summary
 
     # --- pieces -------------------------------------------------------------
-    def _start_simulator(self) -> Any:
-        from sim_instruments.launcher import SimulatedStation
-
-        return SimulatedStation(self.config.simulation_dict())
-
     def _run_config(self, fs: float) -> dict[str, Any]:
         return {
             "station_file": str(self.config.path),

@@ -3,6 +3,7 @@ the qcodes Station; on leaving, close the instruments, then stop the simulators.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -13,7 +14,26 @@ from qcodes.station import Station
 from cryodaq.station.config import StationConfig
 from cryodaq.station.loader import build_station, close_station
 
-__all__ = ["LiveStation", "station_up"]
+__all__ = ["LiveStation", "free_port", "station_up", "with_simulator_ports"]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for simulators on loopback)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def with_simulator_ports(config: StationConfig) -> StationConfig:
+    """Give every simulated instrument a free loopback port (``simulation.auto_ports``)."""
+    instruments = {name: dict(entry) for name, entry in config.instruments.items()}
+    for name in config.simulation.faces:
+        address = instruments[name].get("address", "")
+        parts = address.split("::")
+        if len(parts) == 4 and parts[0].upper().startswith("TCPIP") and parts[3].upper() == "SOCKET":
+            parts[1], parts[2] = "127.0.0.1", str(free_port())
+            instruments[name]["address"] = "::".join(parts)
+    return config.with_instruments(instruments)
 
 
 @dataclass
@@ -38,8 +58,6 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
     """
     simulate = config.simulation.enabled if simulate is None else bool(simulate)
     if simulate and config.simulation.auto_ports:
-        from cryodaq.acquisition.session import with_simulator_ports
-
         config = with_simulator_ports(config)
     with ExitStack() as stack:
         sims = None

@@ -19,6 +19,7 @@ from cryodaq.acquisition.session import StreamSession
 from cryodaq.errors import SafetyLimitError
 from cryodaq.storage import open_run
 from cryodaq.station import load_station_config
+from cryodaq.station.bringup import station_up
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "stations" / "demo_mkid.yaml"
@@ -94,21 +95,13 @@ def test_housekeeping_logged_at_about_1hz(demo_run):
     assert np.all(np.diff(hk["t"].values) > 0.5e9)
 
 
-def test_safety_limit_refuses_before_sending(tmp_path):
-    session = StreamSession(load_station_config(DEMO), tmp_path, simulate=True)
-    from cryodaq.station import build_station, close_station
-    from sim_instruments.launcher import SimulatedStation
-
-    with SimulatedStation(session.config.simulation_dict()):
-        station = build_station(session.config)
-        try:
-            board = station.components["readout"]
-            before = board.tone_amplitudes()
-            with pytest.raises(SafetyLimitError, match=r"readout\.tone_amplitudes"):
-                board.tone_amplitudes(np.full(len(before), 0.5))
-            np.testing.assert_allclose(board.tone_amplitudes(), before)
-        finally:
-            close_station(station)
+def test_safety_limit_refuses_before_sending():
+    with station_up(load_station_config(DEMO)) as live:
+        board = live.station.components["readout"]
+        before = board.tone_amplitudes()
+        with pytest.raises(SafetyLimitError, match=r"readout\.tone_amplitudes"):
+            board.tone_amplitudes(np.full(len(before), 0.5))
+        np.testing.assert_allclose(board.tone_amplitudes(), before)
 
 
 def _wait_for_commits(out: Path, proc: subprocess.Popen, min_events: int, timeout: float = 60.0) -> Path:

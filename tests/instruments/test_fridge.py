@@ -240,7 +240,7 @@ cryodaq:
 
 
 def test_bluefors_station_on_the_simulator(tmp_path):
-    from cryodaq.acquisition.session import with_simulator_ports
+    from cryodaq.station.bringup import with_simulator_ports
     from sim_instruments.launcher import serve
 
     path = tmp_path / "bf.yaml"

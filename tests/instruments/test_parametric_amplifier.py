@@ -22,7 +22,8 @@ from qcodes.instrument_drivers.Keysight.N51x1 import KeysightN51x1
 from qcodes.instrument_drivers.rohde_schwarz import RohdeSchwarzSGS100A
 from qcodes.instrument_drivers.yokogawa import YokogawaGS200
 
-from cryodaq.acquisition.session import StreamSession, with_simulator_ports
+from cryodaq.acquisition.session import StreamSession
+from cryodaq.station.bringup import with_simulator_ports
 from cryodaq.errors import SafetyLimitError
 from cryodaq.instruments import (
     NoiseLoadSwitch,

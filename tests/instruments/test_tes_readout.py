@@ -11,7 +11,7 @@ from qcodes.instrument import Instrument
 from qcodes.instrument_drivers.Keithley import Keithley2450
 
 from cryodaq.acquisition.packet import decode
-from cryodaq.acquisition.session import with_simulator_ports
+from cryodaq.station.bringup import with_simulator_ports
 from cryodaq.errors import SafetyLimitError
 from cryodaq.instruments import SQUIDController, TESReadoutBoard
 from cryodaq.station import build_station, close_station, load_station_config

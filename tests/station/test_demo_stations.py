@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cryodaq.acquisition.session import with_simulator_ports
-from cryodaq.station import build_station, close_station, load_station_config
-from sim_instruments.launcher import SimulatedStation
+from cryodaq.station import load_station_config
+from cryodaq.station.bringup import station_up
 
 STATIONS = sorted((Path(__file__).resolve().parents[2] / "stations").glob("demo_*.yaml"))
 
@@ -22,15 +21,11 @@ def test_the_three_demo_stations_are_shipped():
 @pytest.mark.slow
 @pytest.mark.parametrize("path", STATIONS, ids=[p.stem for p in STATIONS])
 def test_station_snapshots_on_its_simulators(path):
-    config = with_simulator_ports(load_station_config(path))
+    config = load_station_config(path)
     assert config.simulation.enabled, f"{path.name} must run on sim_instruments"
-    with SimulatedStation(config.simulation_dict()):
-        station = build_station(config)
-        try:
-            snap = station.snapshot(update=True)
-            assert set(config.instruments) <= set(snap["instruments"])
-            json.dumps(snap, default=str)  # storable in the run attrs
-            readout = station.components[config.readout.instrument]
-            assert float(readout.sample_rate()) > 0
-        finally:
-            close_station(station)
+    with station_up(config) as live:
+        snap = live.station.snapshot(update=True)
+        assert set(config.instruments) <= set(snap["instruments"])
+        json.dumps(snap, default=str)  # storable in the run attrs
+        readout = live.station.components[config.readout.instrument]
+        assert float(readout.sample_rate()) > 0
