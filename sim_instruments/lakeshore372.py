@@ -27,7 +27,7 @@ from typing import Any
 
 from .fridge_control import sim_fridge_command
 from .scpi import ScpiError, split_command, undefined_header
-from .tcp_server import LineServer
+from .tcp_server import LineServer, ServedFace
 from .world import World
 
 IDN = "LSCI,MODEL372,SIM0372,1.3"
@@ -74,7 +74,7 @@ class _Output:
         self.temp_prev: float | None = None
 
 
-class Lakeshore372:
+class Lakeshore372(ServedFace):
     """The Lakeshore 372 face: a CR LF line server on ``host:port`` over the world's fridge."""
 
     face = "lakeshore372"
@@ -120,28 +120,6 @@ class Lakeshore372:
         self.tlimit = {ch: 0.0 for ch in range(1, N_CHANNELS + 1)}
         self.outputs = [_Output(i) for i in range(N_OUTPUTS)]
         self.outputs[1].htrset = [0, 1, 0, 0.0, 2]
-
-    # -- lifecycle ------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> Lakeshore372:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Lakeshore372:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- physics --------------------------------------------------------------------
     def temperature_k(self, channel: int) -> float:

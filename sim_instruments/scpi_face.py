@@ -28,10 +28,10 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any
 
 from .scpi import ErrorQueue, ScpiError, parse_bool, parse_float, parse_int, split_program, undefined_header, unquote
-from .tcp_server import LineServer
+from .tcp_server import LineServer, ServedFace
 
 #: a handler gets the numeric suffixes of its pattern's ``#`` nodes (1 where omitted) and the argument text
 Handler = Callable[[tuple[int, ...], str], "str | None"]
@@ -184,7 +184,7 @@ def quoted() -> Kind:
     return Kind(lambda text, what: unquote(text), lambda v: f'"{v}"')
 
 
-class ScpiFace:
+class ScpiFace(ServedFace):
     """Base of the SCPI faces: ``Face(world, host, port, name, ...)`` with start/stop/port/host."""
 
     face = "scpi"
@@ -235,28 +235,6 @@ class ScpiFace:
 
     def after_reset(self) -> None:
         """Hook for subclasses: propagate the reset state to the world."""
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- dispatch ------------------------------------------------------------------------
     def received(self, pattern: str) -> list[str]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 import threading
-from typing import Self
 
 from .scpi import (
     ErrorQueue,
@@ -35,7 +34,7 @@ from .scpi import (
     split_command,
     undefined_header,
 )
-from .tcp_server import LineServer
+from .tcp_server import LineServer, ServedFace
 from .tes import require_tes
 from .world import World
 
@@ -45,7 +44,7 @@ OFFSET_RANGE = (-10.0, 10.0)
 _CHANNEL = re.compile(r"^CH(\d+):(.+)$")
 
 
-class SquidController:
+class SquidController(ServedFace):
     """The FLL controller face: an LF line server on ``host:port`` over ``world.tes``'s SQUIDs."""
 
     face = "squid_controller"
@@ -57,28 +56,6 @@ class SquidController:
         self.errors = ErrorQueue()
         self.server = LineServer(self, host, port, reply_termination="\n", name=name)
         self._lock = threading.RLock()
-
-    # -- lifecycle ------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- dispatch -------------------------------------------------------------------
     def handle(self, command: str) -> str | None:

@@ -30,7 +30,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import Protocol, Self
+from typing import Protocol
 
 import numpy as np
 
@@ -45,7 +45,7 @@ from .scpi import (
     split_command,
     undefined_header,
 )
-from .tcp_server import LineServer
+from .tcp_server import LineServer, ServedFace
 from .world import World
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class SampleSource(Protocol):
     def block(self, first: int, n: int) -> np.ndarray: ...
 
 
-class StreamingBoardFace(ABC):
+class StreamingBoardFace(ServedFace, ABC):
     """Control server on ``host:port`` and a UDP streamer; subclasses add their own commands."""
 
     face = ""
@@ -120,28 +120,10 @@ class StreamingBoardFace(ABC):
         self.skip_pending = 0
         self.loss_probability = 0.0
 
-    # -- lifecycle --------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> Self:
-        self.server.start()
-        return self
-
+    # -- lifecycle ---------------------------------------------------------------------
     def stop(self) -> None:
         self._stream_off()
-        self.server.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().stop()
 
     # -- command dispatch -----------------------------------------------------------------
     def handle(self, command: str) -> str | None:

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self
 
 log = logging.getLogger(__name__)
 
@@ -185,3 +185,34 @@ class LineServer:
     def _unregister(self, sock: socket.socket) -> None:
         with self._clients_lock:
             self._clients.discard(sock)
+
+
+class ServedFace:
+    """Lifecycle shared by every simulated instrument served by a :class:`LineServer`.
+
+    Subclasses set ``self.server`` in their ``__init__``; ``start``/``stop`` and the
+    context manager then serve and stop it.
+    """
+
+    server: LineServer
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    @property
+    def host(self) -> str:
+        return self.server.host
+
+    def start(self) -> Self:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -40,7 +40,7 @@ from typing import Any
 from .fridge_control import PidLoop, heater_power_w, sim_fridge_command
 from .lakeshore372 import ruox_ohm
 from .scpi import ScpiError
-from .tcp_server import LineServer
+from .tcp_server import LineServer, ServedFace
 from .world import World
 
 IDN = "IDN:OXFORD INSTRUMENTS:TRITON:SIM0001:0.1"
@@ -83,7 +83,7 @@ def _number(text: str, what: str) -> float:
         raise ScpiError(-104, f"{what} expects a number, got {text!r}") from None
 
 
-class OxfordTriton:
+class OxfordTriton(ServedFace):
     """The Triton face: a line server on ``host:port`` over the world's fridge."""
 
     face = "oxford_triton"
@@ -137,28 +137,6 @@ class OxfordTriton:
         self.pumps = {pump: True for pump in PUMPS}
         self.manual_power_w = 0.0
         self.heater_power_w_now = 0.0
-
-    # -- lifecycle ------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.server.port
-
-    @property
-    def host(self) -> str:
-        return self.server.host
-
-    def start(self) -> OxfordTriton:
-        self.server.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.stop()
-
-    def __enter__(self) -> OxfordTriton:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- physics --------------------------------------------------------------------
     def temperature_k(self, chan: str) -> float:

@@ -140,7 +140,7 @@ def info_message(
             text[name] = [str(x) for x in a.tolist()]
     header = {
         "station": station, "stream": stream, "units": units, "output_rate_hz": float(output_rate_hz),
-        "adc_rate_hz": float(adc_rate_hz), "run_path": run_path, "n_channels": int(len(channel_coords["channel"])),
+        "adc_rate_hz": float(adc_rate_hz), "run_path": run_path, "n_channels": len(channel_coords["channel"]),
         "stream_rate_hz": float(stream_rate_hz), "source": source, "text_coords": text,
     }
     arrays["stream_channels"] = np.asarray(stream_channels, dtype=np.int32)
@@ -166,7 +166,8 @@ def status_message(events_per_channel: np.ndarray, **fields: Any) -> Message:
     unknown = sorted(set(fields) - set(STATUS_FIELDS))
     if unknown:
         raise LiveProtocolError(f"status: unknown field(s) {unknown}; known are {STATUS_FIELDS}")
-    return Message(STATUS, dict(fields), {"events_per_channel": np.asarray(events_per_channel, dtype=np.int64)})
+    # a copy: the sender goes on counting in its own array
+    return Message(STATUS, dict(fields), {"events_per_channel": np.array(events_per_channel, dtype=np.int64)})
 
 
 def psd_message(t_ns: int, freq: np.ndarray, psd: np.ndarray, channels: np.ndarray, units: str) -> Message:
@@ -208,7 +209,7 @@ def events_message(columns: Mapping[str, np.ndarray], records: np.ndarray | None
     if records is not None:
         arrays["records"] = np.asarray(records, np.float32)
         arrays["record_index"] = np.asarray(record_index, np.int32)
-    header = {"n": int(len(arrays["t"])), "dropped": int(dropped), "presamples": int(presamples),
+    header = {"n": len(arrays["t"]), "dropped": int(dropped), "presamples": int(presamples),
               "record_rate_hz": float(record_rate_hz)}
     return Message(EVENTS, header, arrays)
 

@@ -1,11 +1,22 @@
 """Live publisher: a session sink that feeds GUIs over ZeroMQ PUB without ever slowing acquisition.
 
+The session's threads only hand their results over: every sink call appends a
+reference to a bounded queue (microseconds) and returns. One sender thread owns
+the socket (zmq sockets are not thread-safe) and does the rest at most
+``max_message_rate_hz`` times a second per topic: it decimates the timestreams
+of the published channels to about ``stream_rate_hz`` (block means), subsamples
+IQ (:class:`~cryodaq.acquisition.live_reduce.IQReducer`), batches events (capped
+per message, only the latest records), splits PSDs into blocks of channels, and
+sends. Reducing a batch of blocks at once also costs less than block by block.
+
 Every send is non-blocking: when a subscriber is slow or stalled its queue
 (``SNDHWM`` messages, then the kernel's socket buffer) fills, ``zmq.Again`` comes
 back and the message is dropped and counted per topic (:attr:`LivePublisher.drops`).
-The pipeline never waits. (``ZMQ_XPUB_NODROP`` makes a full queue report
-``Again``; plain PUB would drop without telling.) A PUB socket with no
-subscriber at all discards silently, which is fine: nobody is watching.
+(``ZMQ_XPUB_NODROP`` makes a full queue report ``Again``; plain PUB would drop
+without telling.) A PUB socket with no subscriber at all discards silently,
+which is fine: nobody is watching. Should the sender thread itself fall behind,
+the hand-over queue drops its oldest blocks (:attr:`LivePublisher.backlog_drops`)
+rather than grow.
 
 With ``XPUB_NODROP`` a message is refused for every subscriber while any one of
 them is full, so a stalled subscriber must not stay connected: ZMTP heartbeats
@@ -13,21 +24,11 @@ them is full, so a stalled subscriber must not stay connected: ZMTP heartbeats
 stops answering pings once its buffers are full), and the others get data
 again. Every message carries a per-topic ``seq`` so each subscriber can count
 what it missed.
-
-Reduction happens here so that messages stay small whatever the array size:
-timestreams of the published channels are block-mean decimated to about
-``stream_rate_hz``; IQ points are subsampled (:class:`IQReducer`); each topic
-sends at most ``max_message_rate_hz`` messages a second (data in between is
-batched); events per message and PSD channels per message are capped.
-
-Thread-safety: the session calls sinks from its pipeline, housekeeping and main
-threads, and zmq sockets are not thread-safe, so one lock guards the socket and
-the batches. Every critical section is a few numpy calls and one non-blocking
-send (microseconds), so a lock is cheaper than a hand-off queue and sender thread.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import logging
 import math
@@ -35,6 +36,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,24 +83,10 @@ def _never_raises(method: Callable[..., None]) -> Callable[..., None]:
     def guarded(self: LivePublisher, *args: Any, **kwargs: Any) -> None:
         try:
             method(self, *args, **kwargs)
-        except Exception:
-            self.errors += 1
-            if self.errors <= 3:
-                log.exception("live publisher: %s failed (the run goes on)", method.__name__)
+        except Exception:  # noqa: BLE001 - deliberately everything: the live view must not end a run
+            self._error(method.__name__)
 
     return guarded
-
-
-class _Batch:
-    """Data waiting for the next send of one topic (rate limiting)."""
-
-    def __init__(self) -> None:
-        self.parts: list[Any] = []
-        self.last_sent = 0.0
-
-    def take(self) -> list[Any]:
-        parts, self.parts = self.parts, []
-        return parts
 
 
 class LivePublisher:
@@ -123,6 +111,7 @@ class LivePublisher:
         max_records_per_message: int = 32,
         psd_channels_per_message: int = 128,
         info_interval_s: float = 2.0,
+        backlog_s: float = 4.0,
         sndhwm: int = 100,
         sndbuf: int = 0,
         heartbeat_s: float = 1.0,
@@ -153,29 +142,40 @@ class LivePublisher:
         self.max_events, self.max_records = int(max_events_per_message), int(max_records_per_message)
         self.psd_chunk = int(psd_channels_per_message)
         self.info_interval_s = float(info_interval_s)
+        self.backlog_s = float(backlog_s)
+        # counters (written by the sender thread; plain ints, safe to read anywhere)
         self.drops: dict[str, int] = {t: 0 for t in lp.TOPICS}
         self.sent: dict[str, int] = {t: 0 for t in lp.TOPICS}
-        self.errors = 0  # exceptions caught in sink calls (logged; the run goes on)
-        self.events_truncated = 0  # events left out of capped messages (counted, never silent)
-        self._lock = threading.Lock()
-        self._closed = False
-        self._info_msg: lp.Message | None = None
-        self._last_info = 0.0
+        self.backlog_drops = 0  # pipeline outputs the sender thread had no time for
+        self.events_truncated = 0  # events left out of capped messages
+        self.errors = 0  # exceptions caught (logged; the run goes on)
+        self.channels = np.zeros(0, np.int32)
+        # hand-over queue: (kind, payload) in call order
+        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        self._queued_outputs = 0
+        self._max_outputs = 1 << 30  # set by start() from the output rate
+        self._cond = threading.Condition()
+        self._closing = False
         self._last_status = 0.0
         self._rate_ref: tuple[float, int] | None = None
-        self._disk: tuple[float, int, int] = (0.0, -1, -1)
+        self._measured_rate_hz = 0.0
+        self._disk: tuple[float, int, int] = (-math.inf, -1, -1)
         self._run_dir: Path | None = None
-        self._batches = {t: _Batch() for t in (lp.STREAM, lp.IQ, lp.EVENTS)}
-        self.channels = np.zeros(0, np.int32)
+        # sender-thread state
+        self._seq: dict[str, int] = {t: 0 for t in lp.TOPICS}
+        self._info_msg: lp.Message | None = None
+        self._last_info = 0.0
+        self._batch: list[PipelineOutput] = []
+        self._last_flush = 0.0
+        self._all = False
         self._decimator = StreamDecimator(1)
         self._iq = IQReducer(1)
         self._rate_hz = 0.0
         self._output_rate_hz = 0.0
-        self._all = False
-        self._seq: dict[str, int] = {t: 0 for t in lp.TOPICS}
-        self._measured_rate_hz = 0.0
+        self._thread = threading.Thread(target=self._run, name="cryodaq-live-publisher", daemon=True)
+        self._thread.start()
 
-    # ------------------------------------------------------------------ sink
+    # ------------------------------------------------------------ sink calls
     @_never_raises
     def start(self, info: StreamInfo) -> None:
         n = info.n_channels
@@ -186,98 +186,171 @@ class LivePublisher:
             chans = np.asarray([c for c in self._requested_channels if 0 <= c < n], np.int32)
         else:
             chans = np.arange(min(n, self.max_channels), dtype=np.int32)
-        factor = max(1, math.ceil(info.output_rate_hz / self.stream_rate_hz))
-        with self._lock:
-            self.channels = chans
-            self._all = len(chans) == n and np.array_equal(chans, np.arange(n))
-            self._decimator = StreamDecimator(factor)
-            self._rate_hz = info.output_rate_hz / factor
-            self._output_rate_hz = info.output_rate_hz
-            self._iq = IQReducer(max(1, round(info.output_rate_hz / self.iq_rate_hz)))
-            self._run_dir = Path(info.run_path).parent if info.run_path else None
-            self._info_msg = lp.info_message(
-                station=info.station, stream=info.stream, units=info.units, output_rate_hz=info.output_rate_hz,
-                adc_rate_hz=info.adc_rate_hz, channel_coords=info.channel_coords, run_path=info.run_path,
-                stream_channels=chans, stream_rate_hz=self._rate_hz, source="live",
-            )
-            self._send(self._info_msg)
-            self._last_info = time.monotonic()
+        self._run_dir = Path(info.run_path).parent if info.run_path else None
+        self._max_outputs = max(16, int(self.backlog_s * info.output_rate_hz / 64))  # blocks are >= 64 samples
+        self._put("start", (info, chans))
 
-    @_never_raises
     def output(self, out: PipelineOutput) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if self._closed:
+        """Hand a block over to the sender thread (drops the oldest block if it is far behind)."""
+        with self._cond:
+            if self._closing:
                 return
-            if len(out.sample_index):
-                data = out.data if self._all else out.data[:, self.channels]
-                t, y = self._decimator.push(out.t_ns, data)
-                if len(t):
-                    self._batches[lp.STREAM].parts.append((t, y))
-                if out.iq is not None:
-                    iq = out.iq if self._all else out.iq[:, self.channels]
-                    self._batches[lp.IQ].parts.append((*self._iq.push(iq), int(out.t_ns[-1])))
-            if len(out.events):
-                self._batches[lp.EVENTS].parts.append(out)
-            self._flush_due(now)
+            if self._queued_outputs >= self._max_outputs:
+                for i, (kind, _) in enumerate(self._queue):
+                    if kind == "output":
+                        del self._queue[i]
+                        self._queued_outputs -= 1
+                        self.backlog_drops += 1
+                        break
+            self._queue.append(("output", out))
+            self._queued_outputs += 1
+            self._cond.notify()
 
-    @_never_raises
     def gap(self, gap: Gap) -> None:
-        with self._lock:
-            self._decimator.reset()
-            self._send(lp.gap_message(gap.first_sample, gap.n_samples, gap.t_ns, gap.cause, gap.detail))
+        self._put("gap", gap)
 
-    @_never_raises
     def housekeeping(self, name: str, t_ns: int, value: float, unit: str) -> None:
-        with self._lock:
-            self._send(lp.housekeeping_message(name, np.array([t_ns]), np.array([value]), unit))
+        self._put("message", lp.housekeeping_message(name, np.array([t_ns]), np.array([value]), unit))
 
-    @_never_raises
     def spectrum(self, t_ns: int, freq: np.ndarray, psd: np.ndarray, units: str) -> None:
-        with self._lock:
-            for lo in range(0, psd.shape[0], self.psd_chunk):
-                rows = np.arange(lo, min(lo + self.psd_chunk, psd.shape[0]), dtype=np.int32)
-                self._send(lp.psd_message(t_ns, freq, psd[lo:lo + len(rows)], rows, units))
+        self._put("spectrum", (t_ns, freq, psd, units))
 
     @_never_raises
     def status(self, stats: SessionStats) -> None:
         now = time.monotonic()
-        with self._lock:
-            if self._closed:
-                return
-            self._flush_due(now)
-            if self._info_msg is not None and now - self._last_info >= self.info_interval_s:
-                self._send(self._info_msg)
-                self._last_info = now
-            if now - self._last_status < self.status_interval_s:
-                return
-            self._last_status = now
-            self._send(self._status_message(stats, now, "running"))
+        if now - self._last_status < self.status_interval_s:
+            return
+        self._last_status = now
+        self._put("message", self._status_message(stats, now, "running"))
 
     @_never_raises
     def close(self, *, interrupted: bool, reason: str, error: BaseException | None) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._flush_due(math.inf)
-            status = "aborted" if error is not None else "complete"
-            self._send(lp.end_message(status, reason, interrupted))
-            self._closed = True
-            # a short linger lets the last messages reach a live GUI; a stalled one cannot hold us longer
-            self._sock.close(linger=200)
-            if self._own_context:
-                self._ctx.term()
+        """Send what is pending and ``end``, stop the sender thread, close the socket (once)."""
+        if self._sock.closed:
+            return
+        status = "aborted" if error is not None else "complete"
+        self._put("close", lp.end_message(status, reason, interrupted))
+        with self._cond:
+            self._closing = True
+        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            log.warning("live publisher %s: sender thread did not finish; closing anyway", self.address)
+        # a short linger lets the last messages reach a live GUI; a stalled one cannot hold us longer
+        self._sock.close(linger=200)
+        if self._own_context:
+            self._ctx.term()
         log.info("live publisher %s closed: sent %s, dropped %s", self.address, self.sent, self.drops)
 
-    # --------------------------------------------------------------- helpers
     @property
     def total_drops(self) -> int:
         return int(sum(self.drops.values()))
 
+    # ----------------------------------------------------------- hand-over
+    def _put(self, kind: str, payload: Any) -> None:
+        with self._cond:
+            if self._closing:
+                return
+            self._queue.append((kind, payload))
+            self._cond.notify()
+
+    def _error(self, where: str) -> None:
+        self.errors += 1
+        if self.errors <= 3:
+            log.exception("live publisher: %s failed (the run goes on)", where)
+
+    # -------------------------------------------------------- sender thread
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(self.min_interval_s)
+                items = list(self._queue)
+                self._queue.clear()
+                self._queued_outputs = 0
+            done = False
+            for kind, payload in items:
+                try:
+                    done = self._handle(kind, payload) or done
+                except Exception:  # noqa: BLE001 - one bad item must not stop the sender thread
+                    self._error(f"sending {kind}")
+            try:
+                self._flush(force=done)
+                now = time.monotonic()
+                if self._info_msg is not None and now - self._last_info >= self.info_interval_s:
+                    self._send(self._info_msg)  # late subscribers learn what the stream is
+                    self._last_info = now
+            except Exception:  # noqa: BLE001 - as above
+                self._error("flush")
+            if done:
+                return
+
+    def _handle(self, kind: str, payload: Any) -> bool:
+        """Act on one queued item; True when it was the last (close)."""
+        if kind == "output":
+            self._batch.append(payload)
+            if time.monotonic() - self._last_flush >= self.min_interval_s:
+                self._flush()
+        elif kind == "message":
+            self._send(payload)
+        elif kind == "gap":
+            self._flush()  # data before the gap go out first, and no bin spans the gap
+            self._decimator.reset()
+            g = payload
+            self._send(lp.gap_message(g.first_sample, g.n_samples, g.t_ns, g.cause, g.detail))
+        elif kind == "spectrum":
+            t_ns, freq, psd, units = payload
+            for lo in range(0, psd.shape[0], self.psd_chunk):
+                rows = np.arange(lo, min(lo + self.psd_chunk, psd.shape[0]), dtype=np.int32)
+                self._send(lp.psd_message(t_ns, freq, psd[lo:lo + len(rows)], rows, units))
+        elif kind == "start":
+            self._start(*payload)
+        elif kind == "close":
+            self._flush(force=True)
+            self._send(payload)
+            return True
+        return False
+
+    def _start(self, info: StreamInfo, chans: np.ndarray) -> None:
+        n = info.n_channels
+        factor = max(1, math.ceil(info.output_rate_hz / self.stream_rate_hz))
+        self.channels = chans
+        self._all = len(chans) == n and np.array_equal(chans, np.arange(n))
+        self._decimator = StreamDecimator(factor)
+        self._rate_hz = info.output_rate_hz / factor
+        self._output_rate_hz = info.output_rate_hz
+        self._iq = IQReducer(max(1, round(info.output_rate_hz / self.iq_rate_hz)))
+        self._info_msg = lp.info_message(
+            station=info.station, stream=info.stream, units=info.units, output_rate_hz=info.output_rate_hz,
+            adc_rate_hz=info.adc_rate_hz, channel_coords=info.channel_coords, run_path=info.run_path,
+            stream_channels=chans, stream_rate_hz=self._rate_hz, source="live",
+        )
+        self._send(self._info_msg)
+        self._last_info = time.monotonic()
+
+    def _flush(self, force: bool = False) -> None:
+        """Reduce the batched blocks and send one stream, one IQ and one events message."""
+        if not self._batch or (not force and time.monotonic() - self._last_flush < self.min_interval_s):
+            return
+        batch, self._batch = self._batch, []
+        self._last_flush = time.monotonic()
+        with_data = [o for o in batch if len(o.sample_index)]
+        if with_data:
+            data = np.concatenate([o.data for o in with_data])
+            t_ns = np.concatenate([o.t_ns for o in with_data])
+            t, y = self._decimator.push(t_ns, data if self._all else data[:, self.channels])
+            if len(t):
+                self._send(lp.stream_message(t, y, self.channels, self._rate_hz))
+            iqs = [o.iq for o in with_data if o.iq is not None]
+            if len(iqs) == len(with_data):
+                iq = np.concatenate(iqs)
+                points, op = self._iq.push(iq if self._all else iq[:, self.channels])
+                self._send(lp.iq_message(points, op, self.channels, int(t_ns[-1])))
+        with_events = [o for o in batch if len(o.events)]
+        if with_events:
+            self._send(self._events_message(with_events))
+
     def _send(self, msg: lp.Message) -> bool:
         """Send without blocking; a full queue drops the message and counts it."""
-        if self._closed:
-            return False
         self._seq[msg.topic] += 1
         msg.header["seq"] = self._seq[msg.topic]
         try:
@@ -289,20 +362,6 @@ class LivePublisher:
             return False
         self.sent[msg.topic] += 1
         return True
-
-    def _flush_due(self, now: float) -> None:
-        for topic, batch in self._batches.items():
-            if batch.parts and now - batch.last_sent >= self.min_interval_s:
-                batch.last_sent = now if math.isfinite(now) else time.monotonic()
-                self._send(self._build(topic, batch.take()))
-
-    def _build(self, topic: str, parts: list[Any]) -> lp.Message:
-        if topic == lp.STREAM:
-            return lp.stream_message(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-                                     self.channels, self._rate_hz)
-        if topic == lp.IQ:
-            return lp.iq_message(np.concatenate([p[0] for p in parts]), parts[-1][1], self.channels, parts[-1][2])
-        return self._events_message(parts)
 
     def _events_message(self, outs: list[PipelineOutput]) -> lp.Message:
         cols = {
@@ -327,7 +386,9 @@ class LivePublisher:
         return lp.events_message(cols, records, index, presamples=outs[-1].events.presamples,
                                  record_rate_hz=self._output_rate_hz, dropped=dropped)
 
+    # ---------------------------------------------------------- caller side
     def _status_message(self, stats: SessionStats, now: float, state: str) -> lp.Message:
+        """Built in the caller's thread: a consistent copy of the counters at this moment."""
         if self._rate_ref is None or now - self._rate_ref[0] >= 1.0:
             if self._rate_ref is not None:
                 self._measured_rate_hz = (stats.samples - self._rate_ref[1]) / (now - self._rate_ref[0])
@@ -338,12 +399,11 @@ class LivePublisher:
                 self._disk = (now, usage.free, usage.total)
             except OSError:
                 self._disk = (now, -1, -1)
+        counters = {f.name: getattr(stats, f.name) for f in fields(stats)
+                    if f.name in lp.STATUS_FIELDS}
         return lp.status_message(
-            stats.events_per_channel,
-            state=state, elapsed_s=stats.elapsed, samples=stats.samples, packets=stats.packets,
-            sample_rate_hz=self._measured_rate_hz, events=stats.events,
-            lost_packets=stats.lost_packets, dropped_blocks=stats.dropped_blocks, gaps=stats.gaps,
-            samples_lost=stats.samples_lost, queue_fill=stats.queue_fill,
-            housekeeping_errors=stats.housekeeping_errors, publisher_drops=self.total_drops,
+            stats.events_per_channel, **counters,
+            state=state, elapsed_s=stats.elapsed, sample_rate_hz=self._measured_rate_hz,
+            publisher_drops=self.total_drops + self.backlog_drops,
             disk_free_bytes=self._disk[1], disk_total_bytes=self._disk[2],
         )

@@ -17,6 +17,12 @@ import numpy as np
 from cryodaq.acquisition import live_protocol as lp
 
 
+def column_index(available: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Positions of ``wanted`` in ``available`` (every wanted value must be there), vectorised."""
+    order = np.argsort(available, kind="stable")
+    return order[np.searchsorted(available, wanted, sorter=order)]
+
+
 class RingBuffer:
     """The latest ``capacity`` rows of an appended array, readable as one contiguous view.
 
@@ -269,8 +275,8 @@ class LiveModel:
 
     def stream_columns(self, channels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(channels that have a timestream, their column in ``stream_y``) among ``channels``."""
-        cols = np.flatnonzero(np.isin(self.stream_channels, channels))
-        return self.stream_channels[cols], cols
+        have = np.asarray(channels)[np.isin(channels, self.stream_channels)]
+        return have, column_index(self.stream_channels, have)
 
     def event_values(self, channels: np.ndarray, quantity: str = "amplitude") -> np.ndarray:
         """Amplitudes (or energies) of buffered events on ``channels``."""
