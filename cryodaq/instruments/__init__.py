@@ -11,8 +11,8 @@ from cryodaq.instruments.noise_load_switch import NoiseLoadSwitch
 from cryodaq.instruments.parametric_amplifier import ParametricAmplifier
 from cryodaq.instruments.reliability import RetryPolicy, make_reliable
 from cryodaq.instruments.rs_znb import RohdeSchwarzZNBSocket
-from cryodaq.instruments.streaming_board import StreamingBoard
 from cryodaq.instruments.squid_controller import SQUIDChannel, SQUIDController
+from cryodaq.instruments.streaming_board import StreamingBoard
 from cryodaq.instruments.tes_readout_board import TESReadoutBoard
 from cryodaq.instruments.vna import VNASweep, measure_s21
 

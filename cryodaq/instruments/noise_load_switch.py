@@ -14,10 +14,10 @@ from qcodes.instrument import VisaInstrument
 from qcodes.parameters import Parameter
 from qcodes.validators import Enum
 
-from cryodaq.errors import InstrumentError
+from cryodaq.instruments.scpi_errors import SCPIErrorQueue
 
 
-class NoiseLoadSwitch(VisaInstrument):
+class NoiseLoadSwitch(SCPIErrorQueue, VisaInstrument):
     """Switches the paramp input between a hot and a cold matched load and reads their temperatures."""
 
     default_terminator = "\n"
@@ -46,14 +46,3 @@ class NoiseLoadSwitch(VisaInstrument):
         if load not in ("hot", "cold"):
             raise ValueError(f"{self.name}: load must be 'hot' or 'cold', got {load!r}")
         return float(self.hot_temperature() if load == "hot" else self.cold_temperature())
-
-    def check_errors(self) -> None:
-        """Raise InstrumentError if the switch reports a command error."""
-        reply = self.ask("SYST:ERR?").strip()
-        code, _, _ = reply.partition(",")
-        try:
-            ok = int(code) == 0
-        except ValueError:
-            raise InstrumentError(self.name, self.address, f"unreadable error-queue reply {reply!r}") from None
-        if not ok:
-            raise InstrumentError(self.name, self.address, f"reported error {reply}")

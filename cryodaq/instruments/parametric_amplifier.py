@@ -34,13 +34,13 @@ from qcodes.validators import Bool, Enum, Numbers
 from scipy.constants import h as PLANCK_H
 from scipy.constants import k as BOLTZMANN_K
 
-from cryodaq.instruments.reliability import disable_nagle
 from cryodaq.instruments.analyzer_adapters import (
     VNA,
     SpectrumAnalyzer,
     analyzer_adapter,
     vna_adapter,
 )
+from cryodaq.instruments.reliability import disable_nagle
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from qcodes.instrument import (
 from qcodes.parameters import Parameter
 from qcodes.validators import Bool, Numbers
 
-from cryodaq.errors import InstrumentError
+from cryodaq.instruments.scpi_errors import SCPIErrorQueue
 
 
 class SQUIDChannel(InstrumentChannel):
@@ -65,7 +65,7 @@ class SQUIDChannel(InstrumentChannel):
         return float(self.feedback_gain()) / float(self.input_current_per_phi0())
 
 
-class SQUIDController(VisaInstrument):
+class SQUIDController(SCPIErrorQueue, VisaInstrument):
     """A multi-channel SQUID FLL controller; ``channels`` (also ``ch1`` ... ``chN``) per SQUID."""
 
     default_terminator = "\n"
@@ -91,14 +91,3 @@ class SQUIDController(VisaInstrument):
         for channel in self.channels:
             channel.reset()
         self.check_errors()
-
-    def check_errors(self) -> None:
-        """Raise InstrumentError if the controller reports a command error."""
-        reply = self.ask("SYST:ERR?").strip()
-        code, _, _ = reply.partition(",")
-        try:
-            ok = int(code) == 0
-        except ValueError:
-            raise InstrumentError(self.name, self.address, f"unreadable error-queue reply {reply!r}") from None
-        if not ok:
-            raise InstrumentError(self.name, self.address, f"reported error {reply}")

@@ -14,7 +14,7 @@ from qcodes.instrument import VisaInstrument
 from qcodes.parameters import Parameter
 from qcodes.validators import Enum, Strings
 
-from cryodaq.errors import InstrumentError
+from cryodaq.instruments.scpi_errors import SCPIErrorQueue
 
 
 def parse_list(text: str) -> np.ndarray:
@@ -28,7 +28,7 @@ def format_list(values: Any) -> str:
     return ",".join(repr(float(v)) for v in np.atleast_1d(np.asarray(values, dtype=float)))
 
 
-class StreamingBoard(VisaInstrument):
+class StreamingBoard(SCPIErrorQueue, VisaInstrument):
     """Base of readout boards that stream UDP packets (docs/readout-stream.md).
 
     Holds what every streaming board shares: sample rate, packet size, the UDP
@@ -60,17 +60,6 @@ class StreamingBoard(VisaInstrument):
 
     def _set_list(self, command: str, values: Any) -> None:
         self.write(f"{command} {format_list(values)}")
-
-    def check_errors(self) -> None:
-        """Raise InstrumentError if the board reports a command error."""
-        reply = self.ask("SYST:ERR?").strip()
-        code, _, message = reply.partition(",")
-        try:
-            ok = int(code) == 0
-        except ValueError:
-            raise InstrumentError(self.name, self.address, f"unreadable error-queue reply {reply!r}") from None
-        if not ok:
-            raise InstrumentError(self.name, self.address, f"reported error {reply}")
 
     def start_stream(self, host: str, port: int) -> None:
         """Send the UDP stream to ``host:port`` and start it."""
