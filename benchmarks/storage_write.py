@@ -24,7 +24,8 @@ def _size(path: Path) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def bench(out: Path, name: str, dtype: str, n_channels: int, rate: float, seconds: float) -> None:
+def bench(out: Path, name: str, dtype: str, n_channels: int, rate: float, seconds: float) -> float:
+    """Write ``seconds`` of a (time, channel) stream to a new run in ``out``; prints and returns MB/s."""
     rng = np.random.default_rng(0)
     block = int(rate / 10)
     if dtype == "int16":  # ADC noise, ~8 bits of it
@@ -48,6 +49,7 @@ def bench(out: Path, name: str, dtype: str, n_channels: int, rate: float, second
     ratio = nbytes / _size(w.path)
     print(f"{name:6s} {dtype:8s} {n_channels} ch at {rate/1e3:g} kS/s: {nbytes/1e6:7.1f} MB in {dt:5.2f} s "
           f"= {nbytes/dt/1e6:6.1f} MB/s ({n_blocks*block/dt/1e6:.2f} MS/s per channel), on disk 1/{ratio:.2f}")
+    return nbytes / dt / 1e6
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ sample-index step is the stream's usual step; chunks split segments for parallel
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,15 +44,15 @@ def find_segments(sample_index: np.ndarray) -> list[tuple[int, int]]:
     usual = int(np.median(step))
     cuts = np.flatnonzero(step != usual) + 1
     edges = [0, *cuts.tolist(), n]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
 def chunk_rows(chunk_s: float, rate_hz: float, storage_chunk: int) -> int:
     """Rows per task: about ``chunk_s`` of stream, rounded to whole storage chunks when larger than one
     (so no stored chunk is decompressed by two tasks, apart from the small overlaps)."""
-    rows = max(1, int(round(chunk_s * rate_hz)))
+    rows = max(1, round(chunk_s * rate_hz))
     if rows >= storage_chunk:
-        rows = int(round(rows / storage_chunk)) * storage_chunk
+        rows = round(rows / storage_chunk) * storage_chunk
     return rows
 
 
@@ -60,5 +61,5 @@ def plan_chunks(segments: list[tuple[int, int]], rows: int) -> list[Chunk]:
     out: list[Chunk] = []
     for k, (s0, s1) in enumerate(segments):
         edges = [s0, *range((s0 // rows + 1) * rows, s1, rows), s1]
-        out += [Chunk(k, s0, s1, a, b) for a, b in zip(edges[:-1], edges[1:])]
+        out += [Chunk(k, s0, s1, a, b) for a, b in itertools.pairwise(edges)]
     return out

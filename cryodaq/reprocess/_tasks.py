@@ -77,11 +77,12 @@ class ChunkResult:
     noise_channel: np.ndarray | None = None  # (m,) int32 channel column of each
 
 
-@lru_cache(maxsize=8)
-def _stream_group(run_path: str) -> zarr.Group:
-    """The run's stream group, read-only (opened once per worker process)."""
+@lru_cache(maxsize=32)
+def _stream_array(run_path: str, name: str) -> zarr.Array:
+    """An array of the run's stream group, read-only, opened once per worker process (a finished
+    run's arrays do not change; readers stay within the committed length the client passes)."""
     root = zarr.open_group(LocalStore(Path(run_path), read_only=True), mode="r", use_consolidated=False)
-    return root[STREAM]
+    return root[f"{STREAM}/{name}"]
 
 
 def overlap(trigger: ThresholdTrigger) -> tuple[int, int]:
@@ -119,8 +120,7 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     chunk = task.chunk
     lead, tail = overlap(trigger)
     v0, v1 = chunk.view(lead, tail)
-    grp = _stream_group(task.run_path)
-    x = np.asarray(grp[task.stream][v0:v1])
+    x = np.asarray(_stream_array(task.run_path, task.stream)[v0:v1])
     n_ch = x.shape[1]
     ch, idx = trigger.candidates(x, v0, chunk.seg_start, start=chunk.start)
     own = idx < chunk.end
@@ -128,9 +128,12 @@ def process_chunk(task: ChunkTask) -> ChunkResult:
     keep = prune_suppressed(ch, idx, chunk.start, trigger.detector.holdoff, n_ch)
     ch, idx = ch[keep], idx[keep]
     events = trigger.extract(x, v0, idx, ch, stream_end=chunk.seg_end)
-    rows = events.sample_index - v0
-    sample_index = np.asarray(grp["sample_index"][v0:v1])[rows]
-    t = np.asarray(grp["t"][v0:v1])[rows]
+    sample_index, t = np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(events):  # the stream's own coordinates of the candidates' rows
+        r0, r1 = int(events.sample_index.min()), int(events.sample_index.max()) + 1
+        rows = events.sample_index - r0
+        sample_index = np.asarray(_stream_array(task.run_path, "sample_index")[r0:r1])[rows]
+        t = np.asarray(_stream_array(task.run_path, "t")[r0:r1])[rows]
     result = ChunkResult(chunk, events, sample_index, t, v1 - v0)
     if task.noise is not None:
         result.noise, result.noise_channel = _noise_records(task, x, v0, n_ch)

@@ -31,7 +31,9 @@ class OptimalFilterConfig:
     noise_period_s: float | None = None  # AutoTrigger period (default: one record length)
     max_delay_s: float | None = None  # arrival-time search half-width (default: half the presamples)
     align: str = "none"  # build_template alignment: none | peak | rise
+    template_window: float = 0.06  # template from pulses within this fraction of the dominant peak (0: all)
     energy_lines_ev: tuple[float, ...] = ()  # calibration lines, e.g. (1.55,): the dominant peaks in eV
+    noise_run: str | None = None  # records source: a run with noise records (its FORCED ones if any, else all)
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -45,7 +47,8 @@ class ReprocessConfig:
 
     trigger_overrides: dict[str, Any] = field(default_factory=dict)
     threshold: float | tuple[float, ...] | None = None  # stream units; replaces threshold_sigma x sigma
-    stream: str | None = None  # stream variable (default: the run's only / first one)
+    stream: str | None = None  # stream variable (default: the one acquisition triggered on)
+    source: str | None = None  # "stream" (re-trigger) or "records" (filter the stored events); default: stream if stored
     chunk_s: float = 10.0  # seconds of stream per parallel task
     noise_estimate_s: float = 0.25  # for runs that stored no thresholds: sigma from this much stream
     backend: str = "numpy"
@@ -71,6 +74,7 @@ class ReprocessConfig:
             "trigger": dict(self.trigger_overrides),
             "threshold": list(self.threshold) if isinstance(self.threshold, tuple) else self.threshold,
             "stream": self.stream,
+            "source": self.source,
             "chunk_s": self.chunk_s,
             "noise_estimate_s": self.noise_estimate_s,
             "backend": self.backend,
@@ -107,6 +111,9 @@ def parse_reprocess_config(doc: Any, file: str = "(reprocess config)") -> Reproc
     trig = top.section("trigger")
     parse_trigger(trig)  # checks types, ranges and unknown keys with the station file's rules
     overrides = {k: trig.data[k] for k in trig.data}
+    source = top.get("source", "str", None)
+    if source not in (None, "stream", "records"):
+        raise StationConfigError(file, "source", "'stream' or 'records'", source)
     backend = top.get("backend", "str", "numpy")
     if backend not in _BACKENDS:
         raise StationConfigError(file, "backend", f"one of {list(_BACKENDS)}", backend)
@@ -114,6 +121,7 @@ def parse_reprocess_config(doc: Any, file: str = "(reprocess config)") -> Reproc
         trigger_overrides=overrides,
         threshold=threshold,
         stream=top.get("stream", "str", None),
+        source=source,
         chunk_s=float(top.get("chunk_s", "posnum", 10.0)),
         noise_estimate_s=float(top.get("noise_estimate_s", "posnum", 0.25)),
         backend=backend,
@@ -145,7 +153,9 @@ def _optimal_filter(file: str, doc: Any) -> OptimalFilterConfig:
         noise_period_s=sec.get("noise_period_s", "posnum", d.noise_period_s),
         max_delay_s=sec.get("max_delay_s", "posnum", d.max_delay_s),
         align=align,
+        template_window=float(sec.get("template_window", "nonneg", d.template_window)),
         energy_lines_ev=lines,
+        noise_run=sec.get("noise_run", "str", None),
     )
     sec.finish()
     return cfg

@@ -10,7 +10,17 @@ from pathlib import Path
 import numpy as np
 
 from cryodaq.storage._liveness import parse_iso
-from cryodaq.storage.format import EVENTS, GAPS, HOUSEKEEPING, SPECTRA, STREAM, RunStatus
+from cryodaq.storage.format import (
+    EVENTS,
+    GAPS,
+    HOUSEKEEPING,
+    REPROCESSED,
+    SPECTRA,
+    STREAM,
+    SWEEP_DONE,
+    SWEEPS,
+    RunStatus,
+)
 from cryodaq.storage.reader import Run, open_run
 
 _SCAN_ROWS = 1 << 20  # rows read at a time when counting events per channel
@@ -61,6 +71,8 @@ class RunInfo:
     samples_lost_by_cause: dict[str, int] = field(default_factory=dict)
     housekeeping: dict[str, HousekeepingInfo] = field(default_factory=dict)
     n_spectra: int = 0
+    sweeps: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)  # name -> (grid shape, points done)
+    reprocessed: dict[str, int] = field(default_factory=dict)  # label -> committed rows
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -98,6 +110,12 @@ class RunInfo:
             lines.append(f"housekeeping  {h.name} = {last}   ({h.samples} samples)")
         if self.n_spectra:
             lines.append(f"spectra       {self.n_spectra} snapshots")
+        for name, (shape, done) in self.sweeps.items():
+            total = int(np.prod(shape)) if shape else 1
+            grid = " x ".join(str(n) for n in shape)
+            lines.append(f"sweep         {name}: {done}/{total} points done (grid {grid})")
+        for label, rows in self.reprocessed.items():
+            lines.append(f"reprocessed   {label}: {rows} rows")
         lines += [f"note          {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -174,6 +192,13 @@ def summarize(run: Run) -> RunInfo:
         info.housekeeping[name] = HousekeepingInfo(name, n, str(grp.attrs.get("unit", "")), last_v, last_t)
     if SPECTRA in root:
         info.n_spectra = run.committed(SPECTRA)
+    if SWEEPS in root:
+        for name, grp in root[SWEEPS].groups():
+            if SWEEP_DONE in grp:
+                done = grp[SWEEP_DONE][...]
+                info.sweeps[name] = (tuple(done.shape), int(np.count_nonzero(done)))
+    for label in run.reprocessed_labels:
+        info.reprocessed[label] = run.committed(f"{REPROCESSED}/{label}")
     return info
 
 

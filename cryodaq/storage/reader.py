@@ -23,6 +23,7 @@ from cryodaq.storage.format import (
     GAPS,
     HEARTBEAT_STALE_S,
     HOUSEKEEPING,
+    REPROCESSED,
     ROOT_ATTR,
     SPECTRA,
     STREAM,
@@ -94,6 +95,8 @@ class Run:
         for name in sorted(name for name, _ in self.root.groups()):
             if name == HOUSEKEEPING:
                 out += [f"{HOUSEKEEPING}/{q}" for q in self.housekeeping_names]
+            elif name == REPROCESSED:
+                out += [f"{REPROCESSED}/{label}" for label in self.reprocessed_labels]
             else:
                 out.append(name)
         return out
@@ -103,6 +106,13 @@ class Run:
         if HOUSEKEEPING not in self.root:
             return []
         return sorted(name for name, _ in self.root[HOUSEKEEPING].groups())
+
+    @property
+    def reprocessed_labels(self) -> list[str]:
+        """Labels of the derived groups ``reprocessed/<label>/`` (cryodaq.storage.derived)."""
+        if REPROCESSED not in self.root:
+            return []
+        return sorted(name for name, _ in self.root[REPROCESSED].groups())
 
     @property
     def stream_names(self) -> list[str]:
@@ -126,9 +136,10 @@ class Run:
             raise KeyError(f"{self.path}: group {path!r} is not an appendable group (no {COMMITTED_ATTR!r} attr)")
         return int(node.attrs[COMMITTED_ATTR])
 
-    @staticmethod
-    def _append_dim(group: str) -> str | None:
+    def _append_dim(self, group: str) -> str | None:
         top = group.split("/")[0]
+        if top == REPROCESSED and "/" in group:  # a derived group names its own append dimension
+            return str(self.root[group].attrs.get("append_dim", EVENT))
         return TIME if top == HOUSEKEEPING else _APPEND_DIM.get(top)
 
     def _node(self, path: str) -> zarr.Group | zarr.Array:
@@ -173,6 +184,13 @@ class Run:
         if name not in self.housekeeping_names:
             raise KeyError(f"{self.path}: no housekeeping {name!r}; quantities are {self.housekeeping_names}")
         return self.dataset(f"{HOUSEKEEPING}/{name}")
+
+    def reprocessed(self, label: str) -> xr.Dataset:
+        """A derived group ``reprocessed/<label>`` (dim ``event`` for reprocessed events); attrs hold
+        its ``config``, ``source`` and ``created``."""
+        if label not in self.reprocessed_labels:
+            raise KeyError(f"{self.path}: no reprocessed output {label!r}; labels are {self.reprocessed_labels}")
+        return self.dataset(f"{REPROCESSED}/{label}")
 
     def gaps(self) -> xr.Dataset:
         """Gaps (dim ``gap``): first_sample, n_samples, t, cause, detail."""

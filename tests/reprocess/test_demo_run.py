@@ -1,0 +1,213 @@
+"""Reprocessing a real stored run (simulated MKID station, with a gap) reproduces its acquisition."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cryodaq.acquisition.session import StreamSession
+from cryodaq.cli import main as cli_main
+from cryodaq.errors import DerivedExistsError, StationConfigError
+from cryodaq.reprocess import reprocess_run
+from cryodaq.reprocess._optimal import line_peaks
+from cryodaq.reprocess._run import stored_thresholds
+from cryodaq.station import load_station_config
+from cryodaq.storage import open_run
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "stations" / "demo_mkid.yaml"
+RAW_GROUPS = ("stream", "events", "gaps", "spectra", "housekeeping")
+COLUMNS = ("t", "sample_index", "channel", "amplitude", "baseline", "flags")
+
+pytestmark = pytest.mark.slow
+
+
+def _checksums(path: Path) -> dict[str, str]:
+    """sha256 of every file of the raw groups."""
+    out = {}
+    for group in RAW_GROUPS:
+        for f in sorted((path / group).rglob("*")):
+            if f.is_file():
+                out[str(f.relative_to(path))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4 s demo run with a gap injected mid-run (so the stream has two segments)."""
+    session = StreamSession(load_station_config(DEMO), tmp_path_factory.mktemp("runs"), simulate=True)
+
+    def inject_gap() -> None:
+        while session.station is None or session.stats.samples < 2_000_000:
+            time.sleep(0.05)
+        session.station.components["readout"].write("SIM:FAULT:SKIP 3")
+
+    threading.Thread(target=inject_gap, daemon=True).start()
+    return session.run(4.0).path
+
+
+@pytest.fixture(scope="module")
+def raw_before(demo_run: Path) -> tuple[dict[str, str], dict]:
+    return _checksums(demo_run), open_run(demo_run).attrs
+
+
+@pytest.fixture(scope="module")
+def cluster2():
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+        yield cluster
+
+
+def _assert_same_events(run_path: Path, label: str) -> None:
+    run = open_run(run_path)
+    acq, rep = run.events().load(), run.reprocessed(label).load()
+    assert acq.sizes["event"] == rep.sizes["event"] > 50
+    for col in COLUMNS:
+        np.testing.assert_array_equal(rep[col].values, acq[col].values, err_msg=col)
+    np.testing.assert_array_equal(rep["records"].values, acq["records"].values)
+
+
+def test_acquisition_config_reproduces_events_with_one_worker(demo_run: Path, raw_before) -> None:
+    assert len(open_run(demo_run).gaps()["first_sample"]) == 1
+    result = reprocess_run(demo_run, None, label="one-worker", workers=1, progress=False)
+    assert result.workers == 1 and result.n_segments == 2
+    _assert_same_events(demo_run, "one-worker")
+
+
+def test_two_workers_reproduce_events(demo_run: Path, cluster2, raw_before) -> None:
+    result = reprocess_run(demo_run, {"chunk_s": 0.25}, label="two-workers", scheduler=cluster2.scheduler_address,
+                           progress=False)
+    assert result.workers == 2 and result.n_chunks >= result.rows // 4000 > 10
+    _assert_same_events(demo_run, "two-workers")
+
+
+def test_many_chunk_edges_reproduce_events(demo_run: Path, raw_before) -> None:
+    """Chunks of 0.02 s (320 samples, a few records long): hundreds of edges, pulses across them."""
+    result = reprocess_run(demo_run, {"chunk_s": 0.02}, label="small-chunks", workers=0, progress=False)
+    assert result.n_chunks >= result.rows // 320 > 150
+    _assert_same_events(demo_run, "small-chunks")
+
+
+def test_output_group_is_xarray_readable_with_provenance(demo_run: Path, raw_before) -> None:
+    reprocess_run(demo_run, {"trigger": {"holdoff_s": 0.003}}, label="provenance", workers=0, progress=False)
+    ds = xr.open_zarr(demo_run, group="reprocessed/provenance")  # consolidated metadata was refreshed
+    assert ds["amplitude"].dims == ("event",) and ds["records"].dims == ("event", "sample")
+    run = open_run(demo_run)
+    assert ds.sizes["event"] == run.committed("reprocessed/provenance")
+    assert "reprocessed/provenance" in run.groups
+    cfg, src = ds.attrs["config"], ds.attrs["source"]
+    assert cfg["trigger"]["holdoff_s"] == 0.003 and cfg["trigger"]["record_s"] == 0.004  # the rest: the run's
+    assert len(cfg["thresholds"]) == 8
+    assert src["run_id"] == run.run_id and src["groups"]["stream/phase"] == run.committed("stream")
+    assert len(src["segments"]) == 2 and "cryodaq" in src["software"]
+    assert ds.attrs["created"].endswith("Z") and ds.attrs["status"] == "complete"
+
+
+def _match(ref: np.ndarray, ref_ch: np.ndarray, other: np.ndarray, other_ch: np.ndarray, tol: int) -> np.ndarray:
+    """For each ref event, whether ``other`` has one on the same channel within ``tol`` ADC samples."""
+    out = np.zeros(ref.size, bool)
+    for c in np.unique(ref_ch):
+        o = np.sort(other[other_ch == c])
+        r = ref[ref_ch == c]
+        if o.size:
+            pos = np.clip(np.searchsorted(o, r), 1, o.size) - 1
+            near = np.minimum(np.abs(o[pos] - r), np.abs(o[np.minimum(pos + 1, o.size - 1)] - r))
+            out[ref_ch == c] = near <= tol
+    return out
+
+
+def test_new_thresholds_give_a_subset_or_superset(demo_run: Path, raw_before) -> None:
+    run = open_run(demo_run)
+    acq = run.events().load()
+    tol = 0.002 * 2.048e6  # one hold-off, in ADC samples
+    for sigma, label in ((11.0, "high"), (3.0, "low")):  # pulses (phase saturates) reach ~11-15 sigma
+        reprocess_run(demo_run, {"trigger": {"threshold_sigma": sigma}}, label=label, workers=0, progress=False)
+    high, low = open_run(demo_run).reprocessed("high").load(), open_run(demo_run).reprocessed("low").load()
+    assert high.sizes["event"] < acq.sizes["event"] < low.sizes["event"]
+    # every event at 11 sigma was also seen at 6 sigma; every 6-sigma event also at 3 sigma
+    assert _match(high.sample_index.values, high.channel.values, acq.sample_index.values, acq.channel.values, tol).all()
+    assert _match(acq.sample_index.values, acq.channel.values, low.sample_index.values, low.channel.values, tol).all()
+    thr_acq = np.asarray(stored_thresholds(run))
+    np.testing.assert_allclose(high.attrs["config"]["thresholds"], thr_acq * 11.0 / 6.0, rtol=1e-6)
+
+
+def _dominant_line_spread(values: np.ndarray, channels: np.ndarray) -> float:
+    """Relative robust spread of each channel's most populated amplitude peak, pooled over channels."""
+    rel = []
+    for c in np.unique(channels):
+        v = values[channels == c]
+        peak = line_peaks(v, 1)[0]
+        near = v[np.abs(v - peak) < 0.1 * peak] / peak
+        rel.append(near - np.median(near))
+    r = np.concatenate(rel)
+    return float(1.4826 * np.median(np.abs(r)))
+
+
+def test_optimal_filter_resolves_the_dominant_line_at_least_as_well(demo_run: Path, raw_before) -> None:
+    config = {"optimal_filter": {"energy_lines_ev": [1.55], "min_pulses": 15}}
+    reprocess_run(demo_run, config, label="of", workers=0, progress=False)
+    ds = open_run(demo_run).reprocessed("of").load()
+    clean = ds.flags.values == 0
+    ch = ds.channel.values[clean]
+    of_spread = _dominant_line_spread(ds.of_amplitude.values[clean], ch)
+    trig_spread = _dominant_line_spread(ds.amplitude.values[clean], ch)
+    assert of_spread <= trig_spread
+    assert np.all(np.isfinite(ds.of_resolution.values)) and np.all(ds.of_resolution.values > 0)
+    energy = ds.energy.values[clean]
+    assert abs(np.median(energy[np.abs(energy - 1.55) < 0.2]) - 1.55) < 0.03
+    assert np.isfinite(ds.chi2.values[clean]).all() and np.isfinite(ds.of_delay_s.values[clean]).all()
+    assert ds["of_template"].dims == ("tone", "sample") and ds["of_noise_psd"].dims == ("tone", "freq")
+    assert ds.attrs["config"]["optimal_filter"]["n_noise_records"] >= 8 * 100
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("trigger:\n  holdof_s: 0.001\n", "trigger.holdof_s"),
+    ("trigger:\n  threshold_sigma: -2\n", "trigger.threshold_sigma"),
+    ("trigger:\n  presamples_s: 0.01\n", "trigger.presamples_s"),
+    ("optimal_filter:\n  energy_lines_ev: [fast]\n", "optimal_filter.energy_lines_ev"),
+    ("optimal_filter:\n  align: sideways\n", "optimal_filter.align"),
+    ("chunk: 3\n", "chunk"),
+    ("threshold: [0.1, 0.2]\n", "threshold"),
+])
+def test_bad_config_names_file_and_key(demo_run: Path, tmp_path: Path, text: str, key: str) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    with pytest.raises(StationConfigError) as err:
+        reprocess_run(demo_run, cfg, label="never", workers=0, progress=False)
+    assert str(cfg) in str(err.value) and key in str(err.value)
+    assert "never" not in open_run(demo_run).reprocessed_labels
+
+
+def test_existing_label_is_refused_then_overwritten(demo_run: Path, raw_before) -> None:
+    reprocess_run(demo_run, None, label="twice", workers=0, progress=False)
+    with pytest.raises(DerivedExistsError, match="reprocessed/twice"):
+        reprocess_run(demo_run, None, label="twice", workers=0, progress=False)
+    reprocess_run(demo_run, {"trigger": {"threshold_sigma": 9.0}}, label="twice", workers=0, progress=False,
+                  overwrite=True)
+    assert open_run(demo_run).reprocessed("twice").attrs["config"]["trigger"]["threshold_sigma"] == 9.0
+
+
+def test_cli(demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], raw_before) -> None:
+    cfg = tmp_path / "reprocess.yaml"
+    cfg.write_text("trigger:\n  threshold_sigma: 7.0\n")
+    rc = cli_main(["reprocess", str(demo_run), "--config", str(cfg), "--out", "from-cli", "--workers", "0", "-q"])
+    assert rc == 0
+    assert capsys.readouterr().out.strip().endswith("reprocessed/from-cli")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trigger: 3\n")
+    assert cli_main(["reprocess", str(demo_run), "--config", str(bad), "--workers", "0", "-q"]) == 2
+
+
+def test_raw_data_is_never_modified(demo_run: Path, raw_before) -> None:
+    """Runs last in this module: after every reprocessing above, the raw groups are byte-identical."""
+    reprocess_run(demo_run, {"optimal_filter": {}}, label="last", workers=0, progress=False)
+    sums, attrs = raw_before
+    assert _checksums(demo_run) == sums and len(sums) > 20
+    assert open_run(demo_run).attrs == attrs
