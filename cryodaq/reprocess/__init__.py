@@ -7,29 +7,20 @@ runs the optimal filter, and writes ``reprocessed/<label>/`` into the run with t
 source it came from. The raw data is never modified. See docs/reprocessing.md.
 """
 
-from importlib import import_module
-from typing import Any
+from cryodaq._lazy import lazy_getattr
 
-from cryodaq.reprocess.config import (
-    OptimalFilterConfig,
-    ReprocessConfig,
-    load_reprocess_config,
-    parse_reprocess_config,
-)
+# Everything loads on first use; Dask workers import this package for their tasks
+# (cryodaq.reprocess._tasks) and need none of the orchestration (storage, rich, Dask client).
+_EXPORTS = {
+    "OptimalFilterConfig": "cryodaq.reprocess.config",
+    "ReprocessConfig": "cryodaq.reprocess.config",
+    "ReprocessResult": "cryodaq.reprocess._run",
+    "default_label": "cryodaq.reprocess._run",
+    "load_reprocess_config": "cryodaq.reprocess.config",
+    "parse_reprocess_config": "cryodaq.reprocess.config",
+    "reprocess_run": "cryodaq.reprocess._run",
+}
 
-# The orchestration (storage, rich, Dask client) loads on first use: Dask workers import this
-# package for their tasks (cryodaq.reprocess._tasks) and need none of it.
-_LAZY = {"ReprocessResult": "cryodaq.reprocess._run", "default_label": "cryodaq.reprocess._run",
-         "reprocess_run": "cryodaq.reprocess._run"}
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "OptimalFilterConfig", "ReprocessConfig", "ReprocessResult", "default_label", "load_reprocess_config",
-    "parse_reprocess_config", "reprocess_run",
-]
+__all__ = sorted(_EXPORTS)

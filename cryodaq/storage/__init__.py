@@ -10,35 +10,29 @@
   scikit-rf on first use only.
 """
 
-from importlib import import_module
-from typing import Any
+from cryodaq._lazy import lazy_getattr
 
-from cryodaq.storage.catalog import Catalog, CatalogEntry
-from cryodaq.storage.derived import DerivedWriter, write_derived
-from cryodaq.storage.format import FORMAT_VERSION, RunKind, RunStatus
-from cryodaq.storage.info import RunInfo, run_info
-from cryodaq.storage.reader import Run, open_run
-from cryodaq.storage.recover import recover_run
-from cryodaq.storage.writer import RunWriter
-
-_LAZY = {
+_EXPORTS = {
+    "Catalog": "cryodaq.storage.catalog",
+    "CatalogEntry": "cryodaq.storage.catalog",
+    "DerivedWriter": "cryodaq.storage.derived",
+    "FORMAT_VERSION": "cryodaq.storage.format",
+    "Run": "cryodaq.storage.reader",
+    "RunInfo": "cryodaq.storage.info",
+    "RunKind": "cryodaq.storage.format",
+    "RunStatus": "cryodaq.storage.format",
+    "RunWriter": "cryodaq.storage.writer",
     "export_hdf5": "cryodaq.storage.hdf5",
     "import_hdf5": "cryodaq.storage.hdf5",
     "import_ljh": "cryodaq.storage.ljh",
-    "read_ljh": "cryodaq.storage.ljh",
     "import_touchstone": "cryodaq.storage.touchstone",
+    "open_run": "cryodaq.storage.reader",
+    "read_ljh": "cryodaq.storage.ljh",
+    "recover_run": "cryodaq.storage.recover",
+    "run_info": "cryodaq.storage.info",
+    "write_derived": "cryodaq.storage.derived",
 }
 
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
 
-def __getattr__(name: str) -> Any:
-    """Importers and exporters, imported when first used (h5py and scikit-rf take a while to load)."""
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = [
-    "FORMAT_VERSION", "Catalog", "CatalogEntry", "DerivedWriter", "Run", "RunInfo", "RunKind", "RunStatus", "RunWriter",
-    "export_hdf5", "import_hdf5", "import_ljh", "import_touchstone", "open_run", "read_ljh", "recover_run", "run_info",
-    "write_derived",
-]
+__all__ = sorted(_EXPORTS)

@@ -23,13 +23,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryodaq.errors import RunFormatError
 from cryodaq.storage._liveness import parse_iso, utc_now_iso
 from cryodaq.storage.format import EVENTS, RunStatus
-from cryodaq.storage.info import _size_on_disk
-from cryodaq.storage.reader import Run, open_run
+
+if TYPE_CHECKING:
+    from cryodaq.storage.reader import Run
+
+
+def open_run(path: str | Path) -> Run:
+    """The reader, imported on first use: it loads xarray and dask, which the CLI need not pay for."""
+    from cryodaq.storage.reader import open_run as _open_run
+
+    return _open_run(path)
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +121,12 @@ def time_bound(value: datetime | date | str) -> str:
     return value.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def size_on_disk(path: Path) -> int:
+    from cryodaq.storage.info import _size_on_disk
+
+    return _size_on_disk(path)
+
+
 def entry_for_run(run: Run, rel_path: str, *, tags: Sequence[str] = ()) -> CatalogEntry:
     """The catalog entry of an opened run (status as a reader sees it: a dead writer's run is crashed)."""
     meta = run.attrs
@@ -131,7 +145,7 @@ def entry_for_run(run: Run, rel_path: str, *, tags: Sequence[str] = ()) -> Catal
         status=status,
         interrupted=bool(meta.get("interrupted", False)),
         tags=tuple(sorted(set(clean_tags(meta.get("tags") or [])) | set(tags))),
-        size_bytes=_size_on_disk(run.path),
+        size_bytes=size_on_disk(run.path),
         n_events=run.committed(EVENTS) if EVENTS in run.root else 0,
         duration_s=(t1 - t0).total_seconds() if t0 and t1 else None,
         format_version=int(meta.get("format_version", 0)),

@@ -13,17 +13,39 @@
 - Procedures — :mod:`cryodaq.sweeps.procedures` (resonator characterisation, ...).
 """
 
-from cryodaq.storage.sweep_store import SweepMismatchError, SweepResumeError, SweepRun
-from cryodaq.sweeps.api import sweep
-from cryodaq.sweeps.axes import ArraySweep, Axis, LinSweep, LogSweep, TogetherSweep, zip_axes
-from cryodaq.sweeps.control import Decision, SweepAborted, SweepControl, SweepStopped
-from cryodaq.sweeps.engine import InterlockTimeout, Point, SweepEngine, SweepResult, SweepState
-from cryodaq.sweeps.interlocks import Condition, DiskNearlyFull, InstrumentNotAnswering, Interlock, TemperatureAbove
-from cryodaq.sweeps.script import ScriptError, SweepContext, SweepOutcome, run_script
+from cryodaq._lazy import lazy_getattr
 
-__all__ = [
-    "ArraySweep", "Axis", "Condition", "Decision", "DiskNearlyFull", "InstrumentNotAnswering", "Interlock",
-    "InterlockTimeout", "LinSweep", "LogSweep", "Point", "ScriptError", "SweepAborted", "SweepContext", "SweepControl",
-    "SweepEngine", "SweepMismatchError", "SweepOutcome", "SweepResult", "SweepResumeError", "SweepRun", "SweepState",
-    "SweepStopped", "TemperatureAbove", "TogetherSweep", "run_script", "sweep", "zip_axes",
-]
+_EXPORTS = {
+    "ArraySweep": "cryodaq.sweeps.axes",
+    "Axis": "cryodaq.sweeps.axes",
+    "Condition": "cryodaq.sweeps.interlocks",
+    "Decision": "cryodaq.sweeps.control",
+    "DiskNearlyFull": "cryodaq.sweeps.interlocks",
+    "InstrumentNotAnswering": "cryodaq.sweeps.interlocks",
+    "Interlock": "cryodaq.sweeps.interlocks",
+    "InterlockTimeout": "cryodaq.sweeps.engine",
+    "LinSweep": "cryodaq.sweeps.axes",
+    "LogSweep": "cryodaq.sweeps.axes",
+    "Point": "cryodaq.sweeps.engine",
+    "ScriptError": "cryodaq.sweeps.script",
+    "SweepAborted": "cryodaq.sweeps.control",
+    "SweepContext": "cryodaq.sweeps.script",
+    "SweepControl": "cryodaq.sweeps.control",
+    "SweepEngine": "cryodaq.sweeps.engine",
+    "SweepMismatchError": "cryodaq.storage.sweep_store",
+    "SweepOutcome": "cryodaq.sweeps.script",
+    "SweepResult": "cryodaq.sweeps.engine",
+    "SweepResumeError": "cryodaq.storage.sweep_store",
+    "SweepRun": "cryodaq.storage.sweep_store",
+    "SweepState": "cryodaq.sweeps.engine",
+    "SweepStopped": "cryodaq.sweeps.control",
+    "TemperatureAbove": "cryodaq.sweeps.interlocks",
+    "TogetherSweep": "cryodaq.sweeps.axes",
+    "run_script": "cryodaq.sweeps.script",
+    "sweep": "cryodaq.sweeps.api",
+    "zip_axes": "cryodaq.sweeps.axes",
+}
+
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
+
+__all__ = sorted(_EXPORTS)
