@@ -83,6 +83,7 @@ class StreamPipeline(ABC):
         self.trigger: ThresholdTrigger | None = None
         self._pending: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []  # waiting for calibration
         self._segment_first = 0  # ADC index at the last reset
+        self._first_block = True
         self._n_out = 0  # outputs since the last reset
         self._anchor = (0, 0)  # (ADC sample index, UTC ns) of the latest block start
 
@@ -116,19 +117,25 @@ class StreamPipeline(ABC):
 
     # --- streaming ----------------------------------------------------------
     def reset(self, first_sample: int) -> None:
-        """Forget all filter and trigger state (after a gap); calibration is kept."""
+        """Forget all filter and trigger state (after a gap); calibration is kept.
+
+        The next sample has ADC index ``first_sample``: filters that mix by absolute
+        time (the tone DDC) stay phase-continuous across the gap.
+        """
+        self._segment_first = int(first_sample)
+        self._n_out = 0
         self._reset_more()
         if self.trigger is not None:
             self.trigger.reset()
-        self._segment_first = int(first_sample)
-        self._n_out = 0
 
     def process(self, block: Block) -> list[PipelineOutput]:
         """Process one block; returns zero or more outputs (none while calibrating)."""
         outputs: list[PipelineOutput] = []
-        if not block.continuous:
+        if not block.continuous or self._first_block:
+            # a gap (or the stream's first block): start a segment at this block's sample index
             outputs += self.finish()
             self.reset(block.first_sample)
+            self._first_block = False
         if block.n_samples == 0:
             return outputs
         self._anchor = (block.first_sample, block.t_ns)
@@ -201,13 +208,20 @@ class StreamPipeline(ABC):
 
 
 class MKIDPipeline(StreamPipeline):
-    """PFB channelizer -> tone DDC -> IQ -> phase (rotated so each operating point is 0 rad)."""
+    """PFB channelizer -> tone DDC -> IQ -> phase (rotated so each operating point is 0 rad).
+
+    ``calibration`` (e.g. from an IQ-loop sweep, :mod:`cryodaq.acquisition.loop_sweep`): phase
+    about each loop's centre. Without it the phase is measured about the IQ origin, rotated to
+    the mean of the first data (:meth:`IQCalibration.from_baseline`), which saturates for
+    loops that do not enclose the origin.
+    """
 
     stream_name = "phase"
     units = "rad"
 
     def __init__(self, config: PipelineConfig, *, fs: float, tone_if_hz: np.ndarray,
-                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None) -> None:
+                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None,
+                 calibration: IQCalibration | None = None) -> None:
         backend = backend or numpy_backend()
         self.tone_if_hz = np.asarray(tone_if_hz, dtype=float)
         self.channelizer = ToneChannelizer(
@@ -216,7 +230,11 @@ class MKIDPipeline(StreamPipeline):
         )
         super().__init__(config, fs=fs, output_rate=self.channelizer.output_rate, n_channels=len(self.tone_if_hz),
                          backend=backend, channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})})
-        self.calibration: IQCalibration | None = None
+        if calibration is not None and calibration.n_tones != len(self.tone_if_hz):
+            raise ValueError(f"MKID pipeline: the IQ calibration has {calibration.n_tones} tones, "
+                             f"the board {len(self.tone_if_hz)}")
+        self.calibration: IQCalibration | None = calibration
+        self.calibration_method = "baseline" if calibration is None else "given"
 
     def _convert(self, samples: np.ndarray) -> np.ndarray:
         return self.backend.to_numpy(self.channelizer.process(self.backend.asarray(samples)))
@@ -226,20 +244,26 @@ class MKIDPipeline(StreamPipeline):
         return self.backend.to_numpy(self.calibration.phase(raw, backend=self.backend)).astype(np.float32)
 
     def _offset(self, k: np.ndarray) -> np.ndarray:
-        return self.channelizer.sample_index(k)
+        return self.channelizer.sample_index(k) - self._segment_first
 
     def _calibrate_more(self, raw: np.ndarray) -> None:
-        self.calibration = IQCalibration.from_baseline(raw)
+        if self.calibration is None:
+            self.calibration = IQCalibration.from_baseline(raw)
 
     def _reset_more(self) -> None:
-        self.channelizer.reset(0)
+        self.channelizer.reset(self._segment_first)
 
     def _extra_attrs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"tone_if_hz": self.tone_if_hz.tolist(),
                                "bins": np.asarray(self.channelizer.bins).tolist()}
         if self.calibration is not None:
-            out["rotation_rad"] = self.calibration.rotation.tolist()
-            out["radius"] = self.calibration.radius.tolist()
+            cal = self.calibration
+            out["iq_calibration"] = self.calibration_method
+            out["rotation_rad"] = cal.rotation.tolist()
+            out["radius"] = cal.radius.tolist()
+            out["centre_i"] = cal.centre.real.tolist()
+            out["centre_q"] = cal.centre.imag.tolist()
+            out["phase_sign"] = cal.sign.tolist()
         return out
 
 
@@ -274,16 +298,25 @@ class TESPipeline(StreamPipeline):
         return {"counts_per_ampere": self.counts_per_ampere.tolist()}
 
 
-def pipeline_for_board(config: PipelineConfig, board: Any, backend: Backend | None = None) -> StreamPipeline:
-    """The pipeline for the readout board a station streams from, set up from the board's state."""
+def pipeline_for_board(config: PipelineConfig, board: Any, backend: Backend | None = None, *,
+                       calibration: IQCalibration | None = None,
+                       calibration_method: str | None = None) -> StreamPipeline:
+    """The pipeline for the readout board a station streams from, set up from the board's state.
+
+    ``calibration``: an MKID board's IQ calibration (e.g. :func:`~cryodaq.acquisition.loop_sweep.loop_calibration`),
+    recorded in :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
+    """
     from cryodaq.instruments import MKIDReadoutBoard, TESReadoutBoard
 
     fs = float(board.sample_rate())
     if isinstance(board, MKIDReadoutBoard):
         tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
         tone_if = tones_rf - float(board.lo_frequency())
-        return MKIDPipeline(config, fs=fs, tone_if_hz=tone_if, backend=backend,
-                            channel_coords={"tone_frequency_hz": tones_rf})
+        pipeline = MKIDPipeline(config, fs=fs, tone_if_hz=tone_if, backend=backend,
+                                channel_coords={"tone_frequency_hz": tones_rf}, calibration=calibration)
+        if calibration is not None and calibration_method:
+            pipeline.calibration_method = calibration_method
+        return pipeline
     if isinstance(board, TESReadoutBoard):
         cpa = np.broadcast_to(np.asarray(board.counts_per_ampere(), dtype=float), (int(board.n_channels()),))
         return TESPipeline(config, fs=fs, counts_per_ampere=cpa.copy(), backend=backend)

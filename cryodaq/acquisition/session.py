@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from qcodes.station import Station
 
+from cryodaq.acquisition.loop_sweep import calibrate_board, write_loop_sweep
 from cryodaq.acquisition.pipeline import PipelineOutput, StreamPipeline, pipeline_for_board
 from cryodaq.acquisition.receiver import UDPReceiver
 from cryodaq.acquisition.sinks import RunWriterSink, Sink, StreamInfo
@@ -117,7 +118,11 @@ class StreamSession:
             live = stack.enter_context(station_up(self.config, simulate=self.simulate))
             self.station, self.config = live.station, live.config
             board = self.station.components[self.config.readout.instrument]
-            pipeline = pipeline_for_board(self.config.pipeline, board, self.backend)
+            # IQ-loop calibration sweep (MKID, method loop_sweep) before the run's own stream starts,
+            # so the stored stream begins clean, with no restart gap
+            loop = calibrate_board(board, self.config.pipeline, self.backend, host=self.config.readout.data_host)
+            pipeline = pipeline_for_board(self.config.pipeline, board, self.backend,
+                                          calibration=loop[1] if loop else None, calibration_method="loop_sweep")
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
             receiver = UDPReceiver(
                 self.config.readout.data_host, self.config.readout.data_port,
@@ -130,6 +135,8 @@ class StreamSession:
                 station_snapshot=self.station.snapshot(update=True), config=self._run_config(pipeline.fs),
                 run_id=self.run_id,
             )
+            if loop is not None:
+                write_loop_sweep(self.writer, *loop)
             self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream)
             self.sinks.insert(0, self._writer_sink)
             info = StreamInfo(

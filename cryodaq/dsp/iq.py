@@ -47,10 +47,12 @@ def iq_to_dissipation(iq: Any, centre: Any = 0, radius: Any = None, backend: Bac
 
 @dataclass
 class IQCalibration:
-    """Per-tone circle centre (complex), rotation (rad) and radius, as host arrays over tones.
+    """Per-tone circle centre (complex), rotation (rad), radius and phase sense, as host arrays over tones.
 
-    Built from a quiet baseline (:meth:`from_baseline`) or from a resonator fit; applied
-    to streams with :meth:`phase` / :meth:`dissipation`.  Streaming note: ``phase``
+    Built from a quiet baseline (:meth:`from_baseline`) or from a resonator fit / IQ-loop
+    sweep (:func:`cryodaq.acquisition.loop_sweep.loop_calibration`); applied to streams with
+    :meth:`phase` / :meth:`dissipation`. ``sign`` (+1 or -1 per tone, default +1) multiplies
+    the phase, so a calibration can choose the sense in which pulses come out positive.  Streaming note: ``phase``
     unwraps within the block it is given; blocks of a live stream stay well inside
     +-pi of the operating point except for very large pulses.
     """
@@ -58,11 +60,15 @@ class IQCalibration:
     centre: np.ndarray
     rotation: np.ndarray
     radius: np.ndarray
+    sign: Any = 1.0
 
     def __post_init__(self) -> None:
         self.centre = np.atleast_1d(np.asarray(self.centre, dtype=np.complex128))
         self.rotation = np.atleast_1d(np.asarray(self.rotation, dtype=np.float64))
         self.radius = np.atleast_1d(np.asarray(self.radius, dtype=np.float64))
+        self.sign = np.broadcast_to(np.asarray(self.sign, dtype=np.float64), self.centre.shape).copy()
+        if not np.all(np.abs(self.sign) == 1):
+            raise ValueError(f"IQCalibration sign must be +1 or -1 per tone, got {self.sign.tolist()}")
         n = {self.centre.size, self.rotation.size, self.radius.size}
         if len(n) != 1:
             raise ValueError(
@@ -84,9 +90,12 @@ class IQCalibration:
         return cls(np.zeros(z.shape[1], complex), np.angle(z.mean(axis=0)), np.abs(z).mean(axis=0))
 
     def phase(self, iq: Any, unwrap: bool = True, backend: Backend | None = None) -> Any:
-        """Phase (rad) of each tone relative to its operating point."""
+        """Phase (rad) of each tone relative to its operating point, times ``sign``."""
         b = backend or numpy_backend()
-        return iq_to_phase(iq, b.asarray(self.centre), b.asarray(self.rotation), unwrap, b)
+        phase = iq_to_phase(iq, b.asarray(self.centre), b.asarray(self.rotation), unwrap, b)
+        if np.all(self.sign == 1):
+            return phase
+        return phase * b.asarray(self.sign.astype(np.float32))
 
     def dissipation(self, iq: Any, backend: Backend | None = None) -> Any:
         """Fractional radial deviation of each tone from its calibrated radius."""

@@ -109,7 +109,7 @@ class ReplaySource(QtCore.QObject):
 
     Timestreams are read from ``stream/`` and decimated like the publisher does;
     IQ points are rebuilt from the stored phase with the run's calibration
-    (radius and rotation: the stored run has no raw IQ, so the loop is the
+    (centre, radius, rotation and sign: the stored run has no raw IQ, so the loop is the
     calibration circle); PSDs come from ``spectra/`` (or are computed from the
     replayed channels when the run has none); events, housekeeping and gaps are
     emitted when the play clock passes them; status counters are synthesised.
@@ -196,6 +196,9 @@ class ReplaySource(QtCore.QObject):
         n = max(self.n_channels, 1)
         self._radius = np.asarray(cal.get("radius", np.ones(n)), float)
         self._rotation = np.asarray(cal.get("rotation_rad", np.zeros(n)), float)
+        self._centre = (np.asarray(cal.get("centre_i", np.zeros(n)), float)
+                        + 1j * np.asarray(cal.get("centre_q", np.zeros(n)), float))
+        self._sign = np.asarray(cal.get("phase_sign", np.ones(n)), float)
         if not times:
             raise CryodaqError(f"{self.path}: nothing to replay: the run has no stream, events or housekeeping yet")
         self.t0_ns, self.t1_ns = min(times), max(times)
@@ -330,7 +333,10 @@ class ReplaySource(QtCore.QObject):
         td, y = self._decimator.push(t, data)
         if len(td):
             self._emit(lp.stream_message(td, y, self._cols, self.stream_rate_hz))
-        iq = (self._radius[self._cols] * np.exp(1j * (data + self._rotation[self._cols]))).astype(np.complex64)
+        # inverse of IQCalibration.phase: phase = sign * angle((iq - centre) e^{-i rotation})
+        c = self._cols
+        iq = (self._centre[c] + self._radius[c] * np.exp(1j * (self._sign[c] * data + self._rotation[c])))
+        iq = iq.astype(np.complex64)
         points, op = self._iqr.push(iq)
         msg = lp.iq_message(points, op, self._cols, int(t[-1]))
         msg.header["reconstructed"] = True

@@ -23,6 +23,9 @@ from cryodaq.errors import StationConfigError
 
 _UNSET = object()
 
+#: IQ calibration methods of MKID pipelines (``cryodaq.pipeline.calibration.method``)
+CALIBRATION_METHODS = ("loop_sweep", "baseline")
+
 
 class _Section:
     """Reads typed keys out of one mapping, reporting errors with their dotted path."""
@@ -75,6 +78,9 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "number": ("a number", _is_number),
     "posnum": ("a positive number", lambda v: _is_number(v) and v > 0),
     "nonneg": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "calibration_method": (f"one of {', '.join(CALIBRATION_METHODS)}", lambda v: v in CALIBRATION_METHODS),
+    "odd_points": ("an odd integer >= 5 (the middle point is the operating tone)",
+                   lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 5 and v % 2 == 1),
     "polarity": ("+1 or -1", lambda v: v in (1, -1) and not isinstance(v, bool)),
     "oversampling": ("1 or 2", lambda v: v in (1, 2) and not isinstance(v, bool)),
     "pow2": ("a power of two >= 2", lambda v: isinstance(v, int) and v >= 2 and v & (v - 1) == 0),
@@ -112,6 +118,23 @@ class TriggerConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    """How an MKID pipeline finds each tone's IQ-loop centre and rotation before a run.
+
+    ``loop_sweep``: step every tone over ``±span_hz`` in ``points`` (odd: 0 is one) steps,
+    ``settle_s`` after each change then ``dwell_s`` of data each, and fit each loop's circle
+    (:mod:`cryodaq.acquisition.loop_sweep`): phase about the loop centre. ``baseline``:
+    phase about the IQ origin, rotated to the mean of the first data (no sweep).
+    """
+
+    method: str = "loop_sweep"
+    span_hz: float = 45e3
+    points: int = 21
+    dwell_s: float = 0.03
+    settle_s: float = 0.01
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Channelizer, down-conversion and buffering for the readout stream."""
 
@@ -126,10 +149,14 @@ class PipelineConfig:
     psd_nperseg: int = 1024
     psd_interval_s: float = 2.0
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "trigger"}
-        out["trigger"] = {f.name: getattr(self.trigger, f.name) for f in fields(self.trigger)}
+        sub = ("trigger", "calibration")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in sub}
+        for name in sub:
+            part = getattr(self, name)
+            out[name] = {f.name: getattr(part, f.name) for f in fields(part)}
         return out
 
 
@@ -395,9 +422,24 @@ def parse_trigger(trig: ConfigSection, defaults: TriggerConfig | None = None) ->
     return trigger
 
 
+def parse_calibration(cal: ConfigSection, defaults: CalibrationConfig | None = None) -> CalibrationConfig:
+    """A ``cryodaq.pipeline.calibration`` section, missing keys from ``defaults``."""
+    c0 = defaults or CalibrationConfig()
+    out = CalibrationConfig(
+        method=cal.get("method", "calibration_method", c0.method),
+        span_hz=float(cal.get("span_hz", "posnum", c0.span_hz)),
+        points=cal.get("points", "odd_points", c0.points),
+        dwell_s=float(cal.get("dwell_s", "posnum", c0.dwell_s)),
+        settle_s=float(cal.get("settle_s", "nonneg", c0.settle_s)),
+    )
+    cal.finish()
+    return out
+
+
 def _pipeline(sec: _Section) -> PipelineConfig:
     d = PipelineConfig()
     trigger = parse_trigger(sec.section("trigger"))
+    calibration = parse_calibration(sec.section("calibration"))
     cfg = PipelineConfig(
         n_channels=sec.get("n_channels", "pow2", d.n_channels),
         n_taps=sec.get("n_taps", "posint", d.n_taps),
@@ -410,6 +452,7 @@ def _pipeline(sec: _Section) -> PipelineConfig:
         psd_nperseg=sec.get("psd_nperseg", "pow2", d.psd_nperseg),
         psd_interval_s=sec.get("psd_interval_s", "posnum", d.psd_interval_s),
         trigger=trigger,
+        calibration=calibration,
     )
     sec.finish()
     return cfg

@@ -56,7 +56,8 @@ def test_demo_run_completes_with_pulses_on_every_tone(demo_run):
     assert np.all(counts >= 10), counts
     amp = events["amplitude"].values
     thresholds = np.asarray(run.attrs["pipeline_calibration"]["trigger_threshold"])
-    assert np.all(amp >= thresholds[channels])
+    # photon pulses stand far above the 6-sigma threshold; noise triggers are rare
+    assert np.mean(amp > 3 * thresholds[channels]) > 0.95
     # event times are UTC ns inside the run, in order of sample index per channel
     t = events["t"].values
     started = np.datetime64(run.attrs["started"].rstrip("Z"), "ns").astype(np.int64)

@@ -1,0 +1,188 @@
+"""Capture a few seconds of a readout board's UDP stream into arrays (sweeps, noise and IV points).
+
+:func:`capture_stream` points the board's stream at a fresh :class:`~cryodaq.acquisition.receiver.UDPReceiver`
+on a free port, starts it, collects blocks until it holds the requested number of samples,
+stops the board and the receiver, and returns a :class:`Capture`: the samples as float64
+``(n, n_channels)`` — amperes of TES current (``counts / counts_per_ampere``, up to the SQUID's
+unknown offset) for a board that has ``counts_per_ampere``, else counts — with the sample rate,
+the UTC time of the first sample, the rows of each contiguous segment and the gaps.
+
+Gaps are never stitched silently: with ``on_gap="raise"`` (default) a missing packet raises
+:class:`CaptureGapError`; with ``on_gap="flag"`` the capture keeps collecting and returns the
+samples it received, its ``gaps`` listed and ``segments`` saying which rows are contiguous, for a
+caller that can live with it (a mean over the samples) or cut records inside segments (a PSD).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from cryodaq.acquisition.receiver import Block, Gap, UDPReceiver
+from cryodaq.errors import CryodaqError, InstrumentError
+
+__all__ = ["Capture", "CaptureGapError", "capture_stream"]
+
+log = logging.getLogger(__name__)
+
+INT16_MIN, INT16_MAX = -32768, 32767
+
+
+class CaptureGapError(CryodaqError, RuntimeError):
+    """Samples went missing during a capture that had to be contiguous: names the board and the gaps."""
+
+    def __init__(self, board: str, gaps: list[Gap]) -> None:
+        self.board, self.gaps = board, list(gaps)
+        what = "; ".join(f"{g.n_samples} samples from sample {g.first_sample} ({g.cause}: {g.detail})" for g in gaps)
+        super().__init__(f"capture from {board!r}: the stream has a gap — {what}; "
+                         "pass on_gap='flag' to keep the samples that arrived")
+
+
+@dataclass
+class Capture:
+    """Samples of one capture: ``data[i]`` is stream sample ``sample_index[i]``.
+
+    ``units`` is ``"A"`` (divided by ``counts_per_ampere``; the SQUID offset is still in) or
+    ``"counts"``. ``segments`` are ``(start_row, stop_row)`` of contiguous runs (one unless there
+    were gaps). ``saturated[ch]`` is True when a sample of channel ``ch`` sat on an ADC rail (the
+    reading there is not the signal).
+    """
+
+    data: np.ndarray
+    fs: float
+    t0_ns: int
+    first_sample: int
+    units: str
+    sample_index: np.ndarray
+    segments: list[tuple[int, int]]
+    gaps: list[Gap] = field(default_factory=list)
+    saturated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    counts_per_ampere: np.ndarray | None = None
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.data.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        return int(self.data.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        """Time spanned from the first to one past the last sample (gaps included)."""
+        if not self.n_samples:
+            return 0.0
+        return float(self.sample_index[-1] - self.sample_index[0] + 1) / self.fs
+
+    @property
+    def contiguous(self) -> bool:
+        return not self.gaps
+
+
+def _counts_per_ampere(board: Any, given: Any) -> np.ndarray | None:
+    if given is not None:
+        return np.atleast_1d(np.asarray(given, dtype=float))
+    param = getattr(board, "counts_per_ampere", None)
+    return None if param is None else np.atleast_1d(np.asarray(param(), dtype=float))
+
+
+def capture_stream(
+    board: Any,
+    seconds: float,
+    *,
+    host: str = "127.0.0.1",
+    on_gap: Literal["raise", "flag"] = "raise",
+    calibrate: bool = True,
+    counts_per_ampere: Any = None,
+    timeout_s: float | None = None,
+    rcvbuf_bytes: int = 16 * 1024 * 1024,
+) -> Capture:
+    """Stream ``seconds`` of samples from ``board`` (a :class:`~cryodaq.instruments.streaming_board.StreamingBoard`).
+
+    ``host``: the local address the board sends to (the receiver binds a free port there).
+    ``calibrate``: divide by the board's ``counts_per_ampere`` (queried once, or ``counts_per_ampere``
+    given) when it has one. ``timeout_s`` (default ``seconds + 5``): raise
+    :class:`~cryodaq.errors.InstrumentError` naming the board if the samples have not arrived by then.
+    The board must not be streaming already (another consumer's stream is not taken over).
+    """
+    if not seconds > 0:
+        raise ValueError(f"capture_stream: seconds must be > 0, got {seconds!r}")
+    if on_gap not in ("raise", "flag"):
+        raise ValueError(f"capture_stream: on_gap must be 'raise' or 'flag', got {on_gap!r}")
+    name = str(getattr(board, "name", board))
+    address = getattr(board, "address", None)
+    if bool(board.streaming()):
+        raise InstrumentError(name, address, "is already streaming (another acquisition uses it); "
+                              "stop that stream before capturing")
+    fs = float(board.sample_rate())
+    n_want = max(1, int(round(seconds * fs)))
+    cpa = _counts_per_ampere(board, counts_per_ampere) if calibrate else None
+    deadline_s = (seconds + 5.0) if timeout_s is None else float(timeout_s)
+    n_packets = -(-n_want // max(1, int(board.samples_per_packet())))
+    # One packet per block: a short capture must not wait for the receiver's block-latency flush.
+    # The queue holds the whole capture twice over, so the receiver never drops a block on us.
+    receiver = UDPReceiver(host, 0, packets_per_block=1, queue_blocks=max(256, 2 * n_packets + 64),
+                           rcvbuf_bytes=rcvbuf_bytes).start()
+    blocks: list[Block] = []
+    gaps: list[Gap] = []
+    try:
+        board.start_stream(receiver.host, receiver.port)
+        try:
+            got = 0
+            deadline = time.monotonic() + deadline_s
+            while got < n_want:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise InstrumentError(name, address, f"sent {got} of {n_want} samples to "
+                                          f"{receiver.host}:{receiver.port} within {deadline_s:g} s")
+                try:
+                    block = receiver.blocks.get(timeout=min(left, 0.5))
+                except queue.Empty:
+                    continue
+                if block is None:
+                    raise InstrumentError(name, address, f"the receiver stopped after {got} of {n_want} samples")
+                if block.gaps or (blocks and not block.continuous):
+                    gaps.extend(block.gaps)
+                    if on_gap == "raise":
+                        raise CaptureGapError(name, gaps or [Gap(block.first_sample, 0, block.t_ns, "discontinuity")])
+                if block.n_samples:
+                    blocks.append(block)
+                    got += block.n_samples
+        finally:
+            board.stop_stream()
+    finally:
+        # Nothing more is read from it: let its thread end at its next socket timeout (~50 ms) in the
+        # background instead of waiting here — that wait would be half the cost of a short capture.
+        threading.Thread(target=receiver.stop, kwargs={"drain_s": 0.0}, name="cryodaq-capture-close",
+                         daemon=True).start()
+    return _assemble(blocks, gaps, n_want, fs, cpa)
+
+
+def _assemble(blocks: list[Block], gaps: list[Gap], n_want: int, fs: float, cpa: np.ndarray | None) -> Capture:
+    """The first ``n_want`` samples of ``blocks`` as a :class:`Capture`."""
+    raw = np.concatenate([b.samples for b in blocks])[:n_want]
+    if raw.ndim == 1:
+        raw = raw[:, None]
+    index = np.concatenate([b.first_sample + np.arange(b.n_samples, dtype=np.int64) for b in blocks])[:n_want]
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    edges = [0, *breaks.tolist(), len(index)]
+    segments = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    saturated = ((raw == INT16_MAX) | (raw == INT16_MIN)).any(axis=0)
+    data = raw.astype(np.float64)
+    units = "counts"
+    if cpa is not None:
+        if cpa.size not in (1, data.shape[1]):
+            raise ValueError(f"counts_per_ampere has {cpa.size} values for {data.shape[1]} channels")
+        data /= cpa
+        units = "A"
+    ns_per_sample = 1e9 / fs
+    t0_ns = int(blocks[0].t_ns + round((index[0] - blocks[0].first_sample) * ns_per_sample))
+    gaps = [g for g in gaps if g.first_sample < index[-1]]  # gaps after the last kept sample do not matter
+    return Capture(data, fs, t0_ns, int(index[0]), units, index, segments, gaps, saturated,
+                   None if cpa is None else cpa.copy())
