@@ -11,6 +11,8 @@ stored run.
   readout power (Qi, Qc, fr).
 - :mod:`~cryodaq.sweeps.procedures.paramp` — paramp tune-up (gain map over flux × pump frequency ×
   pump power, operating point) and noise temperature versus frequency (Y factor).
+- :mod:`~cryodaq.sweeps.procedures.tes` — TES IV curves versus bath temperature (R_n, R_p, P_sat(T),
+  thermal conductance G) and noise PSD versus bias, from the streaming readout board.
 """
 
 from cryodaq.sweeps.procedures.paramp import (
@@ -22,6 +24,16 @@ from cryodaq.sweeps.procedures.paramp import (
     run_noise_temperature,
     run_paramp_tuneup,
 )
+from cryodaq.sweeps.procedures.tes import (
+    IVPlan,
+    NoiseBiasPlan,
+    TESReport,
+    ThermalFit,
+    analyse_tes_run,
+    fit_psat_vs_temperature,
+    run_noise_vs_bias,
+    run_tes_iv,
+)
 from cryodaq.sweeps.procedures.resonators import (
     ResonatorPlan,
     ResonatorReport,
@@ -31,7 +43,8 @@ from cryodaq.sweeps.procedures.resonators import (
 )
 
 __all__ = [
-    "NoisePlan", "ParampReport", "ParampTunePlan", "ResonatorPlan", "ResonatorReport", "analyse_paramp_run",
-    "analyse_resonator_run", "locate_resonators", "pick_operating_point", "run_noise_temperature",
-    "run_paramp_tuneup", "run_resonator_characterisation",
+    "IVPlan", "NoiseBiasPlan", "NoisePlan", "ParampReport", "ParampTunePlan", "ResonatorPlan", "ResonatorReport",
+    "TESReport", "ThermalFit", "analyse_paramp_run", "analyse_resonator_run", "analyse_tes_run",
+    "fit_psat_vs_temperature", "locate_resonators", "pick_operating_point", "run_noise_temperature",
+    "run_noise_vs_bias", "run_paramp_tuneup", "run_resonator_characterisation", "run_tes_iv",
 ]
