@@ -15,6 +15,7 @@ caller that can live with it (a mean over the samples) or cut records inside seg
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -121,7 +122,7 @@ def capture_stream(
         raise InstrumentError(name, address, "is already streaming (another acquisition uses it); "
                               "stop that stream before capturing")
     fs = float(board.sample_rate())
-    n_want = max(1, int(round(seconds * fs)))
+    n_want = max(1, round(seconds * fs))
     cpa = _counts_per_ampere(board, counts_per_ampere) if calibrate else None
     deadline_s = (seconds + 5.0) if timeout_s is None else float(timeout_s)
     n_packets = -(-n_want // max(1, int(board.samples_per_packet())))
@@ -156,6 +157,9 @@ def capture_stream(
                     got += block.n_samples
         finally:
             board.stop_stream()
+        if gaps:
+            log.warning("capture from %s: %d gap(s), %d samples missing (kept: on_gap='flag')", name, len(gaps),
+                        sum(g.n_samples for g in gaps))
     finally:
         # Nothing more is read from it: let its thread end at its next socket timeout (~50 ms) in the
         # background instead of waiting here — that wait would be half the cost of a short capture.
@@ -172,7 +176,7 @@ def _assemble(blocks: list[Block], gaps: list[Gap], n_want: int, fs: float, cpa:
     index = np.concatenate([b.first_sample + np.arange(b.n_samples, dtype=np.int64) for b in blocks])[:n_want]
     breaks = np.flatnonzero(np.diff(index) != 1) + 1
     edges = [0, *breaks.tolist(), len(index)]
-    segments = [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    segments = [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
     saturated = ((raw == INT16_MAX) | (raw == INT16_MIN)).any(axis=0)
     data = raw.astype(np.float64)
     units = "counts"

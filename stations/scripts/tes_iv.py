@@ -40,7 +40,11 @@ DEFAULTS = {
 
 
 def main(ctx) -> None:
-    fridge = ctx[ctx.option("fridge", "fridge")]
+    fridge_name = ctx.option("fridge", "fridge")
+    if fridge_name not in ctx.station.components:
+        raise ValueError(f"tes_iv needs a cryodaq.instruments.Fridge on the station to set bath temperatures; "
+                         f"there is no {fridge_name!r} (-p fridge=NAME; stations/demo_tes_sweep.yaml has one)")
+    fridge = ctx[fridge_name]
     bias = ctx[ctx.option("bias", "tes_bias")]
     readout = ctx[ctx.option("readout", "tes_readout")]
     squid_name = ctx.option("squid", "squid")

@@ -9,7 +9,8 @@ holding a particle pulse are left out and the periodograms of the rest averaged 
 
 Every field of :class:`cryodaq.sweeps.procedures.NoiseBiasPlan` is a ``-p`` option, e.g.
 ``-p bias_currents_a=[3e-4,3.5e-4,4e-4] -p capture_s=5 -p nperseg=8192``. Instruments: ``bias``,
-``readout``, ``fridge`` (``-p fridge=`` for none). On the demo station the defaults take about
+``readout``, ``fridge`` (used when the station has one; ``-p fridge=`` for none), so it also runs
+on ``stations/demo_tes.yaml``. On the demo station the defaults take about
 15 s. Results in ``<run>.results/``: tes_noise_vs_bias.csv, tes_noise_psd.csv, tes_noise_psd.png,
 tes_noise_white_vs_bias.png.
 """
@@ -30,7 +31,7 @@ DEFAULTS = {
 def main(ctx) -> None:
     bias = ctx[ctx.option("bias", "tes_bias")]
     readout = ctx[ctx.option("readout", "tes_readout")]
-    fridge_name = ctx.option("fridge", "fridge")
+    fridge_name = ctx.option("fridge", "fridge" if "fridge" in ctx.station.components else None)
     fridge = ctx[fridge_name] if fridge_name else None
     ctx.add_interlock(InstrumentNotAnswering(bias))
     ctx.add_interlock(InstrumentNotAnswering(readout))

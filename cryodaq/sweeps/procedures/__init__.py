@@ -24,6 +24,13 @@ from cryodaq.sweeps.procedures.paramp import (
     run_noise_temperature,
     run_paramp_tuneup,
 )
+from cryodaq.sweeps.procedures.resonators import (
+    ResonatorPlan,
+    ResonatorReport,
+    analyse_resonator_run,
+    locate_resonators,
+    run_resonator_characterisation,
+)
 from cryodaq.sweeps.procedures.tes import (
     IVPlan,
     NoiseBiasPlan,
@@ -33,13 +40,6 @@ from cryodaq.sweeps.procedures.tes import (
     fit_psat_vs_temperature,
     run_noise_vs_bias,
     run_tes_iv,
-)
-from cryodaq.sweeps.procedures.resonators import (
-    ResonatorPlan,
-    ResonatorReport,
-    analyse_resonator_run,
-    locate_resonators,
-    run_resonator_characterisation,
 )
 
 __all__ = [
