@@ -13,10 +13,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from cryodaq.errors import StationConfigError
-from cryodaq.station.config import ConfigSection, TriggerConfig, parse_trigger
+from cryodaq.station.config import ConfigSection, TriggerConfig, parse_trigger, read_yaml_file
 
 _ALIGN = ("none", "peak", "rise")
 _BACKENDS = ("numpy", "cupy", "auto")
@@ -164,16 +163,7 @@ def _optimal_filter(file: str, doc: Any) -> OptimalFilterConfig:
 def load_reprocess_config(path: str | Path) -> ReprocessConfig:
     """Read and validate a reprocessing config file."""
     path = Path(path)
-    file = str(path)
-    if not path.is_file():
-        raise StationConfigError(file, "(file)", "an existing reprocessing config YAML file", "no such file")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise StationConfigError(file, where, f"valid YAML ({getattr(exc, 'problem', exc)})") from exc
-    return parse_reprocess_config(doc, file)
+    return parse_reprocess_config(read_yaml_file(path, "reprocessing config YAML file"), str(path))
 
 
 def as_config(config: ReprocessConfig | dict[str, Any] | str | Path | None) -> ReprocessConfig:

@@ -250,16 +250,22 @@ class StationConfig:
         }
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_file(path: Path, what: str = "station YAML file") -> Any:
+    """The YAML document in ``path``; a missing file or a syntax error names the file (and line)."""
     file = str(path)
     if not path.is_file():
-        raise StationConfigError(file, "(file)", "an existing station YAML file", "no such file")
+        raise StationConfigError(file, "(file)", f"an existing {what}", "no such file")
     try:
-        doc = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         raise StationConfigError(file, where, f"valid YAML ({getattr(exc, 'problem', exc)})") from exc
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    file = str(path)
+    doc = read_yaml_file(path)
     if not isinstance(doc, dict):
         raise StationConfigError(file, "(top level)", "a mapping with 'instruments' and 'cryodaq' keys", doc)
     return doc
