@@ -21,6 +21,7 @@ import numpy as np
 from cryodaq.acquisition.receiver import Block
 from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
+from cryodaq.dsp.stats import robust_sigma
 from cryodaq.station.config import PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,6 @@ class PipelineOutput:
             cols["records"] = ev.records
         return cols
 
-
-def robust_sigma(x: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Noise sigma per channel from the median absolute deviation (pulses barely move it)."""
-    med = np.median(x, axis=axis, keepdims=True)
-    return 1.4826 * np.median(np.abs(x - med), axis=axis)
 
 
 class StreamPipeline(ABC):

@@ -28,7 +28,11 @@ import numpy as np
 from qcodes.station import Station
 
 from cryodaq.acquisition.loop_sweep import calibrate_board, write_loop_sweep
-from cryodaq.acquisition.pipeline import PipelineOutput, StreamPipeline, pipeline_for_board
+from cryodaq.acquisition.pipeline import (
+    PipelineOutput,
+    StreamPipeline,
+    pipeline_for_board,
+)
 from cryodaq.acquisition.receiver import UDPReceiver
 from cryodaq.acquisition.sinks import RunWriterSink, Sink, StreamInfo
 from cryodaq.acquisition.spectra import SpectrumMonitor

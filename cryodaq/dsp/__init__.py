@@ -5,11 +5,17 @@ and returns that backend's arrays (events and designs are host numpy).
 """
 
 from .ddc import ToneChannelizer, ToneDDC
+from .stats import robust_sigma
 from .events import EventBatch, EventFlag, sample_index_to_utc_ns
 from .iq import IQCalibration, iq_to_dissipation, iq_to_phase
 from .iqcal import calibration_from_fit, fractional_frequency_shift
 from .iv import IVResult, analyze_iv
-from .optimal_filter import OptimalFilter, OptimalFilterResult, PulseTemplate, build_template
+from .optimal_filter import (
+    OptimalFilter,
+    OptimalFilterResult,
+    PulseTemplate,
+    build_template,
+)
 from .pfb import PFBChannelizer
 from .psd import csd, welch_psd
 from .resonator import (
@@ -46,6 +52,7 @@ __all__ = [
     "fit_resonator",
     "fractional_frequency_shift",
     "resonator_model",
+    "robust_sigma",
     "AutoTrigger",
     "EdgeTrigger",
     "EventBatch",

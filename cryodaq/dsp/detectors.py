@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend, numpy_backend
+from .stats import robust_sigma
 
 _NEVER = np.iinfo(np.int64).min // 4
-_MAD_TO_SIGMA = 1.4826
 _EMPTY = (np.zeros(0, np.int32), np.zeros(0, np.int64))
 
 
@@ -417,10 +417,8 @@ class MatchedFilterDetector(_Detector):
         xp = self.xp
         ally = xp.concatenate(self._sigma_buf, axis=0)
         self._sigma_buf = []
-        first = ally[: self.noise_samples]
-        med = xp.median(first, axis=0)
-        mad = xp.median(xp.abs(first - med), axis=0)
-        self.noise_sigma = _MAD_TO_SIGMA * self.backend.to_numpy(mad).astype(np.float64)
+        sigma = robust_sigma(ally[: self.noise_samples], axis=0, backend=self.backend)
+        self.noise_sigma = self.backend.to_numpy(sigma).astype(np.float64)
         self._thr = self._per_channel(self.threshold_sigma * self.noise_sigma)
         return ally, self._sigma_start
 

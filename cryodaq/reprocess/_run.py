@@ -36,8 +36,8 @@ from rich.progress import (
 )
 
 import cryodaq
-from cryodaq.acquisition.pipeline import robust_sigma
 from cryodaq.dsp import EventBatch, EventFlag
+from cryodaq.dsp.stats import robust_sigma
 from cryodaq.errors import DerivedExistsError, RunFormatError, StationConfigError
 from cryodaq.reprocess._assemble import assemble_segment
 from cryodaq.reprocess._optimal import optimal_filter_stage

@@ -13,9 +13,13 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-
 from cryodaq.errors import StationConfigError
-from cryodaq.station.config import ConfigSection, TriggerConfig, parse_trigger, read_yaml_file
+from cryodaq.station.config import (
+    ConfigSection,
+    TriggerConfig,
+    parse_trigger,
+    read_yaml_file,
+)
 
 _ALIGN = ("none", "peak", "rise")
 _BACKENDS = ("numpy", "cupy", "auto")

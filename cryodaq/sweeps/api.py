@@ -25,7 +25,14 @@ from typing import Any
 from qcodes.parameters import ParameterBase
 
 from cryodaq.storage.sweep_store import SweepRun
-from cryodaq.sweeps.axes import AbstractSweep, Axis, TogetherSweep, as_axis, axis_coords, axis_shape
+from cryodaq.sweeps.axes import (
+    AbstractSweep,
+    Axis,
+    TogetherSweep,
+    as_axis,
+    axis_coords,
+    axis_shape,
+)
 from cryodaq.sweeps.control import SweepControl
 from cryodaq.sweeps.engine import SweepEngine, SweepObserver, SweepResult
 from cryodaq.sweeps.interlocks import InterlockLike

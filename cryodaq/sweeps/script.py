@@ -44,7 +44,12 @@ from cryodaq.storage import open_run
 from cryodaq.storage.format import RunStatus
 from cryodaq.storage.sweep_store import SweepRun, read_sweep
 from cryodaq.sweeps.api import sweep
-from cryodaq.sweeps.control import SweepAborted, SweepControl, SweepStopped, terminal_prompt
+from cryodaq.sweeps.control import (
+    SweepAborted,
+    SweepControl,
+    SweepStopped,
+    terminal_prompt,
+)
 from cryodaq.sweeps.engine import SweepObserver, SweepResult
 from cryodaq.sweeps.interlocks import InterlockLike
 

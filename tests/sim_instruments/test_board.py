@@ -12,22 +12,6 @@ from sim_instruments.mkid_readout_board import IDN, MkidReadoutBoard
 from sim_instruments.world import World
 
 
-class Client:
-    def __init__(self, port: int, timeout: float = 2.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.file = self.sock.makefile("rw", newline="\n")
-
-    def write(self, cmd: str) -> None:
-        self.file.write(cmd + "\n")
-        self.file.flush()
-
-    def ask(self, cmd: str) -> str:
-        self.write(cmd)
-        return self.file.readline().rstrip("\n")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
 @pytest.fixture
@@ -37,10 +21,8 @@ def board():
 
 
 @pytest.fixture
-def client(board):
-    c = Client(board.port)
-    yield c
-    c.close()
+def client(board, line_client):
+    return line_client(board.port)
 
 
 @pytest.fixture

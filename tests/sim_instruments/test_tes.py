@@ -30,22 +30,6 @@ def biased(**tes: object) -> World:
     return w
 
 
-class Client:
-    def __init__(self, port: int, timeout: float = 2.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.file = self.sock.makefile("rw", newline="\n")
-
-    def write(self, cmd: str) -> None:
-        self.file.write(cmd + "\n")
-        self.file.flush()
-
-    def ask(self, cmd: str) -> str:
-        self.write(cmd)
-        return self.file.readline().rstrip("\n")
-
-    def close(self) -> None:
-        self.file.close()
-        self.sock.close()
 
 
 # -- physics -------------------------------------------------------------------------------
@@ -248,12 +232,10 @@ def test_bias_lines_are_claimed_once():
 # -- Keithley 2450 face -------------------------------------------------------------------------
 
 @pytest.fixture
-def k2450():
+def k2450(line_client):
     w = tes_world()
     with Keithley2450(w, port=0, name="tes_bias", reading_noise_fraction=0.0) as face:
-        c = Client(face.port)
-        yield face, c
-        c.close()
+        yield face, line_client(face.port)
 
 
 def test_keithley_accepts_long_short_and_lower_case_headers(k2450):
@@ -336,10 +318,10 @@ def test_keithley_sweep_fills_the_buffer(k2450):
 
 # -- SQUID controller and TES board faces -------------------------------------------------------
 
-def test_squid_controller_protocol():
+def test_squid_controller_protocol(line_client):
     w = biased()
     with SquidController(w, port=0) as face:
-        c = Client(face.port)
+        c = line_client(face.port)
         try:
             assert c.ask("CHAN:COUN?") == "8"
             assert c.ask("CH1:LOCK?") == "1"
@@ -361,14 +343,14 @@ def test_squid_controller_protocol():
             c.close()
 
 
-def test_tes_board_streams_demultiplexed_packets():
+def test_tes_board_streams_demultiplexed_packets(line_client):
     w = biased(rate_hz=50.0, fs_hz=50_000.0, samples_per_packet=256)
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     rx.bind(("127.0.0.1", 0))
     rx.settimeout(2.0)
     with TesReadoutBoard(w, port=0) as board:
-        c = Client(board.port)
+        c = line_client(board.port)
         try:
             assert c.ask("CHAN:COUN?") == "8" and float(c.ask("ADC:RATE?")) == 50_000.0
             assert c.ask("STRM:PKTS?") == "256"

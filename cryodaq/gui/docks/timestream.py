@@ -7,7 +7,14 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
 from cryodaq.acquisition import live_protocol as lp
-from cryodaq.gui.docks.base import Dock, channel_color, has_points, info_label, make_plot, sync_curves
+from cryodaq.gui.docks.base import (
+    Dock,
+    channel_color,
+    has_points,
+    info_label,
+    make_plot,
+    sync_curves,
+)
 from cryodaq.gui.model import LiveModel
 
 _MAX_RECORDS_DRAWN = 8

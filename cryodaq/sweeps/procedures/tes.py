@@ -58,6 +58,7 @@ from scipy.optimize import curve_fit
 
 from cryodaq.acquisition.capture import Capture, capture_stream
 from cryodaq.dsp import analyze_iv, welch_psd
+from cryodaq.dsp.stats import robust_sigma
 from cryodaq.storage.sweep_store import read_sweep
 from cryodaq.sweeps.axes import Axis
 from cryodaq.sweeps.engine import Point
@@ -245,7 +246,7 @@ def clipped_mean(data: np.ndarray, n_sigma: float = 5.0) -> tuple[np.ndarray, np
     """Per column of ``data`` (n, channels): the mean of the samples within ``n_sigma`` robust σ
     (MAD) of the median, and the fraction left out — a level that particle pulses do not pull."""
     med = np.median(data, axis=0)
-    sigma = 1.4826 * np.median(np.abs(data - med), axis=0)
+    sigma = robust_sigma(data)
     keep = np.abs(data - med) <= n_sigma * np.where(sigma > 0, sigma, np.inf)
     kept = keep.sum(axis=0)
     mean = np.where(kept > 0, np.where(keep, data, 0.0).sum(axis=0) / np.maximum(kept, 1), med)
@@ -514,7 +515,7 @@ def noise_psd(cap: Capture, nperseg: int, *, reject_pulses: bool = True,
     clean = np.ones((rec.shape[0], n_ch), dtype=bool)
     if reject_pulses:
         diffs = np.diff(cap.data, axis=0)
-        sigma = 1.4826 * np.median(np.abs(diffs - np.median(diffs, axis=0)), axis=0) / math.sqrt(2.0)
+        sigma = robust_sigma(diffs) / math.sqrt(2.0)
         excursion = np.max(np.abs(rec - np.median(rec, axis=1, keepdims=True)), axis=1)  # (n_rec, n_ch)
         clean = excursion <= threshold_sigma * np.where(sigma > 0, sigma, np.inf)
     used = clean.sum(axis=0)
