@@ -30,7 +30,7 @@ import numpy as np
 import zmq
 
 from cryodaq.acquisition.pipeline import PipelineOutput
-from cryodaq.acquisition.publisher import LivePublisher
+from cryodaq.live.publisher import LivePublisher
 from cryodaq.acquisition.sinks import StreamInfo
 from cryodaq.dsp import EventBatch
 

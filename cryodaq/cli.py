@@ -58,7 +58,7 @@ def _live_publisher(config: Any) -> list[Any]:
     """
     if not config.publish.enabled:
         return []
-    from cryodaq.acquisition.publisher import LivePublisher, PublisherError
+    from cryodaq.live.publisher import LivePublisher, PublisherError
 
     pub = config.publish
     try:

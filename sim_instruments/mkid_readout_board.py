@@ -1,6 +1,6 @@
 """Simulated MKID readout board: SCPI-like TCP control plus a real-time UDP sample stream.
 
-The stream sends ``cryodaq.acquisition.packet`` datagrams (real int16, one stream) of
+The stream sends ``cryodaq.wire.packet`` datagrams (real int16, one stream) of
 ``world.adc_block`` samples, paced by the wall clock; the control server, the common
 commands and the stream thread live in :mod:`sim_instruments.streaming`. Command set
 (replies end with '\\n'):

@@ -3,7 +3,7 @@
 A board face subclasses :class:`StreamingBoardFace` and provides the sample rate,
 the number of streams per packet and a source of samples (``_new_source()``
 returning an object with ``block(first, n)`` -> int16 ``(n,)`` or ``(n, n_streams)``).
-The stream sends ``cryodaq.acquisition.packet`` datagrams paced by the wall clock.
+The stream sends ``cryodaq.wire.packet`` datagrams paced by the wall clock.
 Commands every board answers (replies end with '\\n'):
 
 =========================  ==========================================================
@@ -34,7 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
-from cryodaq.acquisition.packet import HEADER_SIZE, MAX_DATAGRAM, PacketHeader, encode
+from cryodaq.wire.packet import HEADER_SIZE, MAX_DATAGRAM, PacketHeader, encode
 
 from .scpi import (
     ErrorQueue,

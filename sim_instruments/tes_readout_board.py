@@ -1,6 +1,6 @@
 """Simulated TES readout board: digitises the SQUID FLL outputs of every pixel and streams them.
 
-Each UDP packet (``cryodaq.acquisition.packet``) carries ``n_streams = n_channels``
+Each UDP packet (``cryodaq.wire.packet``) carries ``n_streams = n_channels``
 demultiplexed real int16 streams, sample-major, at ``world.tes.fs_hz`` per channel
 (100 kS/s, 512 samples per packet by default: 8 232-byte datagrams every 5.12 ms
 for 8 channels). The samples are ``world.tes`` stream blocks (:mod:`sim_instruments.tes`).

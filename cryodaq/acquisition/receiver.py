@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from cryodaq.acquisition import packet as pk
+from cryodaq.wire import packet as pk
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtGui, QtWidgets
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.gui.channels import ChannelSelector
 from cryodaq.gui.docks import (
     Dock,

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 
 
 def column_index(available: np.ndarray, wanted: np.ndarray) -> np.ndarray:

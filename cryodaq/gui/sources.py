@@ -1,6 +1,6 @@
 """Where the GUI's messages come from: a live publisher (ZeroMQ SUB) or a stored run (replay).
 
-Both emit the same :class:`~cryodaq.acquisition.live_protocol.Message` objects
+Both emit the same :class:`~cryodaq.wire.live.Message` objects
 through one Qt signal, so the window and its docks cannot tell them apart.
 Both are driven by QTimers in the GUI thread and do bounded work per tick, so
 the window stays responsive whatever arrives.
@@ -19,8 +19,8 @@ import numpy as np
 import zmq
 from pyqtgraph.Qt import QtCore
 
-from cryodaq.acquisition import live_protocol as lp
-from cryodaq.acquisition.live_reduce import IQReducer, StreamDecimator
+from cryodaq.wire import live as lp
+from cryodaq.live.reduce import IQReducer, StreamDecimator
 from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.errors import CryodaqError
 from cryodaq.storage import open_run
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 class LiveSource(QtCore.QObject):
-    """Subscribes to a :class:`~cryodaq.acquisition.publisher.LivePublisher` and emits its messages.
+    """Subscribes to a :class:`~cryodaq.live.publisher.LivePublisher` and emits its messages.
 
     A QTimer drains the socket without blocking, at most ``budget_s`` per tick, so
     a burst never freezes the window. If this GUI stalls, its queue fills and the

@@ -1,7 +1,7 @@
 """QCoDeS driver for an MKID readout board (tone comb + UDP sample stream).
 
 Control is a SCPI-like text protocol over TCP (``TCPIP0::host::port::SOCKET``);
-data are UDP datagrams in the format of :mod:`cryodaq.acquisition.packet`
+data are UDP datagrams in the format of :mod:`cryodaq.wire.packet`
 (docs/readout-stream.md). ``sim_instruments.mkid_readout_board`` implements the
 same protocol, so this driver runs unchanged against the simulator.
 """

@@ -1,7 +1,7 @@
 """Base qcodes driver for readout boards that stream UDP sample packets.
 
 Control is a SCPI-like text protocol over TCP (``TCPIP0::host::port::SOCKET``);
-data are UDP datagrams in the format of :mod:`cryodaq.acquisition.packet`
+data are UDP datagrams in the format of :mod:`cryodaq.wire.packet`
 (docs/readout-stream.md). The MKID and TES readout boards share this part.
 """
 

@@ -13,6 +13,7 @@ from qcodes.station import Station
 
 from cryodaq.station.config import StationConfig
 from cryodaq.station.loader import build_station, close_station
+from cryodaq.station.simulators import SimulatorLauncher, find_simulator_launcher
 
 __all__ = ["LiveStation", "free_port", "station_up", "with_simulator_ports"]
 
@@ -39,7 +40,7 @@ def with_simulator_ports(config: StationConfig) -> StationConfig:
 @dataclass
 class LiveStation:
     """A station that is up: the qcodes Station, the config it was built from (simulator ports
-    filled in), and the simulators (``SimulatedStation`` child process, ``SimServers`` in-process, or None)."""
+    filled in), and what the simulator launcher returned (None for real hardware)."""
 
     station: Station
     config: StationConfig
@@ -48,13 +49,15 @@ class LiveStation:
 
 
 @contextmanager
-def station_up(config: StationConfig, *, simulate: bool | None = None, in_process: bool = False) -> Iterator[LiveStation]:
+def station_up(config: StationConfig, *, simulate: bool | None = None, in_process: bool = False,
+               launcher: SimulatorLauncher | None = None) -> Iterator[LiveStation]:
     """Start the station's simulators if it is simulated (``simulate`` overrides the file), then build it.
 
-    Simulators run in a child process (``sim_instruments.launcher.SimulatedStation``, which exits
-    with its parent), or with ``in_process`` as threads of this process (``serve``: tests reach
-    the simulated world as ``live.simulators.world``). With ``simulation.auto_ports`` every
-    simulated instrument gets a free loopback port.
+    The simulators come from ``launcher``, by default the plugin registered in the
+    ``cryodaq.simulators`` entry-point group (:mod:`cryodaq.station.simulators`). They run in a
+    child process that exits with its parent, or with ``in_process`` as threads of this process
+    (tests reach the simulated world as ``live.simulators.world``). With
+    ``simulation.auto_ports`` every simulated instrument gets a free loopback port.
     """
     simulate = config.simulation.enabled if simulate is None else bool(simulate)
     if simulate and config.simulation.auto_ports:
@@ -62,10 +65,8 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
     with ExitStack() as stack:
         sims = None
         if simulate:
-            from sim_instruments.launcher import SimulatedStation, serve
-
-            sims = stack.enter_context(serve(config.simulation_dict()) if in_process
-                                       else SimulatedStation(config.simulation_dict()))
+            launch = launcher or find_simulator_launcher()
+            sims = stack.enter_context(launch(config.simulation_dict(), in_process=in_process))
         station = build_station(config)
         stack.callback(close_station, station)
         yield LiveStation(station, config, sims, simulate)

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from cryodaq.acquisition import packet as pk
+from cryodaq.wire import packet as pk
 from cryodaq.acquisition.receiver import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS, UDPReceiver
 
 N = 256

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.cli import build_parser, main
 
 N = 2000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.gui.model import LiveModel, RingBuffer, column_index
 from cryodaq.gui.peakfit import FWHM_PER_SIGMA, fit_peak, histogram
 

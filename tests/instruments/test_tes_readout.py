@@ -10,7 +10,7 @@ import pytest
 from qcodes.instrument import Instrument
 from qcodes.instrument_drivers.Keithley import Keithley2450
 
-from cryodaq.acquisition.packet import decode
+from cryodaq.wire.packet import decode
 from cryodaq.station.bringup import with_simulator_ports
 from cryodaq.errors import SafetyLimitError
 from cryodaq.instruments import SQUIDController, TESReadoutBoard

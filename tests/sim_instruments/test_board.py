@@ -7,7 +7,7 @@ import socket
 import numpy as np
 import pytest
 
-from cryodaq.acquisition.packet import decode
+from cryodaq.wire.packet import decode
 from sim_instruments.mkid_readout_board import IDN, MkidReadoutBoard
 from sim_instruments.world import World
 

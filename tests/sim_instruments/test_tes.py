@@ -8,7 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from cryodaq.acquisition.packet import decode
+from cryodaq.wire.packet import decode
 from cryodaq.dsp import analyze_iv, welch_psd
 from sim_instruments.keithley2450 import Keithley2450
 from sim_instruments.launcher import FACES

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.gui.docks.base import Dock, info_label, make_plot
 from cryodaq.gui.model import LiveModel
 from cryodaq.gui.peakfit import PeakFit, fit_peak, histogram

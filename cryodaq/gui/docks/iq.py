@@ -13,7 +13,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.dsp import ResonatorFitError, circle_fit
 from cryodaq.gui.docks.base import Dock, channel_color, info_label, make_plot
 from cryodaq.gui.model import LiveModel, column_index

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.Qt import QtWidgets
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.gui.docks.base import Dock, has_points, info_label, make_plot, sync_curves
 from cryodaq.gui.model import LiveModel
 

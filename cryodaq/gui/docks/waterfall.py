@@ -13,7 +13,7 @@ import pyqtgraph as pg
 from pyqtgraph.Qt import QtCore, QtWidgets
 from scipy.signal import spectrogram
 
-from cryodaq.acquisition import live_protocol as lp
+from cryodaq.wire import live as lp
 from cryodaq.gui.docks.base import Dock, info_label, make_plot
 from cryodaq.gui.model import LiveModel
 

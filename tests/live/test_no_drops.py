@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from cryodaq.acquisition.publisher import LivePublisher
+from cryodaq.live.publisher import LivePublisher
 from cryodaq.acquisition.session import StreamSession
 from cryodaq.station import load_station_config
 from cryodaq.storage import open_run

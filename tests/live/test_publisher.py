@@ -10,8 +10,8 @@ import pytest
 import yaml
 import zmq
 
-from cryodaq.acquisition import live_protocol as lp
-from cryodaq.acquisition.publisher import LivePublisher, PublisherError
+from cryodaq.wire import live as lp
+from cryodaq.live.publisher import LivePublisher, PublisherError
 from cryodaq.acquisition.receiver import Gap
 from cryodaq.acquisition.session import SessionStats
 from cryodaq.errors import StationConfigError

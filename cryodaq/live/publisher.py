@@ -5,7 +5,7 @@ reference to a bounded queue (microseconds) and returns. One sender thread owns
 the socket (zmq sockets are not thread-safe) and does the rest at most
 ``max_message_rate_hz`` times a second per topic: it decimates the timestreams
 of the published channels to about ``stream_rate_hz`` (block means), subsamples
-IQ (:class:`~cryodaq.acquisition.live_reduce.IQReducer`), batches events (capped
+IQ (:class:`~cryodaq.live.reduce.IQReducer`), batches events (capped
 per message, only the latest records), splits PSDs into blocks of channels, and
 sends. Reducing a batch of blocks at once also costs less than block by block.
 
@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import zmq
 
-from cryodaq.acquisition import live_protocol as lp
-from cryodaq.acquisition.live_reduce import IQReducer, StreamDecimator
+from cryodaq.wire import live as lp
+from cryodaq.live.reduce import IQReducer, StreamDecimator
 from cryodaq.acquisition.pipeline import PipelineOutput
 from cryodaq.acquisition.receiver import Gap
 from cryodaq.acquisition.sinks import StreamInfo
