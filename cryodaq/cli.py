@@ -17,21 +17,9 @@ from rich.console import Console
 from cryodaq import __version__
 from cryodaq.errors import CryodaqError
 
-STATIONS_DIR = Path(__file__).resolve().parents[1] / "stations"
-DEMO_STATION = "demo_mkid.yaml"
+DEMO_STATION = "demo_mkid"
 
 console = Console(stderr=True)
-
-
-def _station_path(name: str) -> Path:
-    """A station file path, or the name of one of the shipped stations."""
-    path = Path(name)
-    if path.exists():
-        return path
-    for candidate in (STATIONS_DIR / name, STATIONS_DIR / f"{name}.yaml"):
-        if candidate.exists():
-            return candidate
-    return path
 
 
 def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
@@ -96,12 +84,16 @@ def _backend(args: argparse.Namespace):  # noqa: ANN202 - Backend, imported lazi
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from cryodaq.station.shipped import station_path
+
     args.simulate = True
-    return _cmd_run(args, STATIONS_DIR / DEMO_STATION)
+    return _cmd_run(args, station_path(DEMO_STATION))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _cmd_run(args, _station_path(args.station))
+    from cryodaq.station.shipped import station_path
+
+    return _cmd_run(args, station_path(args.station))
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from cryodaq.acquisition.receiver import Block
 from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
 from cryodaq.dsp.stats import robust_sigma
-from cryodaq.station.config import PipelineConfig
+from cryodaq.config import PipelineConfig
+from cryodaq.readout.blocks import Block
+from cryodaq.readout.source import StreamDescription
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +207,7 @@ class StreamPipeline(ABC):
 class MKIDPipeline(StreamPipeline):
     """PFB channelizer -> tone DDC -> IQ -> phase (rotated so each operating point is 0 rad).
 
-    ``calibration`` (e.g. from an IQ-loop sweep, :mod:`cryodaq.acquisition.loop_sweep`): phase
+    ``calibration`` (e.g. from an IQ-loop sweep, :mod:`cryodaq.readout.loop_sweep`): phase
     about each loop's centre. Without it the phase is measured about the IQ origin, rotated to
     the mean of the first data (:meth:`IQCalibration.from_baseline`), which saturates for
     loops that do not enclose the origin.
@@ -294,30 +295,34 @@ class TESPipeline(StreamPipeline):
         return {"counts_per_ampere": self.counts_per_ampere.tolist()}
 
 
-def pipeline_for_board(config: PipelineConfig, board: Any, backend: Backend | None = None, *,
-                       calibration: IQCalibration | None = None,
-                       calibration_method: str | None = None) -> StreamPipeline:
-    """The pipeline for the readout board a station streams from, set up from the board's state.
+def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backend: Backend | None = None, *,
+                        calibration: IQCalibration | None = None,
+                        calibration_method: str | None = None) -> StreamPipeline:
+    """The pipeline for what a readout source streams (its :class:`~cryodaq.readout.source.StreamDescription`).
 
-    ``calibration``: an MKID board's IQ calibration (e.g. :func:`~cryodaq.acquisition.loop_sweep.loop_calibration`),
+    ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``channels`` (demultiplexed
+    channels in amperes, ``counts_per_unit`` given) the :class:`TESPipeline`. ``calibration``: an MKID
+    stream's IQ calibration (e.g. from :func:`~cryodaq.readout.loop_sweep.calibrate_source`),
     recorded in :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
     """
-    from cryodaq.instruments import MKIDReadoutBoard, TESReadoutBoard
-
-    fs = float(board.sample_rate())
-    if isinstance(board, MKIDReadoutBoard):
-        tones_rf = np.asarray(board.tone_frequencies(), dtype=float)
-        tone_if = tones_rf - float(board.lo_frequency())
-        pipeline = MKIDPipeline(config, fs=fs, tone_if_hz=tone_if, backend=backend,
-                                channel_coords={"tone_frequency_hz": tones_rf}, calibration=calibration)
+    coords = {k: np.asarray(v) for k, v in stream.channel_coords.items()}
+    if stream.kind == "adc":
+        if "tone_if_hz" not in coords:
+            raise ValueError(f"{stream.source}: an 'adc' stream needs the tones' IFs (channel coordinate 'tone_if_hz')")
+        tone_if = coords.pop("tone_if_hz")
+        pipeline = MKIDPipeline(config, fs=stream.sample_rate_hz, tone_if_hz=tone_if, backend=backend,
+                                channel_coords=coords, calibration=calibration)
         if calibration is not None and calibration_method:
             pipeline.calibration_method = calibration_method
         return pipeline
-    if isinstance(board, TESReadoutBoard):
-        cpa = np.broadcast_to(np.asarray(board.counts_per_ampere(), dtype=float), (int(board.n_channels()),))
-        return TESPipeline(config, fs=fs, counts_per_ampere=cpa.copy(), backend=backend)
-    raise TypeError(f"no readout pipeline for {type(board).__name__} {board.name!r}: "
-                    "expected an MKIDReadoutBoard or a TESReadoutBoard")
+    if stream.kind == "channels":
+        if stream.counts_per_unit is None or stream.units != "A":
+            raise ValueError(f"{stream.source}: a 'channels' stream needs counts_per_unit in amperes "
+                             f"(got units {stream.units!r})")
+        return TESPipeline(config, fs=stream.sample_rate_hz, counts_per_ampere=np.array(stream.counts_per_unit, float),
+                           backend=backend, channel_coords=coords)
+    raise ValueError(f"{stream.source}: no readout pipeline for a {stream.kind!r} stream "
+                     "(this version handles 'adc' and 'channels' streams)")
 
 
 def make_trigger(config: PipelineConfig, thresholds: np.ndarray, rate: float, backend: Backend) -> ThresholdTrigger:

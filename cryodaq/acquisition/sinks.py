@@ -1,25 +1,56 @@
-"""Where a streaming session's results go: the Zarr run writer, the live publisher, ...
+"""Where a streaming session's results go: the :class:`Sink` seam, its fan-out and the Zarr run writer.
 
-A session hands every result to each of its sinks. Sinks are called from the
-session's threads (pipeline, housekeeping, and the caller's thread for status),
-so a sink must be thread-safe and must not block for long: a slow sink slows
-the pipeline, and a full pipeline drops data.
+A session hands every result to one :class:`SinkFanout`, which hands it to each of its
+sinks (the run writer first, then e.g. the live publisher, :mod:`cryodaq.live`). Sinks
+are called from the session's threads (pipeline, housekeeping, and the caller's thread for
+status), so a sink must be thread-safe and must not block for long: a slow sink slows the
+pipeline, and a full pipeline drops data.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from cryodaq.acquisition.pipeline import PipelineOutput
-from cryodaq.acquisition.receiver import Gap
+from cryodaq.readout.blocks import Gap
 
 if TYPE_CHECKING:
-    from cryodaq.acquisition.session import SessionStats
-    from cryodaq.storage import RunWriter
+    from cryodaq.storage.writer import RunWriter
+
+__all__ = ["RunWriterSink", "SessionStats", "Sink", "SinkFanout", "StreamInfo"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SessionStats:
+    """Live counters of a session, read by the progress display and sent to sinks as ``status``.
+
+    Plain ints and small arrays: safe to read across threads.
+    """
+
+    started: float = 0.0
+    samples: int = 0
+    packets: int = 0
+    events: int = 0
+    events_per_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    lost_packets: int = 0
+    dropped_blocks: int = 0
+    gaps: int = 0
+    samples_lost: int = 0
+    housekeeping: dict[str, float] = field(default_factory=dict)
+    housekeeping_errors: int = 0
+    queue_fill: int = 0
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started if self.started else 0.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +86,53 @@ class Sink(Protocol):
     def status(self, stats: SessionStats) -> None: ...
 
     def close(self, *, interrupted: bool, reason: str, error: BaseException | None) -> None: ...
+
+
+class SinkFanout:
+    """One :class:`Sink` that hands every call to each of ``sinks``, in order.
+
+    A sink that raises while running stops the call there (the session then ends the run
+    ``aborted``: a sink that cannot store data must not be ignored). :meth:`close` closes
+    every sink even when some fail, and re-raises the first failure.
+    """
+
+    def __init__(self, sinks: Sequence[Sink]) -> None:
+        self.sinks: list[Sink] = list(sinks)
+
+    def start(self, info: StreamInfo) -> None:
+        for sink in self.sinks:
+            sink.start(info)
+
+    def output(self, out: PipelineOutput) -> None:
+        for sink in self.sinks:
+            sink.output(out)
+
+    def gap(self, gap: Gap) -> None:
+        for sink in self.sinks:
+            sink.gap(gap)
+
+    def housekeeping(self, name: str, t_ns: int, value: float, unit: str) -> None:
+        for sink in self.sinks:
+            sink.housekeeping(name, t_ns, value, unit)
+
+    def spectrum(self, t_ns: int, freq: np.ndarray, psd: np.ndarray, units: str) -> None:
+        for sink in self.sinks:
+            sink.spectrum(t_ns, freq, psd, units)
+
+    def status(self, stats: SessionStats) -> None:
+        for sink in self.sinks:
+            sink.status(stats)
+
+    def close(self, *, interrupted: bool, reason: str, error: BaseException | None) -> None:
+        first: Exception | None = None
+        for sink in self.sinks:
+            try:
+                sink.close(interrupted=interrupted, reason=reason, error=error)
+            except Exception as exc:  # one sink failing must not keep the others from closing
+                log.error("closing sink %r failed: %s", sink, exc)
+                first = first or exc
+        if first is not None:
+            raise first
 
 
 class RunWriterSink:

@@ -23,7 +23,8 @@ import numpy as np
 from ..backend import Backend, numpy_backend
 from .stats import robust_sigma
 
-_NEVER = np.iinfo(np.int64).min // 4
+#: 'no trigger yet' in hold-off bookkeeping: far below any sample index, and safe to subtract from
+NEVER = np.iinfo(np.int64).min // 4
 _EMPTY = (np.zeros(0, np.int32), np.zeros(0, np.int64))
 
 
@@ -87,7 +88,7 @@ def gather_rows(a: Any, b: Any, rows: np.ndarray, cols: np.ndarray, backend: Bac
     return xp.where(backend.asarray(rows < ha), from_a, from_b)
 
 
-class _Detector:
+class Detector:
     """Common state: channel count, edge detection, hold-off bookkeeping."""
 
     #: samples after a reset before the detector can produce a trigger
@@ -115,7 +116,7 @@ class _Detector:
         elif n_channels != self.n_channels:
             raise ValueError(f"trigger was set up for {self.n_channels} channels, got a block with {n_channels}")
         if self._last is None:
-            self._last = np.full(n_channels, _NEVER, dtype=np.int64)
+            self._last = np.full(n_channels, NEVER, dtype=np.int64)
             # Start "above" so a channel already over threshold at arm time needs a real edge.
             self._prev_above = self.xp.ones(n_channels, dtype=bool)
 
@@ -151,7 +152,7 @@ class _Detector:
         return ch[keep], idx[keep]
 
 
-class ThresholdDetector(_Detector):
+class ThresholdDetector(Detector):
     """Rising crossing of ``polarity * (x - baseline)`` over ``threshold``.
 
     The baseline at sample i is the mean of the ``baseline_samples`` samples before
@@ -206,7 +207,7 @@ class ThresholdDetector(_Detector):
         return *self._crossings(s, self._thr, u_start + b, arm_index, holdoff), end
 
 
-class LevelDetector(_Detector):
+class LevelDetector(Detector):
     """Start of a run of at least ``min_duration`` samples with ``polarity * x >= level``."""
 
     def __init__(
@@ -261,7 +262,7 @@ def _fft_size(k: int) -> int:
     return best
 
 
-class MatchedFilterDetector(_Detector):
+class MatchedFilterDetector(Detector):
     """Threshold on each channel filtered with a pulse template (overlap-save FFT correlation).
 
     The filter is the zero-mean template scaled so a pulse ``A * template`` gives a
@@ -465,5 +466,5 @@ class MatchedFilterDetector(_Detector):
     def _final_end(self) -> int:
         """Triggers below this index are all known: pending crossings refine to >= c."""
         if self._y_end is None or self._thr is None:
-            return _NEVER
+            return NEVER
         return self._y_end - self.peak_window + 1

@@ -50,7 +50,7 @@ class IQCalibration:
     """Per-tone circle centre (complex), rotation (rad), radius and phase sense, as host arrays over tones.
 
     Built from a quiet baseline (:meth:`from_baseline`) or from a resonator fit / IQ-loop
-    sweep (:func:`cryodaq.acquisition.loop_sweep.loop_calibration`); applied to streams with
+    sweep (:func:`cryodaq.dsp.iqcal.loop_calibration`); applied to streams with
     :meth:`phase` / :meth:`dissipation`. ``sign`` (+1 or -1 per tone, default +1) multiplies
     the phase, so a calibration can choose the sense in which pulses come out positive.  Streaming note: ``phase``
     unwraps within the block it is given; blocks of a live stream stay well inside

@@ -1,34 +1,39 @@
-"""IQ calibration from resonator fits, and phase → fractional frequency shift.
+"""IQ calibrations (from resonator fits or from IQ-loop sweeps) and phase → fractional frequency shift.
 
-Sign conventions
-----------------
+The one sign convention for pulses
+----------------------------------
 A readout tone at fixed ``f_tone`` sees ``S21 = env [1 - c(Ql/|Qc|) e^{iφ}/(1 + 2iQl(f_tone/fr - 1))]``
-(:mod:`cryodaq.dsp.resonator`).  As the resonance ``fr`` moves, the tone's IQ point
-runs round a circle; :class:`~cryodaq.dsp.iq.IQCalibration` measures the phase
-``θ = angle((iq - centre) e^{-i rotation})``.  With the calibration built here,
-``rotation`` points at the IQ value the tone has when ``fr = f_tone``, and
+(:mod:`cryodaq.dsp.resonator`). As the resonance ``fr`` moves, the tone's IQ point runs
+round a circle; :class:`~cryodaq.dsp.iq.IQCalibration` measures the phase
 
-    θ = -2 arctan(2 Ql (f_tone/fr - 1)) = 2 arctan(2 Ql y),   y = 1 - f_tone/fr = (fr - f_tone)/fr.
+    θ = sign · angle((iq - centre) e^{-i rotation})
 
-So θ > 0 when the resonance lies above the tone and θ < 0 when it lies below:
-a photon or particle, which lowers ``fr`` (more quasiparticles → more kinetic
-inductance), gives a **negative** phase pulse and a negative ``y``.  For a tone
-parked on the unperturbed resonance, ``y`` is the resonance's fractional
-frequency shift ``δfr/fr`` (exact to first order in the shift).
+where ``rotation`` points at the operating point (the tone's IQ value at rest). **Every
+calibration built here chooses** ``sign`` **so that θ grows as the resonance moves down
+through the tone**: a photon or particle, which lowers ``fr`` (more quasiparticles → more
+kinetic inductance), gives a **positive** phase pulse, triggered with ``polarity: 1``.
+With ``y = (fr - f_tone)/fr`` (negative for a photon):
+
+    θ = -2 arctan(2 Ql y),      y = -tan(θ/2) / (2 Ql)      (:func:`fractional_frequency_shift`)
+
+- :func:`calibration_from_fit` knows the loop's sense from the model: ``sign = -1``.
+- :func:`loop_calibration` measures it: stepping the tone up by δ (fr fixed) moves the IQ
+  point as a resonance moving down does, so ``sign`` makes θ increase with δ.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp.iq import IQCalibration
-from cryodaq.dsp.resonator import ResonatorFit
+from cryodaq.dsp.resonator import ResonatorFit, circle_fit
 
-__all__ = ["calibration_from_fit", "fractional_frequency_shift"]
+__all__ = ["LoopSweep", "calibration_from_fit", "fractional_frequency_shift", "loop_calibration", "sweep_offsets"]
 
 
 def calibration_from_fit(
@@ -42,8 +47,8 @@ def calibration_from_fit(
     cable-delay phase is taken at the tone frequency.  The sweep must have been
     taken through the same signal chain as the stream it calibrates (e.g. a tone
     sweep of the readout board): a VNA sweep has a different gain and delay.
-    Phase 0 is the IQ value with the resonance at the tone frequency
-    (module docstring); dissipation 0 is on the resonance circle.
+    Phase 0 is the IQ value with the resonance at the tone frequency; photon pulses are
+    positive (``sign = -1``, module docstring); dissipation 0 is on the resonance circle.
     """
     fit_list = [fits] if isinstance(fits, ResonatorFit) else list(fits)
     if not fit_list:
@@ -60,7 +65,7 @@ def calibration_from_fit(
     centre = np.array([lp[0] for lp in loops], dtype=complex)
     radius = np.array([lp[1] for lp in loops], dtype=float)
     rotation = np.array([lp[2] for lp in loops], dtype=float)
-    return IQCalibration(centre=centre, rotation=rotation, radius=radius)
+    return IQCalibration(centre=centre, rotation=rotation, radius=radius, sign=-np.ones(len(fit_list)))
 
 
 def fractional_frequency_shift(
@@ -70,16 +75,71 @@ def fractional_frequency_shift(
     small_angle: bool = False,
     backend: Backend | None = None,
 ) -> Any:
-    """Fractional frequency detuning ``y = (fr - f_tone)/fr`` from the loop phase θ (rad).
+    """Fractional frequency detuning ``y = (fr - f_tone)/fr`` from the calibrated phase θ (rad).
 
-    Exact on the circle: ``y = tan(θ/2) / (2 Ql)``; ``small_angle=True`` gives the
-    linearised ``θ / (4 Ql)`` (0.08 % low at θ = 0.1 rad, 8.5 % at 1 rad).  ``Ql``
-    broadcasts against ``phase`` (one per tone on the last axis).  Sign: negative
-    when the resonance moved below the tone (module docstring).
+    Exact on the circle: ``y = -tan(θ/2) / (2 Ql)``; ``small_angle=True`` gives the
+    linearised ``-θ / (4 Ql)`` (0.08 % low at θ = 0.1 rad, 8.5 % at 1 rad).  ``Ql``
+    broadcasts against ``phase`` (one per tone on the last axis).  Sign: a photon pulse
+    (θ > 0) is a resonance moved below the tone, y < 0 (module docstring).
     """
     xp = (backend or numpy_backend()).xp
     theta = xp.asarray(phase)
     ql = xp.asarray(Ql, dtype=theta.dtype if theta.dtype.kind == "f" else float)
     if small_angle:
-        return theta / (4 * ql)
-    return xp.tan(theta / 2) / (2 * ql)
+        return -theta / (4 * ql)
+    return -xp.tan(theta / 2) / (2 * ql)
+
+
+@dataclass
+class LoopSweep:
+    """IQ of every tone at each common frequency offset.
+
+    ``iq[i, k]`` is tone ``k`` at RF ``tones_rf_hz[k] + offsets_hz[i]`` (complex128, the
+    pipeline's IQ units); ``duration_s`` is the wall time the sweep took.
+    """
+
+    offsets_hz: np.ndarray
+    iq: np.ndarray
+    tones_rf_hz: np.ndarray
+    duration_s: float = 0.0
+
+    @property
+    def n_tones(self) -> int:
+        return int(self.iq.shape[1])
+
+    def operating_index(self) -> int:
+        """Row of the offset-0 point (the tones as the run uses them)."""
+        i = int(np.argmin(np.abs(self.offsets_hz)))
+        if self.offsets_hz[i] != 0:
+            raise ValueError(f"loop sweep has no offset-0 point (offsets {self.offsets_hz.tolist()}); "
+                             "use an odd number of points")
+        return i
+
+
+def sweep_offsets(span_hz: float, points: int) -> np.ndarray:
+    """``points`` offsets from ``-span_hz`` to ``+span_hz`` (odd ``points``: 0 is one of them)."""
+    return np.linspace(-float(span_hz), float(span_hz), int(points))
+
+
+def loop_calibration(sweep: LoopSweep, operating_iq: np.ndarray | None = None) -> IQCalibration:
+    """Per-tone circle centre and radius from the sweep; rotation puts the operating point at phase 0.
+
+    ``operating_iq`` (n_tones,) overrides the sweep's offset-0 point as the operating point.
+    ``sign`` is measured from the sweep (the sense of rotation with frequency), so that phase
+    increases as the resonance moves down through the tone: photon pulses positive (module
+    docstring).
+    """
+    z_op = sweep.iq[sweep.operating_index()] if operating_iq is None else np.asarray(operating_iq, complex)
+    n = sweep.n_tones
+    centre = np.empty(n, complex)
+    radius = np.empty(n)
+    rotation = np.empty(n)
+    sign = np.empty(n)
+    for k in range(n):
+        centre[k], radius[k], _ = circle_fit(sweep.iq[:, k])
+        # sense of rotation with frequency: unwrapped angle about the centre vs. offset
+        angle = np.unwrap(np.angle(sweep.iq[:, k] - centre[k]))
+        slope = np.polyfit(sweep.offsets_hz, angle, 1)[0]
+        sign[k] = 1.0 if slope > 0 else -1.0
+        rotation[k] = np.angle(z_op[k] - centre[k])
+    return IQCalibration(centre, rotation, radius, sign)

@@ -26,11 +26,11 @@ import numpy as np
 
 from ..backend import Backend, numpy_backend
 from .detectors import (
-    _NEVER,
+    NEVER,
     LevelDetector,
     MatchedFilterDetector,
     ThresholdDetector,
-    _Detector,
+    Detector,
     gather_rows,
     greedy_min_gap,
 )
@@ -66,7 +66,7 @@ class _EventBuilder:
 
     def __init__(
         self, presamples: int, record_length: int, peak_window: int, polarity: int,
-        keep_records: bool, backend: Backend,
+        keep_records: bool, backend: Backend, min_look: int = 0,
     ) -> None:
         if presamples < 0 or record_length < 1 or presamples >= record_length:
             raise ValueError(
@@ -79,6 +79,7 @@ class _EventBuilder:
         self.polarity = polarity
         self.keep_records = keep_records
         self.backend = backend
+        self.min_look = int(min_look)  # recent triggers are kept at least this far back (pile-up/veto look)
         self.reset()
 
     def reset(self) -> None:
@@ -122,7 +123,7 @@ class _EventBuilder:
         low = min(int(self._p_idx.min()) if self._p_idx.size else future_min, future_min)
         look = int(self._p_look.max()) if self._p_look.size else 0
         keep_raw = min(max(low - self.pre, self._hist_start), raw_end)
-        keep_trig = low - self.pre - max(look, self._max_look)
+        keep_trig = low - self.pre - max(look, self.min_look)
         old = self._r_idx >= keep_trig
         self._r_idx, self._r_ch = self._r_idx[old], self._r_ch[old]
         if keep_raw >= first_index:
@@ -131,8 +132,6 @@ class _EventBuilder:
             self._hist = xp.concatenate([self._hist[keep_raw - self._hist_start :], x], axis=0)
         self._hist_start = keep_raw
         return out
-
-    _max_look = 0
 
     def flush(self, x_end: int) -> EventBatch:
         """Emit every pending event with the data there is (TRUNCATED where incomplete)."""
@@ -203,8 +202,8 @@ class _Trigger:
     """Detector + event builder + dead time; the shared streaming driver."""
 
     def __init__(
-        self, detector: _Detector | None, presamples: int, record_length: int, peak_window: int | None,
-        dead_time: int, keep_records: bool, polarity: int, backend: Backend | None,
+        self, detector: Detector | None, presamples: int, record_length: int, peak_window: int | None,
+        dead_time: int, keep_records: bool, polarity: int, backend: Backend | None, min_look: int = 0,
     ) -> None:
         self.backend = backend or numpy_backend()
         self.detector = detector
@@ -212,7 +211,7 @@ class _Trigger:
             raise ValueError(f"dead_time must be >= 0 samples, got {dead_time}")
         self.dead_time = int(dead_time)
         pw = record_length - presamples if peak_window is None else peak_window
-        self.builder = _EventBuilder(presamples, record_length, pw, polarity, keep_records, self.backend)
+        self.builder = _EventBuilder(presamples, record_length, pw, polarity, keep_records, self.backend, min_look)
         self.presamples, self.record_length = int(presamples), int(record_length)
         self.reset()
 
@@ -247,7 +246,7 @@ class _Trigger:
             )
         self._next_index = first_index + x.shape[0]
         if self._last_dead is None:
-            self._last_dead = np.full(x.shape[1], _NEVER, np.int64)
+            self._last_dead = np.full(x.shape[1], NEVER, np.int64)
         return x
 
     def _records(self, ch: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -365,9 +364,9 @@ class ThresholdTrigger(_Trigger):
             step_ch = np.diff(channel.astype(np.int64))
             if np.any(step_ch < 0) or np.any((step_ch == 0) & (np.diff(index) <= 0)):
                 raise ValueError("resolve() needs candidates sorted by channel, then strictly by index")
-        kept = greedy_min_gap(channel, index, np.full(n_channels, _NEVER, np.int64), self.detector.holdoff)
+        kept = greedy_min_gap(channel, index, np.full(n_channels, NEVER, np.int64), self.detector.holdoff)
         recorded = np.zeros_like(kept)
-        recorded[kept] = greedy_min_gap(channel[kept], index[kept], np.full(n_channels, _NEVER, np.int64), self.dead_time)
+        recorded[kept] = greedy_min_gap(channel[kept], index[kept], np.full(n_channels, NEVER, np.int64), self.dead_time)
         return kept, recorded
 
     def pileup(self, index: np.ndarray, channel: np.ndarray, kept_index: np.ndarray, kept_channel: np.ndarray) -> np.ndarray:
@@ -442,9 +441,8 @@ class AutoTrigger(_Trigger):
         self.guard = int(record_length if guard is None else guard)
         super().__init__(
             None if veto is None else veto.detector, presamples, record_length, None, 0,
-            keep_records, polarity, backend,
+            keep_records, polarity, backend, min_look=self.guard,
         )
-        self.builder._max_look = self.guard
 
     def reset(self) -> None:
         super().reset()

@@ -19,8 +19,9 @@ from typing import Self
 import yaml
 
 from cryodaq.station.bringup import free_port
+from cryodaq.station.shipped import station_path
 
-DEMO_STATION = Path(__file__).resolve().parents[2] / "stations" / "demo_mkid.yaml"
+DEMO_STATION = station_path("demo_mkid")
 
 
 class DemoAcquisition:

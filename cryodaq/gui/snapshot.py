@@ -9,7 +9,6 @@ notebooks.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,7 @@ import zarr
 from pyqtgraph.Qt import QtWidgets
 
 from cryodaq.gui.docks.base import Dock
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.item() if isinstance(o, np.generic) else str(o)))
+from cryodaq.provenance import jsonable
 
 
 def save_snapshot(window: QtWidgets.QWidget, docks: Iterable[Dock], directory: str | Path,
@@ -34,12 +30,12 @@ def save_snapshot(window: QtWidgets.QWidget, docks: Iterable[Dock], directory: s
     if not window.grab().save(str(folder / "window.png")):
         raise OSError(f"could not write {folder / 'window.png'}")
     root = zarr.open_group(str(folder / "data.zarr"), mode="w")
-    root.attrs.update({"created": stamp, "source": _jsonable(info or {})})
+    root.attrs.update({"created": stamp, "source": jsonable(info or {})})
     for dock in docks:
         name = dock.objectName()
         if not dock.widget().grab().save(str(folder / f"{name}.png")):
             raise OSError(f"could not write {folder / f'{name}.png'}")
-        grp = root.create_group(name, attributes=_jsonable(dock.snapshot_attrs()))
+        grp = root.create_group(name, attributes=jsonable(dock.snapshot_attrs()))
         for key, arr in dock.snapshot_data().items():
             arr = np.asarray(arr)
             grp.create_array(key.replace("/", "_"), data=arr)

@@ -15,6 +15,7 @@ from qcodes.parameters import Parameter
 from qcodes.validators import Arrays, Numbers
 
 from cryodaq.instruments.streaming_board import StreamingBoard, parse_list
+from cryodaq.readout.source import StreamDescription
 
 
 class MKIDReadoutBoard(StreamingBoard):
@@ -63,3 +64,12 @@ class MKIDReadoutBoard(StreamingBoard):
     def tone_if_frequencies(self) -> np.ndarray:
         """Tone frequencies as the ADC sees them (RF - LO), in Hz."""
         return np.asarray(self.tone_frequencies(), dtype=float) - float(self.lo_frequency())
+
+    def describe(self) -> StreamDescription:
+        """One real int16 ADC stream carrying the tone comb (channels = tones)."""
+        tones_rf = np.asarray(self.tone_frequencies(), dtype=float)
+        tone_if = tones_rf - float(self.lo_frequency())
+        return StreamDescription(kind="adc", sample_rate_hz=float(self.sample_rate()), n_channels=tones_rf.size,
+                                 sample_dtype="int16", channel_coords={"tone_frequency_hz": tones_rf,
+                                                                       "tone_if_hz": tone_if},
+                                 source=self.name)

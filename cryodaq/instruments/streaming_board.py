@@ -2,7 +2,8 @@
 
 Control is a SCPI-like text protocol over TCP (``TCPIP0::host::port::SOCKET``);
 data are UDP datagrams in the format of :mod:`cryodaq.wire.packet`
-(docs/readout-stream.md). The MKID and TES readout boards share this part.
+(docs/readout-stream.md). The MKID and TES readout boards share this part, and
+with it they implement the :class:`~cryodaq.readout.source.ReadoutSource` seam.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from qcodes.instrument import VisaInstrument
 from qcodes.parameters import Parameter
 from qcodes.validators import Enum, Strings
 
+from cryodaq.errors import InstrumentError
 from cryodaq.instruments.scpi_errors import SCPIErrorQueue
+from cryodaq.readout.udp_receiver import UDPReceiver
 
 
 def parse_list(text: str) -> np.ndarray:
@@ -32,7 +35,9 @@ class StreamingBoard(SCPIErrorQueue, VisaInstrument):
     """Base of readout boards that stream UDP packets (docs/readout-stream.md).
 
     Holds what every streaming board shares: sample rate, packet size, the UDP
-    destination and stream start/stop, and the SCPI error queue.
+    destination and stream start/stop, the SCPI error queue, and the
+    :class:`~cryodaq.readout.source.ReadoutSource` methods but ``describe``, which each
+    subclass gives (what its stream carries).
     """
 
     default_terminator = "\n"
@@ -69,3 +74,21 @@ class StreamingBoard(SCPIErrorQueue, VisaInstrument):
 
     def stop_stream(self) -> None:
         self.streaming(False)
+
+    # --- ReadoutSource -------------------------------------------------------
+    def configure(self, **settings: Any) -> None:
+        """Set parameters by name (validators and station safety limits apply), e.g. ``tone_frequencies=...``."""
+        for key, value in settings.items():
+            param = self.parameters.get(key)
+            if param is None or not param.settable:
+                settable = sorted(k for k, p in self.parameters.items() if p.settable)
+                raise InstrumentError(self.name, getattr(self, "address", None),
+                                      f"has no settable parameter {key!r} (settable: {settable})")
+            param(value)
+
+    def is_streaming(self) -> bool:
+        return bool(self.streaming())
+
+    def open_receiver(self, host: str, port: int, *, packets_per_block: int, queue_blocks: int) -> UDPReceiver:
+        """A receiver for this board's packets, bound to ``host:port`` (not started)."""
+        return UDPReceiver(host, port, packets_per_block=packets_per_block, queue_blocks=queue_blocks)

@@ -20,6 +20,7 @@ import numpy as np
 from qcodes.parameters import Parameter
 
 from cryodaq.instruments.streaming_board import StreamingBoard, parse_list
+from cryodaq.readout.source import StreamDescription
 
 
 class TESReadoutBoard(StreamingBoard):
@@ -42,6 +43,13 @@ class TESReadoutBoard(StreamingBoard):
             docstring="ADC counts per volt of FLL output.",
         )
         self.connect_message()
+
+    def describe(self) -> StreamDescription:
+        """``n_channels`` demultiplexed int16 streams; amperes = counts / counts_per_ampere."""
+        n = int(self.n_channels())
+        cpa = np.broadcast_to(np.asarray(self.counts_per_ampere(), dtype=float), (n,)).copy()
+        return StreamDescription(kind="channels", sample_rate_hz=float(self.sample_rate()), n_channels=n,
+                                 sample_dtype="int16", units="A", counts_per_unit=cpa, source=self.name)
 
     def counts_to_amperes(self, counts: np.ndarray) -> np.ndarray:
         """Convert (..., n_channels) counts (baseline-subtracted) to amperes of TES current."""

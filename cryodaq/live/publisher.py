@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import zmq
@@ -46,12 +46,9 @@ import zmq
 from cryodaq.wire import live as lp
 from cryodaq.live.reduce import IQReducer, StreamDecimator
 from cryodaq.acquisition.pipeline import PipelineOutput
-from cryodaq.acquisition.receiver import Gap
-from cryodaq.acquisition.sinks import StreamInfo
+from cryodaq.acquisition.sinks import SessionStats, StreamInfo
 from cryodaq.errors import CryodaqError
-
-if TYPE_CHECKING:
-    from cryodaq.acquisition.session import SessionStats
+from cryodaq.readout.blocks import Gap
 
 log = logging.getLogger(__name__)
 

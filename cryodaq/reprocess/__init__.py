@@ -7,20 +7,22 @@ runs the optimal filter, and writes ``reprocessed/<label>/`` into the run with t
 source it came from. The raw data is never modified. See docs/reprocessing.md.
 """
 
-from cryodaq._lazy import lazy_getattr
+from typing import TYPE_CHECKING
+
+from cryodaq._lazy import lazy_exports
 
 # Everything loads on first use; Dask workers import this package for their tasks
 # (cryodaq.reprocess._tasks) and need none of the orchestration (storage, rich, Dask client).
-_EXPORTS = {
-    "OptimalFilterConfig": "cryodaq.reprocess.config",
-    "ReprocessConfig": "cryodaq.reprocess.config",
-    "ReprocessResult": "cryodaq.reprocess._run",
-    "default_label": "cryodaq.reprocess._run",
-    "load_reprocess_config": "cryodaq.reprocess.config",
-    "parse_reprocess_config": "cryodaq.reprocess.config",
-    "reprocess_run": "cryodaq.reprocess._run",
-}
+if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
+    from cryodaq.reprocess._run import (
+        ReprocessResult as ReprocessResult,
+        default_label as default_label,
+        reprocess_run as reprocess_run,
+    )
+    from cryodaq.reprocess.config import (
+        ReprocessConfig as ReprocessConfig,
+        load_reprocess_config as load_reprocess_config,
+        parse_reprocess_config as parse_reprocess_config,
+    )
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
-
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -18,7 +18,7 @@ import scipy.signal
 import scipy.stats
 
 from cryodaq.dsp import EventBatch, OptimalFilter, build_template, welch_psd
-from cryodaq.reprocess.config import OptimalFilterConfig
+from cryodaq.config import OptimalFilterConfig
 
 log = logging.getLogger(__name__)
 

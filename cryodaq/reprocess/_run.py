@@ -35,10 +35,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-import cryodaq
+from cryodaq.config import TriggerConfig
 from cryodaq.dsp import EventBatch, EventFlag
 from cryodaq.dsp.stats import robust_sigma
 from cryodaq.errors import DerivedExistsError, RunFormatError, StationConfigError
+from cryodaq.provenance import software_versions
 from cryodaq.reprocess._assemble import assemble_segment
 from cryodaq.reprocess._optimal import optimal_filter_stage
 from cryodaq.reprocess._plan import chunk_rows, find_segments, plan_chunks
@@ -50,7 +51,6 @@ from cryodaq.reprocess._tasks import (
     process_chunk,
 )
 from cryodaq.reprocess.config import ReprocessConfig, as_config
-from cryodaq.station.config import TriggerConfig
 from cryodaq.storage import DerivedWriter, Run, RunStatus, open_run
 from cryodaq.storage.format import EVENT, REPROCESSED, SAMPLE, STREAM, T_ATTRS
 
@@ -195,15 +195,6 @@ def _run_tasks(client: Any, tasks: list[ChunkTask], bar: Any) -> list[ChunkResul
     return results
 
 
-def _software() -> dict[str, str]:
-    import dask
-    import distributed
-    import zarr
-
-    return {"cryodaq": cryodaq.__version__, "numpy": np.__version__, "zarr": zarr.__version__,
-            "dask": dask.__version__, "distributed": distributed.__version__}
-
-
 @dataclass
 class _Derived:
     """What goes into the output group, and counts for the result."""
@@ -258,7 +249,7 @@ def reprocess_run(
     attrs = {
         "config": {"file": cfg.path, "document": cfg.as_dict(), "source": source, **out.config},
         "source": {"run_id": run.run_id, "run_path": str(run.path), "run_status": run.status.value, **out.source,
-                   "software": _software()},
+                   "software": software_versions()},
         "created": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "records": out.records,
     }

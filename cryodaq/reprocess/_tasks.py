@@ -21,9 +21,9 @@ from zarr.storage import LocalStore
 from cryodaq.acquisition.pipeline import make_trigger
 from cryodaq.backend import get_backend
 from cryodaq.dsp import AutoTrigger, EventBatch, EventFlag, ThresholdTrigger
-from cryodaq.dsp.detectors import _NEVER, greedy_min_gap
+from cryodaq.dsp.detectors import NEVER, greedy_min_gap
 from cryodaq.reprocess._plan import Chunk
-from cryodaq.station.config import PipelineConfig, TriggerConfig
+from cryodaq.config import PipelineConfig, TriggerConfig
 
 STREAM = "stream"
 
@@ -103,10 +103,10 @@ def prune_suppressed(channel: np.ndarray, index: np.ndarray, start: int, holdoff
     n = index.size
     if n == 0 or holdoff <= 1:
         return np.ones(n, bool)
-    local = greedy_min_gap(channel, index, np.full(n_channels, _NEVER, np.int64), holdoff)
+    local = greedy_min_gap(channel, index, np.full(n_channels, NEVER, np.int64), holdoff)
     same = np.zeros(n, bool)
     same[1:] = channel[1:] == channel[:-1]
-    prev = np.where(same, np.roll(index, 1), _NEVER)
+    prev = np.where(same, np.roll(index, 1), NEVER)
     certain = (index >= start + holdoff) & (index - prev >= holdoff)
     pos = np.arange(n)
     first_certain = np.full(n_channels, n, np.int64)

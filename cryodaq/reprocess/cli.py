@@ -1,4 +1,4 @@
-"""``cryodaq reprocess RUN --config FILE [--out LABEL] [--workers N] [--scheduler ADDRESS]``."""
+"""``cryodaq reprocess RUN --config FILE [--label LABEL] [--workers N] [--scheduler ADDRESS]``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from cryodaq.cli_options import add_renamed_option
 
 console = Console(stderr=True)
 
@@ -20,7 +22,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
 
         logging.getLogger("distributed").setLevel(logging.WARNING)  # else INFO per worker start/stop
 
-    result = reprocess_run(args.run, args.config, label=args.out, workers=args.workers, scheduler=args.scheduler,
+    result = reprocess_run(args.run, args.config, label=args.label, workers=args.workers, scheduler=args.scheduler,
                            progress=not args.quiet, overwrite=args.overwrite)
     console.print(
         f"[green]{result.n_events} events[/] from {result.rows} samples x {result.n_channels} channels "
@@ -41,7 +43,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
     p.add_argument("--config", type=Path, default=None, metavar="FILE",
                    help="reprocessing config YAML (docs/reprocessing.md); default: the acquisition's settings")
-    p.add_argument("--out", default=None, metavar="LABEL", help="label of the output group (default: UTC now)")
+    add_renamed_option(p, "--label", "--out", default=None, metavar="LABEL",
+                       help="label of the output group reprocessed/<label>/ (default: UTC now)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="workers of the local Dask cluster (default: one per core; 0: no Dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

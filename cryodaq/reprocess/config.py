@@ -1,7 +1,7 @@
 """Reprocessing config files (YAML): which settings to re-run a stored run's pulse finding with.
 
 The ``trigger:`` section has the keys of a station file's ``cryodaq.pipeline.trigger`` and is
-validated by the same code (:func:`cryodaq.station.config.parse_trigger`); keys left out keep
+validated by the same code (:func:`cryodaq.config.parse_trigger`); keys left out keep
 the run's own acquisition settings, so an empty file reproduces the acquisition. Every error
 names the file and the key (:class:`~cryodaq.errors.StationConfigError`). See
 docs/reprocessing.md for the keys.
@@ -9,39 +9,22 @@ docs/reprocessing.md for the keys.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cryodaq.errors import StationConfigError
-from cryodaq.station.config import (
+from cryodaq.config import (
     ConfigSection,
+    OptimalFilterConfig,
     TriggerConfig,
+    number_list,
+    parse_optimal_filter,
     parse_trigger,
     read_yaml_file,
 )
+from cryodaq.errors import StationConfigError
 
-_ALIGN = ("none", "peak", "rise")
 _BACKENDS = ("numpy", "cupy", "auto")
-
-
-@dataclass(frozen=True)
-class OptimalFilterConfig:
-    """The optimal-filter stage: template from the events' records, noise PSD from pulse-free records."""
-
-    min_pulses: int = 20  # clean pulses a channel needs for its own template
-    noise_records: int = 200  # pulse-free records per channel for its noise PSD
-    noise_period_s: float | None = None  # AutoTrigger period (default: one record length)
-    max_delay_s: float | None = None  # arrival-time search half-width (default: half the presamples)
-    align: str = "none"  # build_template alignment: none | peak | rise
-    template_window: float = 0.06  # template from pulses within this fraction of the dominant peak (0: all)
-    energy_lines_ev: tuple[float, ...] = ()  # calibration lines, e.g. (1.55,): the dominant peaks in eV
-    noise_run: str | None = None  # records source: a run with noise records (its FORCED ones if any, else all)
-
-    def as_dict(self) -> dict[str, Any]:
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["energy_lines_ev"] = list(self.energy_lines_ev)
-        return out
 
 
 @dataclass(frozen=True)
@@ -85,20 +68,12 @@ class ReprocessConfig:
         }
 
 
-def _number_list(file: str, key: str, value: Any, what: str) -> tuple[float, ...]:
-    ok = isinstance(value, list) and value and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)
-    if not ok:
-        raise StationConfigError(file, key, what, value)
-    return tuple(float(v) for v in value)
-
-
 def _threshold(file: str, value: Any) -> float | tuple[float, ...] | None:
     if value is None:
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
-    return _number_list(file, "threshold", value, "a positive number or a list of them (one per channel), in stream units")
+    return number_list(file, "threshold", value, "a positive number or a list of them (one per channel), in stream units")
 
 
 def parse_reprocess_config(doc: Any, file: str = "(reprocess config)") -> ReprocessConfig:
@@ -128,39 +103,10 @@ def parse_reprocess_config(doc: Any, file: str = "(reprocess config)") -> Reproc
         chunk_s=float(top.get("chunk_s", "posnum", 10.0)),
         noise_estimate_s=float(top.get("noise_estimate_s", "posnum", 0.25)),
         backend=backend,
-        optimal_filter=None if of_doc is None else _optimal_filter(file, of_doc),
+        optimal_filter=None if of_doc is None else parse_optimal_filter(file, of_doc),
         path=file,
     )
     top.finish()
-    return cfg
-
-
-def _optimal_filter(file: str, doc: Any) -> OptimalFilterConfig:
-    if doc is True or doc == {}:
-        return OptimalFilterConfig()
-    if not isinstance(doc, dict):
-        raise StationConfigError(file, "optimal_filter", "a mapping of optimal-filter settings (or {})", doc)
-    doc = dict(doc)
-    lines = ()
-    if "energy_lines_ev" in doc:
-        lines = _number_list(file, "optimal_filter.energy_lines_ev", doc.pop("energy_lines_ev"),
-                             "a list of line energies in eV, e.g. [1.55]")
-    sec = ConfigSection(file, "optimal_filter", doc)
-    d = OptimalFilterConfig()
-    align = sec.get("align", "str", d.align)
-    if align not in _ALIGN:
-        raise StationConfigError(file, "optimal_filter.align", f"one of {list(_ALIGN)}", align)
-    cfg = OptimalFilterConfig(
-        min_pulses=sec.get("min_pulses", "posint", d.min_pulses),
-        noise_records=sec.get("noise_records", "posint", d.noise_records),
-        noise_period_s=sec.get("noise_period_s", "posnum", d.noise_period_s),
-        max_delay_s=sec.get("max_delay_s", "posnum", d.max_delay_s),
-        align=align,
-        template_window=float(sec.get("template_window", "nonneg", d.template_window)),
-        energy_lines_ev=lines,
-        noise_run=sec.get("noise_run", "str", None),
-    )
-    sec.finish()
     return cfg
 
 

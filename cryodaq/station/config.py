@@ -12,152 +12,20 @@ from __future__ import annotations
 import copy
 import importlib
 import json
-import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from cryodaq.config import (
+    ConfigSection,
+    PipelineConfig,
+    check_value,
+    parse_pipeline,
+    read_yaml_file,
+)
 from cryodaq.errors import StationConfigError
-
-_UNSET = object()
-
-#: IQ calibration methods of MKID pipelines (``cryodaq.pipeline.calibration.method``)
-CALIBRATION_METHODS = ("loop_sweep", "baseline")
-
-
-class _Section:
-    """Reads typed keys out of one mapping, reporting errors with their dotted path."""
-
-    def __init__(self, file: str, path: str, data: Any) -> None:
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise StationConfigError(file, path, "a mapping of keys to values", data)
-        self.file, self.path, self.data = file, path, data
-        self._used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
-
-    def get(self, name: str, kind: str, default: Any = _UNSET) -> Any:
-        """Fetch ``name`` checked against ``kind`` (see :func:`_check`)."""
-        self._used.add(name)
-        if name not in self.data:
-            if default is _UNSET:
-                raise StationConfigError(self.file, self.key(name), f"{_KINDS[kind][0]} (the key is missing)")
-            return default
-        return _check(self.file, self.key(name), kind, self.data[name])
-
-    def section(self, name: str) -> _Section:
-        self._used.add(name)
-        return _Section(self.file, self.key(name), self.data.get(name))
-
-    def finish(self) -> None:
-        """Reject keys nobody asked for: a typo must not be silently ignored."""
-        unknown = sorted(set(self.data) - self._used)
-        if unknown:
-            raise StationConfigError(
-                self.file, self.key(unknown[0]), f"one of the known keys {sorted(self._used)}", "unknown key"
-            )
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-_KINDS: dict[str, tuple[str, Any]] = {
-    "str": ("a string", lambda v: isinstance(v, str) and v != ""),
-    "bool": ("true or false", lambda v: isinstance(v, bool)),
-    "posint": ("a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
-    "posnum_or_null": ("a positive number, or null", lambda v: v is None or (_is_number(v) and v > 0)),
-    "count": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
-    "port": ("a port number 0-65535 (0 = any free port)",
-             lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535),
-    "number": ("a number", _is_number),
-    "posnum": ("a positive number", lambda v: _is_number(v) and v > 0),
-    "nonneg": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "calibration_method": (f"one of {', '.join(CALIBRATION_METHODS)}", lambda v: v in CALIBRATION_METHODS),
-    "odd_points": ("an odd integer >= 5 (the middle point is the operating tone)",
-                   lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 5 and v % 2 == 1),
-    "polarity": ("+1 or -1", lambda v: v in (1, -1) and not isinstance(v, bool)),
-    "oversampling": ("1 or 2", lambda v: v in (1, 2) and not isinstance(v, bool)),
-    "pow2": ("a power of two >= 2", lambda v: isinstance(v, int) and v >= 2 and v & (v - 1) == 0),
-    "mapping": ("a mapping", lambda v: isinstance(v, dict)),
-    "zmq_address": ("a ZeroMQ address 'tcp://HOST:PORT' (PORT 0 or auto = any free port), 'ipc://PATH' "
-                    "or 'inproc://NAME'",
-                    lambda v: isinstance(v, str) and re.fullmatch(r"tcp://[^:/\s]+:(\d{1,5}|\*|auto)|(ipc|inproc)://\S+", v)
-                    is not None),
-    "channels": ("a list of channel indices (integers >= 0)",
-                 lambda v: isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
-                                                       for c in v)),
-    "range": ("a [min, max] pair of numbers with min <= max",
-              lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v)
-              and v[0] <= v[1]),
-}
-
-
-def _check(file: str, key: str, kind: str, value: Any) -> Any:
-    what, ok = _KINDS[kind]
-    if not ok(value):
-        raise StationConfigError(file, key, what, value)
-    return tuple(float(x) for x in value) if kind == "range" else value
-
-
-@dataclass(frozen=True)
-class TriggerConfig:
-    """Pulse trigger on the phase timestreams."""
-
-    threshold_sigma: float = 6.0
-    holdoff_s: float = 0.002
-    polarity: int = 1
-    baseline_s: float = 0.002
-    record_s: float = 0.004
-    presamples_s: float = 0.001
-
-
-@dataclass(frozen=True)
-class CalibrationConfig:
-    """How an MKID pipeline finds each tone's IQ-loop centre and rotation before a run.
-
-    ``loop_sweep``: step every tone over ``±span_hz`` in ``points`` (odd: 0 is one) steps,
-    ``settle_s`` after each change then ``dwell_s`` of data each, and fit each loop's circle
-    (:mod:`cryodaq.acquisition.loop_sweep`): phase about the loop centre. ``baseline``:
-    phase about the IQ origin, rotated to the mean of the first data (no sweep).
-    """
-
-    method: str = "loop_sweep"
-    span_hz: float = 45e3
-    points: int = 21
-    dwell_s: float = 0.03
-    settle_s: float = 0.01
-
-
-@dataclass(frozen=True)
-class PipelineConfig:
-    """Channelizer, down-conversion and buffering for the readout stream."""
-
-    n_channels: int = 64
-    n_taps: int = 8
-    oversampling: int = 1
-    window: str = "hann"
-    decimation: int = 2
-    block_packets: int = 8
-    queue_blocks: int = 256
-    store_stream: bool = True
-    psd_nperseg: int = 1024
-    psd_interval_s: float = 2.0
-    trigger: TriggerConfig = field(default_factory=TriggerConfig)
-    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
-
-    def as_dict(self) -> dict[str, Any]:
-        sub = ("trigger", "calibration")
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in sub}
-        for name in sub:
-            part = getattr(self, name)
-            out[name] = {f.name: getattr(part, f.name) for f in fields(part)}
-        return out
 
 
 @dataclass(frozen=True)
@@ -250,19 +118,6 @@ class StationConfig:
         }
 
 
-def read_yaml_file(path: Path, what: str = "station YAML file") -> Any:
-    """The YAML document in ``path``; a missing file or a syntax error names the file (and line)."""
-    file = str(path)
-    if not path.is_file():
-        raise StationConfigError(file, "(file)", f"an existing {what}", "no such file")
-    try:
-        return yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise StationConfigError(file, where, f"valid YAML ({getattr(exc, 'problem', exc)})") from exc
-
-
 def _read_yaml(path: Path) -> dict[str, Any]:
     file = str(path)
     doc = read_yaml_file(path)
@@ -326,7 +181,7 @@ def load_station_config(path: str | Path) -> StationConfig:
     if unknown:
         raise StationConfigError(file, unknown[0], "only the top-level keys 'instruments' and 'cryodaq'", "unknown key")
     instruments = _check_instruments(file, doc.get("instruments"))
-    top = _Section(file, "cryodaq", doc.get("cryodaq"))
+    top = ConfigSection(file, "cryodaq", doc.get("cryodaq"))
 
     name = top.get("name", "str", path.stem)
     description = top.get("description", "str", "")
@@ -343,7 +198,7 @@ def load_station_config(path: str | Path) -> StationConfig:
             file, "cryodaq.readout.instrument", f"one of the instruments {sorted(instruments)}", readout.instrument
         )
 
-    pipeline = _pipeline(top.section("pipeline"))
+    pipeline = parse_pipeline(top.section("pipeline"))
 
     hk = top.section("housekeeping")
     hk_params = hk.get("parameters", "mapping", {})
@@ -357,7 +212,7 @@ def load_station_config(path: str | Path) -> StationConfig:
     for target, rng in limits_raw.items():
         key = f"cryodaq.safety_limits.{target}"
         _check_parameter_path(file, key, target, instruments)
-        safety_limits[target] = _check(file, key, "range", rng)
+        safety_limits[target] = check_value(file, key, "range", rng)
 
     sim = top.section("simulation")
     faces_raw = sim.get("instruments", "mapping", {})
@@ -366,7 +221,7 @@ def load_station_config(path: str | Path) -> StationConfig:
         key = f"cryodaq.simulation.instruments.{inst}"
         if inst not in instruments:
             raise StationConfigError(file, key, f"one of the instruments {sorted(instruments)}", inst)
-        faces[inst] = _check(file, key, "str", face)
+        faces[inst] = check_value(file, key, "str", face)
     simulation = SimulationConfig(
         enabled=sim.get("enabled", "bool", bool(faces)),
         auto_ports=sim.get("auto_ports", "bool", True),
@@ -398,70 +253,6 @@ def load_station_config(path: str | Path) -> StationConfig:
         pipeline=pipeline, housekeeping=housekeeping, safety_limits=safety_limits,
         simulation=simulation, raw=doc, reliability=reliability, publish=publish,
     )
-
-
-#: The typed-key reader of station files, public for other cryodaq config files validated the
-#: same way (e.g. reprocessing configs): ``ConfigSection(file, dotted_path, mapping)``.
-ConfigSection = _Section
-
-
-def parse_trigger(trig: ConfigSection, defaults: TriggerConfig | None = None) -> TriggerConfig:
-    """A trigger section (the keys of ``cryodaq.pipeline.trigger``), missing keys from ``defaults``.
-
-    Raises :class:`StationConfigError` naming the file and key of a bad or unknown value, or of a
-    ``presamples_s`` not below ``record_s``.
-    """
-    t0 = defaults or TriggerConfig()
-    trigger = TriggerConfig(
-        threshold_sigma=trig.get("threshold_sigma", "posnum", t0.threshold_sigma),
-        holdoff_s=trig.get("holdoff_s", "nonneg", t0.holdoff_s),
-        polarity=trig.get("polarity", "polarity", t0.polarity),
-        baseline_s=trig.get("baseline_s", "posnum", t0.baseline_s),
-        record_s=trig.get("record_s", "posnum", t0.record_s),
-        presamples_s=trig.get("presamples_s", "nonneg", t0.presamples_s),
-    )
-    trig.finish()
-    if trigger.presamples_s >= trigger.record_s:
-        raise StationConfigError(
-            trig.file, trig.key("presamples_s"), f"less than record_s ({trigger.record_s})", trigger.presamples_s,
-        )
-    return trigger
-
-
-def parse_calibration(cal: ConfigSection, defaults: CalibrationConfig | None = None) -> CalibrationConfig:
-    """A ``cryodaq.pipeline.calibration`` section, missing keys from ``defaults``."""
-    c0 = defaults or CalibrationConfig()
-    out = CalibrationConfig(
-        method=cal.get("method", "calibration_method", c0.method),
-        span_hz=float(cal.get("span_hz", "posnum", c0.span_hz)),
-        points=cal.get("points", "odd_points", c0.points),
-        dwell_s=float(cal.get("dwell_s", "posnum", c0.dwell_s)),
-        settle_s=float(cal.get("settle_s", "nonneg", c0.settle_s)),
-    )
-    cal.finish()
-    return out
-
-
-def _pipeline(sec: _Section) -> PipelineConfig:
-    d = PipelineConfig()
-    trigger = parse_trigger(sec.section("trigger"))
-    calibration = parse_calibration(sec.section("calibration"))
-    cfg = PipelineConfig(
-        n_channels=sec.get("n_channels", "pow2", d.n_channels),
-        n_taps=sec.get("n_taps", "posint", d.n_taps),
-        oversampling=sec.get("oversampling", "oversampling", d.oversampling),
-        window=sec.get("window", "str", d.window),
-        decimation=sec.get("decimation", "posint", d.decimation),
-        block_packets=sec.get("block_packets", "posint", d.block_packets),
-        queue_blocks=sec.get("queue_blocks", "posint", d.queue_blocks),
-        store_stream=sec.get("store_stream", "bool", d.store_stream),
-        psd_nperseg=sec.get("psd_nperseg", "pow2", d.psd_nperseg),
-        psd_interval_s=sec.get("psd_interval_s", "posnum", d.psd_interval_s),
-        trigger=trigger,
-        calibration=calibration,
-    )
-    sec.finish()
-    return cfg
 
 
 def _check_parameter_path(file: str, key: str, target: Any, instruments: dict[str, Any]) -> None:

@@ -10,29 +10,24 @@
   scikit-rf on first use only.
 """
 
-from cryodaq._lazy import lazy_getattr
+from typing import TYPE_CHECKING
 
-_EXPORTS = {
-    "Catalog": "cryodaq.storage.catalog",
-    "CatalogEntry": "cryodaq.storage.catalog",
-    "DerivedWriter": "cryodaq.storage.derived",
-    "FORMAT_VERSION": "cryodaq.storage.format",
-    "Run": "cryodaq.storage.reader",
-    "RunInfo": "cryodaq.storage.info",
-    "RunKind": "cryodaq.storage.format",
-    "RunStatus": "cryodaq.storage.format",
-    "RunWriter": "cryodaq.storage.writer",
-    "export_hdf5": "cryodaq.storage.hdf5",
-    "import_hdf5": "cryodaq.storage.hdf5",
-    "import_ljh": "cryodaq.storage.ljh",
-    "import_touchstone": "cryodaq.storage.touchstone",
-    "open_run": "cryodaq.storage.reader",
-    "read_ljh": "cryodaq.storage.ljh",
-    "recover_run": "cryodaq.storage.recover",
-    "run_info": "cryodaq.storage.info",
-    "write_derived": "cryodaq.storage.derived",
-}
+from cryodaq._lazy import lazy_exports
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
+    from cryodaq.storage.catalog import Catalog as Catalog, CatalogEntry as CatalogEntry
+    from cryodaq.storage.derived import DerivedWriter as DerivedWriter, write_derived as write_derived
+    from cryodaq.storage.format import (
+        FORMAT_VERSION as FORMAT_VERSION,
+        RunKind as RunKind,
+        RunStatus as RunStatus,
+    )
+    from cryodaq.storage.hdf5 import export_hdf5 as export_hdf5, import_hdf5 as import_hdf5
+    from cryodaq.storage.info import RunInfo as RunInfo, run_info as run_info
+    from cryodaq.storage.ljh import import_ljh as import_ljh, read_ljh as read_ljh
+    from cryodaq.storage.reader import Run as Run, open_run as open_run
+    from cryodaq.storage.recover import recover_run as recover_run
+    from cryodaq.storage.touchstone import import_touchstone as import_touchstone
+    from cryodaq.storage.writer import RunWriter as RunWriter
 
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -122,9 +122,12 @@ def time_bound(value: datetime | date | str) -> str:
 
 
 def size_on_disk(path: Path) -> int:
-    from cryodaq.storage.info import _size_on_disk
-
-    return _size_on_disk(path)
+    """Bytes of every file under ``path`` (links not followed)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            total += os.lstat(os.path.join(folder, name)).st_size
+    return total
 
 
 def entry_for_run(run: Run, rel_path: str, *, tags: Sequence[str] = ()) -> CatalogEntry:

@@ -17,6 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from cryodaq.cli_options import add_renamed_option
 from cryodaq.errors import ImportFormatError
 from cryodaq.storage.catalog import Catalog, CatalogEntry, time_bound
 from cryodaq.storage.format import RunKind, RunStatus
@@ -50,14 +51,16 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("export", help="export a run to another format (HDF5)")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
     p.add_argument("--format", choices=["hdf5"], default="hdf5", help="output format (default: %(default)s)")
-    p.add_argument("--out", type=Path, metavar="FILE", help="output file (default: the run path with .h5)")
+    add_renamed_option(p, "--output", "--out", type=Path, metavar="FILE",
+                       help="output file (default: the run path with .h5)")
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_export)
 
     p = subparsers.add_parser("import", help="make a run from an HDF5 export, LJH pulse files or Touchstone files")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="input file(s); LJH and Touchstone take several")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the file extension)")
-    p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder to create (.zarr appended)")
+    add_renamed_option(p, "--output", "--out", type=Path, metavar="RUN", default=None,
+                       help="run folder to create (.zarr appended); required")
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag the new run (LJH, Touchstone; repeatable)")
     p.add_argument("--station", metavar="S", help="station name recorded in the run (LJH, Touchstone)")
     p.set_defaults(func=cmd_import)
@@ -118,7 +121,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Export a run; prints the written file."""
     from cryodaq.storage.hdf5 import export_hdf5
 
-    out = args.out or Path(args.run).with_suffix(".h5")
+    out = args.output or Path(args.run).with_suffix(".h5")
     try:
         written = export_hdf5(args.run, out, overwrite=args.force)
     except FileExistsError as exc:
@@ -149,6 +152,8 @@ def guess_format(files: list[Path]) -> str:
 def cmd_import(args: argparse.Namespace) -> int:
     """Import files into a new run; prints the run folder."""
     files = list(args.files)
+    if args.output is None:
+        return _err("import: give the run folder to create with --output RUN")
     fmt = args.format or guess_format(files)
     extra: dict[str, Any] = {"tags": args.tag}
     if args.station:
@@ -159,15 +164,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
             if len(files) != 1 or args.tag or args.station:
                 return _err("--format hdf5 takes exactly one file, and no --tag/--station (the run keeps its own)")
-            out = import_hdf5(files[0], args.out)
+            out = import_hdf5(files[0], args.output)
         elif fmt == "ljh":
             from cryodaq.storage.ljh import import_ljh
 
-            out = import_ljh(files, args.out, **extra)
+            out = import_ljh(files, args.output, **extra)
         else:
             from cryodaq.storage.touchstone import import_touchstone
 
-            out = import_touchstone(files, args.out, **extra)
+            out = import_touchstone(files, args.output, **extra)
     except FileExistsError as exc:
         return _err(exc)
     print(out)

@@ -23,6 +23,7 @@ from zarr.errors import ZarrUserWarning
 from zarr.storage import LocalStore
 
 from cryodaq.errors import DerivedExistsError, RunFormatError
+from cryodaq.provenance import jsonable
 from cryodaq.storage._append import AppendGroup
 from cryodaq.storage._liveness import utc_now_iso
 from cryodaq.storage.format import (
@@ -35,7 +36,6 @@ from cryodaq.storage.format import (
     stream_compressors,
 )
 from cryodaq.storage.reader import open_run
-from cryodaq.storage.writer import _jsonable
 
 _COLUMN_CHUNK = 16384
 
@@ -96,7 +96,7 @@ class DerivedWriter:
                     f"{run.path}: {REPROCESSED}/{label} already exists; choose another label or overwrite it"
                 )
             del parent[label]
-        meta = {**_jsonable(dict(attrs)), "status": "writing", "append_dim": dim}
+        meta = {**jsonable(dict(attrs)), "status": "writing", "append_dim": dim}
         meta.setdefault("created", utc_now_iso())
         group = parent.create_group(label, attributes=meta)
         return cls(run.path, root, group, dim, consolidated=run._consolidated)
@@ -127,7 +127,7 @@ class DerivedWriter:
                     rows, comp = _COLUMN_CHUNK, column_compressors()
                 self._rows.add_array(name, arr.dtype, chunk_rows=rows, trailing=trailing, trailing_dims=dims[1:],
                                      compressors=comp, fill_value=np.nan if arr.dtype.kind == "f" else 0,
-                                     attributes=_jsonable(dict((attrs or {}).get(name, {}))))
+                                     attributes=jsonable(dict((attrs or {}).get(name, {}))))
             self._columns = {name: dims for name, (dims, _) in parts.items()}
         elif set(parts) != set(self._columns):
             raise ValueError(f"derived columns {sorted(parts)} differ from the first append's {sorted(self._columns)}")
@@ -142,13 +142,13 @@ class DerivedWriter:
             raise ValueError(f"derived array {name!r}: dims {dims} do not match its shape {arr.shape}")
         out = self._group.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=arr.shape or None,
                                        compressors=column_compressors(), dimension_names=tuple(dims),
-                                       attributes=_jsonable(dict(attrs or {})))
+                                       attributes=jsonable(dict(attrs or {})))
         out[...] = arr
 
     def set_attrs(self, **attrs: Any) -> None:
         """Add or replace group attrs (e.g. results known only at the end)."""
         self._check_open()
-        self._group.attrs.update(_jsonable(attrs))
+        self._group.attrs.update(jsonable(attrs))
 
     def commit(self) -> int:
         """Write buffered rows, then the committed length. Returns it."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from cryodaq.storage._liveness import parse_iso
+from cryodaq.storage.catalog import size_on_disk
 from cryodaq.storage.format import (
     EVENTS,
     GAPS,
@@ -27,7 +27,9 @@ _SCAN_ROWS = 1 << 20  # rows read at a time when counting events per channel
 
 
 @dataclass
-class StreamInfo:
+class StoredStream:
+    """One stored timestream group of a run: its committed samples, channels, rate and units."""
+
     name: str
     samples: int
     n_channels: int
@@ -64,7 +66,7 @@ class RunInfo:
     ended: str | None
     duration_s: float | None
     size_bytes: int
-    streams: dict[str, StreamInfo] = field(default_factory=dict)
+    streams: dict[str, StoredStream] = field(default_factory=dict)
     n_events: int = 0
     events_per_channel: dict[int, int] = field(default_factory=dict)
     n_gaps: int = 0
@@ -129,14 +131,6 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _size_on_disk(path: Path) -> int:
-    total = 0
-    for folder, _, files in os.walk(path):
-        for name in files:
-            total += os.lstat(os.path.join(folder, name)).st_size
-    return total
-
-
 def _events_per_channel(run: Run, n: int) -> dict[int, int]:
     counts: Counter[int] = Counter()
     channel = run.root[f"{EVENTS}/channel"]
@@ -163,7 +157,7 @@ def summarize(run: Run) -> RunInfo:
         started=started,
         ended=ended,
         duration_s=(t1 - t0).total_seconds() if t0 and t1 else None,
-        size_bytes=_size_on_disk(run.path),
+        size_bytes=size_on_disk(run.path),
     )
     root = run.root
     if STREAM in root:
@@ -171,7 +165,7 @@ def summarize(run: Run) -> RunInfo:
         n = run.committed(STREAM)
         units = dict(grp.attrs.get("units", {}))
         for name in run.stream_names:
-            info.streams[name] = StreamInfo(name, n, int(grp.attrs["n_channels"]), float(grp.attrs["sample_rate_hz"]),
+            info.streams[name] = StoredStream(name, n, int(grp.attrs["n_channels"]), float(grp.attrs["sample_rate_hz"]),
                                             str(units.get(name, "")))
     if EVENTS in root:
         info.n_events = run.committed(EVENTS)

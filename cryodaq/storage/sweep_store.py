@@ -36,6 +36,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from cryodaq.errors import CryodaqError, StorageFullError
+from cryodaq.provenance import jsonable
 from cryodaq.storage._liveness import utc_now_iso, writer_identity
 from cryodaq.storage.catalog import update_catalog
 from cryodaq.storage.format import (
@@ -50,7 +51,7 @@ from cryodaq.storage.format import (
     column_compressors,
 )
 from cryodaq.storage.reader import open_run
-from cryodaq.storage.writer import RunWriter, _jsonable
+from cryodaq.storage.writer import RunWriter
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +165,7 @@ class SweepGroup:
         extra = [c for a in axes for c in a.coords if c != a.dim]
         meta = {"axes": dims, "shape": list(shape), "status": "running", "created": utc_now_iso(),
                 "axis_coords": extra, "axis_info": [a.description or {"dim": a.dim} for a in axes],
-                **_jsonable(dict(attrs or {}))}
+                **jsonable(dict(attrs or {}))}
         grp = top.create_group(name, attributes=meta)
         for a in axes:
             for cname, values in a.coords.items():
@@ -314,7 +315,7 @@ class SweepGroup:
     # ------------------------------------------------------------------ status
     def set_attrs(self, **fields: Any) -> None:
         """Add or replace group attrs (``status``: running | complete | stopped | aborted)."""
-        self.run.guarded(lambda: self.group.attrs.update(_jsonable(fields)), f"{SWEEPS}/{self.name}")
+        self.run.guarded(lambda: self.group.attrs.update(jsonable(fields)), f"{SWEEPS}/{self.name}")
 
     def dataset(self) -> xr.Dataset:
         """The group as an xarray Dataset as it is on disk now (use ``done`` to tell measured points)."""
@@ -464,7 +465,7 @@ class SweepRun:
         if reserved:
             raise ValueError(f"run attrs {sorted(reserved)} are managed by the writer")
         with self._lock:
-            self.meta.update(_jsonable(fields))
+            self.meta.update(jsonable(fields))
             self.guarded(self._write_meta, "zarr.json")
 
     def close(self, status: RunStatus | str = RunStatus.COMPLETE, *, interrupted: bool = False,

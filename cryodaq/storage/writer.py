@@ -8,25 +8,22 @@ a lock, so appends from one thread and commits from another are safe.
 from __future__ import annotations
 
 import errno
-import json
 import logging
-import platform
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from functools import wraps
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import numpy as np
-import xarray
 import zarr
 from zarr.storage import LocalStore
 
-import cryodaq
 from cryodaq.errors import StorageFullError
+from cryodaq.provenance import jsonable, software_versions
 from cryodaq.storage._append import AppendGroup, WriteFailure
 from cryodaq.storage._liveness import utc_now_iso, writer_identity
 from cryodaq.storage.catalog import clean_tags, update_catalog
@@ -77,31 +74,6 @@ def _locked(method: _F) -> _F:
             return method(self, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def _jsonable(obj: Any) -> Any:
-    """Convert a qcodes snapshot / config to plain JSON types (numpy scalars, arrays, dates, paths)."""
-
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, datetime | date):
-            return o.isoformat()
-        return str(o)
-
-    return json.loads(json.dumps(obj, default=default, allow_nan=True))
-
-
-def _software() -> dict[str, str]:
-    return {
-        "cryodaq": cryodaq.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "zarr": zarr.__version__,
-        "xarray": xarray.__version__,
-    }
 
 
 def default_run_id(station_name: str) -> str:
@@ -171,10 +143,10 @@ class RunWriter:
             "end_reason": "",
             "started": now,
             "ended": None,
-            "station": {"name": station_name, "snapshot": _jsonable(station_snapshot)},
-            "config": _jsonable(config),
-            "software": _software(),
-            "clock": _jsonable(clock) if clock else {"source": "host system clock", "uncertainty_s": None},
+            "station": {"name": station_name, "snapshot": jsonable(station_snapshot)},
+            "config": jsonable(config),
+            "software": software_versions(),
+            "clock": jsonable(clock) if clock else {"source": "host system clock", "uncertainty_s": None},
             "tags": tags,
             **writer_identity(),
             "heartbeat": now,
@@ -477,12 +449,12 @@ class RunWriter:
             top = self._root[SWEEPS] if SWEEPS in self._root else self._root.create_group(SWEEPS)
             if name in top:
                 raise ValueError(f"sweep {name!r} already exists in {self.path}/{SWEEPS}")
-            grp = top.create_group(name, attributes={"axes": list(axes), **_jsonable(dict(attrs or {}))})
+            grp = top.create_group(name, attributes={"axes": list(axes), **jsonable(dict(attrs or {}))})
             for key, val in [*axes.items(), *arrays.items()]:
                 dims = (key,) if key in axes else tuple(axes)
                 arr = grp.create_array(key, shape=val.shape, dtype=val.dtype if val.dtype.kind not in "OUT" else str,
                                        compressors=column_compressors(), dimension_names=dims,
-                                       attributes=_jsonable(dict(extra.get(key, {}))))
+                                       attributes=jsonable(dict(extra.get(key, {}))))
                 arr[...] = val
 
         self._guarded(write, f"{SWEEPS}/{name}")
@@ -539,7 +511,7 @@ class RunWriter:
         reserved = {"format_version", "run_id", "kind", "status", "started", "ended", "heartbeat"} & set(fields)
         if reserved:
             raise ValueError(f"run attrs {sorted(reserved)} are managed by the writer")
-        self._meta.update(_jsonable(fields))
+        self._meta.update(jsonable(fields))
         self._guarded(self._write_meta, "zarr.json")
 
     @_locked

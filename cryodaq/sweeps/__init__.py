@@ -13,39 +13,50 @@
 - Procedures — :mod:`cryodaq.sweeps.procedures` (resonator characterisation, ...).
 """
 
-from cryodaq._lazy import lazy_getattr
+from typing import TYPE_CHECKING
 
-_EXPORTS = {
-    "ArraySweep": "cryodaq.sweeps.axes",
-    "Axis": "cryodaq.sweeps.axes",
-    "Condition": "cryodaq.sweeps.interlocks",
-    "Decision": "cryodaq.sweeps.control",
-    "DiskNearlyFull": "cryodaq.sweeps.interlocks",
-    "InstrumentNotAnswering": "cryodaq.sweeps.interlocks",
-    "Interlock": "cryodaq.sweeps.interlocks",
-    "InterlockTimeout": "cryodaq.sweeps.engine",
-    "LinSweep": "cryodaq.sweeps.axes",
-    "LogSweep": "cryodaq.sweeps.axes",
-    "Point": "cryodaq.sweeps.engine",
-    "ScriptError": "cryodaq.sweeps.script",
-    "SweepAborted": "cryodaq.sweeps.control",
-    "SweepContext": "cryodaq.sweeps.script",
-    "SweepControl": "cryodaq.sweeps.control",
-    "SweepEngine": "cryodaq.sweeps.engine",
-    "SweepMismatchError": "cryodaq.storage.sweep_store",
-    "SweepOutcome": "cryodaq.sweeps.script",
-    "SweepResult": "cryodaq.sweeps.engine",
-    "SweepResumeError": "cryodaq.storage.sweep_store",
-    "SweepRun": "cryodaq.storage.sweep_store",
-    "SweepState": "cryodaq.sweeps.engine",
-    "SweepStopped": "cryodaq.sweeps.control",
-    "TemperatureAbove": "cryodaq.sweeps.interlocks",
-    "TogetherSweep": "cryodaq.sweeps.axes",
-    "run_script": "cryodaq.sweeps.script",
-    "sweep": "cryodaq.sweeps.api",
-    "zip_axes": "cryodaq.sweeps.axes",
-}
+from cryodaq._lazy import lazy_exports
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
+    from cryodaq.storage.sweep_store import (
+        SweepMismatchError as SweepMismatchError,
+        SweepResumeError as SweepResumeError,
+        SweepRun as SweepRun,
+    )
+    from cryodaq.sweeps.api import sweep as sweep
+    from cryodaq.sweeps.axes import (
+        ArraySweep as ArraySweep,
+        Axis as Axis,
+        LinSweep as LinSweep,
+        LogSweep as LogSweep,
+        TogetherSweep as TogetherSweep,
+        zip_axes as zip_axes,
+    )
+    from cryodaq.sweeps.control import (
+        Decision as Decision,
+        SweepAborted as SweepAborted,
+        SweepControl as SweepControl,
+        SweepStopped as SweepStopped,
+    )
+    from cryodaq.sweeps.engine import (
+        InterlockTimeout as InterlockTimeout,
+        Point as Point,
+        SweepEngine as SweepEngine,
+        SweepResult as SweepResult,
+        SweepState as SweepState,
+    )
+    from cryodaq.sweeps.interlocks import (
+        Condition as Condition,
+        DiskNearlyFull as DiskNearlyFull,
+        InstrumentNotAnswering as InstrumentNotAnswering,
+        Interlock as Interlock,
+        TemperatureAbove as TemperatureAbove,
+    )
+    from cryodaq.sweeps.script import (
+        ScriptError as ScriptError,
+        SweepContext as SweepContext,
+        SweepOutcome as SweepOutcome,
+        run_script as run_script,
+    )
 
-__all__ = sorted(_EXPORTS)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

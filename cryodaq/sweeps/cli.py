@@ -33,7 +33,7 @@ def _console_log_level(level: int) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from cryodaq.cli import _station_path
+    from cryodaq.station.shipped import station_path
     from cryodaq.sweeps.progress import SweepProgress
     from cryodaq.sweeps.script import run_script
 
@@ -42,7 +42,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.resume:
         console.print(f"resuming [bold]{args.resume}[/] with {args.script}")
     outcome = run_script(
-        args.script, _station_path(args.station), args.out, resume=args.resume, simulate=args.simulate,
+        args.script, station_path(args.station), args.out, resume=args.resume, simulate=args.simulate,
         options=dict(args.option or []), run_id=args.run_id, tags=args.tag or [], progress=progress,
         on_ready=lambda ctx: console.print(f"run [bold]{ctx.run.path}[/] ({'resumed' if ctx.resumed else 'new'}); "
                                            f"log {ctx.run.log_path}"),

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from cryodaq.acquisition.pipeline import MKIDPipeline, TESPipeline
-from cryodaq.acquisition.receiver import Block
+from cryodaq.readout.blocks import Block
 from cryodaq.dsp import IQCalibration
-from cryodaq.station.config import PipelineConfig, TriggerConfig
+from cryodaq.config import PipelineConfig, TriggerConfig
 
 PINNED = Path(__file__).resolve().parents[1] / "data" / "pinned_streams.npz"
 

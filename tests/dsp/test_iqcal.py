@@ -1,4 +1,4 @@
-"""IQ calibration from a resonator fit: phase → fractional frequency shift, signs, dissipation."""
+"""IQ calibrations (resonator fit, IQ-loop sweep): phase → fractional frequency shift, the pulse sign, dissipation."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cryodaq.dsp.iq import IQCalibration
-from cryodaq.dsp.iqcal import calibration_from_fit, fractional_frequency_shift
+from cryodaq.dsp.iqcal import LoopSweep, calibration_from_fit, fractional_frequency_shift, loop_calibration
 from cryodaq.dsp.resonator import fit_resonator, resonator_model
 
 # two tones: (fr, Ql, |Qc|, phi, a, alpha, delay, geometry)
@@ -48,7 +48,7 @@ def test_phase_maps_to_fractional_frequency_shift_for_two_tones() -> None:
     iq = np.stack([tone_stream(p, p[0], y_true[:, i]) for i, p in enumerate(RESONATORS)], axis=1)
     phase = np.asarray(cal.phase(iq), dtype=float)
     assert phase[0] == pytest.approx([0.0, 0.0], abs=1e-6)  # tone on resonance → phase 0
-    assert np.all(phase[t > 110] < 0)  # fr drops → negative phase
+    assert np.all(phase[t > 110] > 0)  # fr drops → positive phase: photon pulses are positive
     ql = np.array([fit.Ql for fit in fits])
     y = fractional_frequency_shift(phase, ql)
     assert np.max(np.abs(y - y_true) * ql) < 1e-4  # in linewidths; phase is float32
@@ -88,8 +88,8 @@ def test_rotation_points_at_the_resonance() -> None:
 
 def test_fractional_frequency_shift_formulas() -> None:
     theta = np.array([-1.0, -0.1, 0.0, 0.1, 1.0])
-    np.testing.assert_allclose(fractional_frequency_shift(theta, 1e4), np.tan(theta / 2) / 2e4)
-    np.testing.assert_allclose(fractional_frequency_shift(theta, 1e4, small_angle=True), theta / 4e4)
+    np.testing.assert_allclose(fractional_frequency_shift(theta, 1e4), -np.tan(theta / 2) / 2e4)
+    np.testing.assert_allclose(fractional_frequency_shift(theta, 1e4, small_angle=True), -theta / 4e4)
 
 
 def test_calibration_input_checks() -> None:
@@ -98,3 +98,19 @@ def test_calibration_input_checks() -> None:
         calibration_from_fit([fit, fit], tone_freq_hz=[4.5e9])
     with pytest.raises(ValueError, match="no resonator fits"):
         calibration_from_fit([])
+
+
+def test_loop_calibration_of_a_synthetic_notch_loop():
+    # S21 = a e^{iφ} (1 - r/(1 + 2j Ql x)): centre a e^{iφ}(1 - r/2), radius a r/2
+    a, phi, r, ql, fr = 0.7, 0.9, 0.8, 1.6e5, 5e9
+    offsets = np.linspace(-45e3, 45e3, 21)
+    s21 = a * np.exp(1j * phi) * (1 - r / (1 + 2j * ql * offsets / fr))
+    sweep = LoopSweep(offsets, s21[:, None], np.array([fr]))
+    cal = loop_calibration(sweep)
+    centre = a * np.exp(1j * phi) * (1 - r / 2)
+    assert abs(cal.centre[0] - centre) < 1e-9 and cal.radius[0] == pytest.approx(a * r / 2, rel=1e-9)
+    assert cal.phase(s21[10:11, None])[0, 0] == pytest.approx(0.0, abs=1e-6)  # operating point at phase 0
+    # a resonance moving down (photon) looks like the tone moving up: positive phase
+    assert np.all(np.diff(cal.phase(s21[10:, None], unwrap=False)[:, 0]) > 0)
+    with pytest.raises(ValueError, match="odd number"):
+        loop_calibration(LoopSweep(offsets + 2e3, s21[:, None], np.array([fr])))

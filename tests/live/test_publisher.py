@@ -12,8 +12,8 @@ import zmq
 
 from cryodaq.wire import live as lp
 from cryodaq.live.publisher import LivePublisher, PublisherError
-from cryodaq.acquisition.receiver import Gap
-from cryodaq.acquisition.session import SessionStats
+from cryodaq.readout.blocks import Gap
+from cryodaq.acquisition.sinks import SessionStats
 from cryodaq.errors import StationConfigError
 from cryodaq.station import load_station_config
 

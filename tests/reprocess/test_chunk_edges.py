@@ -14,11 +14,11 @@ import pytest
 from cryodaq.acquisition.pipeline import make_trigger
 from cryodaq.backend import numpy_backend
 from cryodaq.dsp import EventBatch, EventFlag
-from cryodaq.dsp.detectors import _NEVER, greedy_min_gap
+from cryodaq.dsp.detectors import NEVER, greedy_min_gap
 from cryodaq.reprocess import load_reprocess_config, reprocess_run
 from cryodaq.reprocess._plan import Chunk, chunk_rows, find_segments, plan_chunks
 from cryodaq.reprocess._tasks import prune_suppressed
-from cryodaq.station.config import PipelineConfig, TriggerConfig
+from cryodaq.config import PipelineConfig, TriggerConfig
 from cryodaq.storage import RunWriter, open_run
 
 RATE = 1000.0
@@ -142,10 +142,10 @@ def test_pruning_keeps_greedy_hold_off_exact() -> None:
         keep = prune_suppressed(ch, idx, start, holdoff, n_ch)
         full_i, full_c = np.concatenate([before[0], idx]), np.concatenate([before[1], ch])
         o = np.lexsort((full_i, full_c))
-        ref = greedy_min_gap(full_c[o], full_i[o], np.full(n_ch, _NEVER), holdoff)
+        ref = greedy_min_gap(full_c[o], full_i[o], np.full(n_ch, NEVER), holdoff)
         pi, pc = np.concatenate([before[0], idx[keep]]), np.concatenate([before[1], ch[keep]])
         o2 = np.lexsort((pi, pc))
-        got = greedy_min_gap(pc[o2], pi[o2], np.full(n_ch, _NEVER), holdoff)
+        got = greedy_min_gap(pc[o2], pi[o2], np.full(n_ch, NEVER), holdoff)
         kept_ref = set(zip(full_c[o][ref].tolist(), full_i[o][ref].tolist()))
         kept_got = set(zip(pc[o2][got].tolist(), pi[o2][got].tolist()))
         assert kept_ref == kept_got

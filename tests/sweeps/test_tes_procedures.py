@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cryodaq.acquisition.capture import Capture
+from cryodaq.readout.capture import Capture
 from cryodaq.storage import open_run
 from cryodaq.sweeps import run_script
 from cryodaq.sweeps.procedures import (

@@ -6,7 +6,7 @@ noise PSD versus bias, read from the streaming TES readout board.
 branch first, as real IV sweeps do: coming down from the normal state the TES does not latch
 superconducting). The bias is set through the bias source's qcodes parameter (a Keithley 2450's
 ``source.current``), so the station's safety limits apply. At each point a short capture of the
-stream (:func:`~cryodaq.acquisition.capture.capture_stream`) gives per channel (dim ``channel``)
+stream (:func:`~cryodaq.readout.capture.capture_stream`) gives per channel (dim ``channel``)
 the TES current in amperes — ``counts / counts_per_ampere``, still carrying the SQUID's unknown
 offset, which :func:`~cryodaq.dsp.analyze_iv` removes by making the normal branch pass through the
 origin: ``i_raw_a``, the mean of the samples within ``clip_sigma`` robust σ of the median (what the
@@ -56,7 +56,7 @@ import xarray as xr
 from qcodes.parameters import ParameterBase
 from scipy.optimize import curve_fit
 
-from cryodaq.acquisition.capture import Capture, capture_stream
+from cryodaq.readout.capture import Capture, capture_stream
 from cryodaq.dsp import analyze_iv, welch_psd
 from cryodaq.dsp.stats import robust_sigma
 from cryodaq.storage.sweep_store import read_sweep

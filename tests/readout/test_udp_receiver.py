@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from cryodaq.wire import packet as pk
-from cryodaq.acquisition.receiver import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS, UDPReceiver
+from cryodaq.readout.blocks import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS
+from cryodaq.readout.udp_receiver import UDPReceiver
 
 N = 256
 FS = 1_000_000.0

@@ -1,4 +1,4 @@
-"""UDP receiver: packets -> contiguous sample blocks + gap records.
+"""UDP receiver of cryodaq readout packets: packets -> contiguous sample blocks + gap records.
 
 The receiver thread does as little as possible: read a datagram, check its
 sequence number, copy its samples into the block being assembled, and hand full
@@ -15,59 +15,16 @@ import queue
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
+from cryodaq.readout.blocks import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS, CAUSE_RESTART, Block, Gap
+from cryodaq.readout.source import ReceiverStats
 from cryodaq.wire import packet as pk
 
+__all__ = ["UDPReceiver"]
+
 log = logging.getLogger(__name__)
-
-CAUSE_PACKET_LOSS = "packet_loss"
-CAUSE_OVERFLOW = "pipeline_overflow"
-CAUSE_RESTART = "stream_restart"
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Samples that never reached the pipeline."""
-
-    first_sample: int
-    n_samples: int
-    t_ns: int
-    cause: str
-    detail: str = ""
-
-
-@dataclass
-class Block:
-    """Contiguous samples: ``samples[i]`` is stream sample ``first_sample + i``.
-
-    ``continuous`` is False when samples are missing right before this block
-    (the DSP state must be reset, not carried over).
-    """
-
-    first_sample: int
-    t_ns: int
-    samples: np.ndarray
-    continuous: bool
-    gaps: list[Gap] = field(default_factory=list)  # gaps that ended right before this block
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.samples.shape[0])
-
-
-@dataclass
-class ReceiverStats:
-    packets: int = 0
-    samples: int = 0
-    lost_packets: int = 0
-    lost_samples: int = 0
-    dropped_blocks: int = 0
-    dropped_samples: int = 0
-    bad_packets: int = 0
-    gaps: int = 0
 
 
 class UDPReceiver:

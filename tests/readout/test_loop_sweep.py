@@ -1,4 +1,4 @@
-"""IQ-loop calibration: circle geometry vs the simulated resonators, and resolved photon lines."""
+"""IQ-loop calibration sweep through the board: circle geometry vs the simulated resonators, resolved photon lines."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cryodaq.acquisition.loop_sweep import LoopSweep, loop_calibration
 from cryodaq.acquisition.session import StreamSession
 from cryodaq.errors import StationConfigError
 from cryodaq.station import load_station_config
@@ -31,22 +30,6 @@ def _line_ratio(amp: np.ndarray) -> tuple[float, float, float]:
     lo, hi = np.percentile(amp, [10, 90])
     cut = 0.5 * (lo + hi)
     return float(np.median(amp[amp < cut])), float(np.median(amp[amp >= cut])), float(np.mean(amp >= cut))
-
-
-def test_loop_calibration_of_a_synthetic_notch_loop():
-    # S21 = a e^{iφ} (1 - r/(1 + 2j Ql x)): centre a e^{iφ}(1 - r/2), radius a r/2
-    a, phi, r, ql, fr = 0.7, 0.9, 0.8, 1.6e5, 5e9
-    offsets = np.linspace(-45e3, 45e3, 21)
-    s21 = a * np.exp(1j * phi) * (1 - r / (1 + 2j * ql * offsets / fr))
-    sweep = LoopSweep(offsets, s21[:, None], np.array([fr]))
-    cal = loop_calibration(sweep)
-    centre = a * np.exp(1j * phi) * (1 - r / 2)
-    assert abs(cal.centre[0] - centre) < 1e-9 and cal.radius[0] == pytest.approx(a * r / 2, rel=1e-9)
-    assert cal.phase(s21[10:11, None])[0, 0] == pytest.approx(0.0, abs=1e-6)  # operating point at phase 0
-    # a resonance moving down (photon) looks like the tone moving up: positive phase
-    assert np.all(np.diff(cal.phase(s21[10:, None], unwrap=False)[:, 0]) > 0)
-    with pytest.raises(ValueError, match="odd number"):
-        loop_calibration(LoopSweep(offsets + 2e3, s21[:, None], np.array([fr])))
 
 
 def test_calibration_section_is_validated(tmp_path):

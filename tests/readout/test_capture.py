@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from qcodes.instrument import Instrument
 
-from cryodaq.acquisition.capture import CaptureGapError, capture_stream
+from cryodaq.readout.capture import CaptureGapError, capture_stream
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments import TESReadoutBoard
 from sim_instruments.launcher import serve

@@ -1,0 +1,296 @@
+"""Processing settings shared by station files and reprocessing configs, and their YAML reader.
+
+One home for the pipeline's settings (channelizer, trigger, IQ calibration, optimal filter)
+so that a station file (``cryodaq.pipeline`` in :mod:`cryodaq.station.config`) and a
+reprocessing config (:mod:`cryodaq.reprocess.config`) describe them with the same dataclasses,
+validated by the same code. :class:`ConfigSection` reads typed keys out of one mapping and
+every error names the file, the dotted key and what was expected
+(:class:`~cryodaq.errors.StationConfigError`); unknown keys are refused, never ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cryodaq.errors import StationConfigError
+
+__all__ = [
+    "CALIBRATION_METHODS", "CalibrationConfig", "ConfigSection", "OptimalFilterConfig", "PipelineConfig",
+    "TriggerConfig", "check_value", "number_list", "parse_calibration", "parse_optimal_filter", "parse_pipeline",
+    "parse_trigger", "read_yaml_file",
+]
+
+_UNSET = object()
+
+#: IQ calibration methods of MKID pipelines (``cryodaq.pipeline.calibration.method``)
+CALIBRATION_METHODS = ("loop_sweep", "baseline")
+
+
+class ConfigSection:
+    """Reads typed keys out of one mapping, reporting errors with their dotted path."""
+
+    def __init__(self, file: str, path: str, data: Any) -> None:
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise StationConfigError(file, path, "a mapping of keys to values", data)
+        self.file, self.path, self.data = file, path, data
+        self._used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def get(self, name: str, kind: str, default: Any = _UNSET) -> Any:
+        """Fetch ``name`` checked against ``kind`` (see :func:`check_value`)."""
+        self._used.add(name)
+        if name not in self.data:
+            if default is _UNSET:
+                raise StationConfigError(self.file, self.key(name), f"{_KINDS[kind][0]} (the key is missing)")
+            return default
+        return check_value(self.file, self.key(name), kind, self.data[name])
+
+    def section(self, name: str) -> ConfigSection:
+        self._used.add(name)
+        return ConfigSection(self.file, self.key(name), self.data.get(name))
+
+    def finish(self) -> None:
+        """Reject keys nobody asked for: a typo must not be silently ignored."""
+        unknown = sorted(set(self.data) - self._used)
+        if unknown:
+            raise StationConfigError(
+                self.file, self.key(unknown[0]), f"one of the known keys {sorted(self._used)}", "unknown key"
+            )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_KINDS: dict[str, tuple[str, Any]] = {
+    "str": ("a string", lambda v: isinstance(v, str) and v != ""),
+    "bool": ("true or false", lambda v: isinstance(v, bool)),
+    "posint": ("a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
+    "posnum_or_null": ("a positive number, or null", lambda v: v is None or (_is_number(v) and v > 0)),
+    "count": ("an integer >= 0", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+    "port": ("a port number 0-65535 (0 = any free port)",
+             lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 65535),
+    "number": ("a number", _is_number),
+    "posnum": ("a positive number", lambda v: _is_number(v) and v > 0),
+    "nonneg": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "calibration_method": (f"one of {', '.join(CALIBRATION_METHODS)}", lambda v: v in CALIBRATION_METHODS),
+    "odd_points": ("an odd integer >= 5 (the middle point is the operating tone)",
+                   lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 5 and v % 2 == 1),
+    "polarity": ("+1 or -1", lambda v: v in (1, -1) and not isinstance(v, bool)),
+    "oversampling": ("1 or 2", lambda v: v in (1, 2) and not isinstance(v, bool)),
+    "pow2": ("a power of two >= 2", lambda v: isinstance(v, int) and v >= 2 and v & (v - 1) == 0),
+    "mapping": ("a mapping", lambda v: isinstance(v, dict)),
+    "zmq_address": ("a ZeroMQ address 'tcp://HOST:PORT' (PORT 0 or auto = any free port), 'ipc://PATH' "
+                    "or 'inproc://NAME'",
+                    lambda v: isinstance(v, str) and re.fullmatch(r"tcp://[^:/\s]+:(\d{1,5}|\*|auto)|(ipc|inproc)://\S+", v)
+                    is not None),
+    "channels": ("a list of channel indices (integers >= 0)",
+                 lambda v: isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                                       for c in v)),
+    "range": ("a [min, max] pair of numbers with min <= max",
+              lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v)
+              and v[0] <= v[1]),
+}
+
+
+def check_value(file: str, key: str, kind: str, value: Any) -> Any:
+    what, ok = _KINDS[kind]
+    if not ok(value):
+        raise StationConfigError(file, key, what, value)
+    return tuple(float(x) for x in value) if kind == "range" else value
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """Pulse trigger on the phase timestreams."""
+
+    threshold_sigma: float = 6.0
+    holdoff_s: float = 0.002
+    polarity: int = 1
+    baseline_s: float = 0.002
+    record_s: float = 0.004
+    presamples_s: float = 0.001
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """How an MKID pipeline finds each tone's IQ-loop centre and rotation before a run.
+
+    ``loop_sweep``: step every tone over ``±span_hz`` in ``points`` (odd: 0 is one) steps,
+    ``settle_s`` after each change then ``dwell_s`` of data each, and fit each loop's circle
+    (:mod:`cryodaq.readout.loop_sweep`): phase about the loop centre. ``baseline``:
+    phase about the IQ origin, rotated to the mean of the first data (no sweep).
+    """
+
+    method: str = "loop_sweep"
+    span_hz: float = 45e3
+    points: int = 21
+    dwell_s: float = 0.03
+    settle_s: float = 0.01
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Channelizer, down-conversion and buffering for the readout stream."""
+
+    n_channels: int = 64
+    n_taps: int = 8
+    oversampling: int = 1
+    window: str = "hann"
+    decimation: int = 2
+    block_packets: int = 8
+    queue_blocks: int = 256
+    store_stream: bool = True
+    psd_nperseg: int = 1024
+    psd_interval_s: float = 2.0
+    trigger: TriggerConfig = field(default_factory=TriggerConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+
+    def as_dict(self) -> dict[str, Any]:
+        sub = ("trigger", "calibration")
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in sub}
+        for name in sub:
+            part = getattr(self, name)
+            out[name] = {f.name: getattr(part, f.name) for f in fields(part)}
+        return out
+
+
+_ALIGN = ("none", "peak", "rise")
+
+
+@dataclass(frozen=True)
+class OptimalFilterConfig:
+    """The optimal-filter stage: template from the events' records, noise PSD from pulse-free records."""
+
+    min_pulses: int = 20  # clean pulses a channel needs for its own template
+    noise_records: int = 200  # pulse-free records per channel for its noise PSD
+    noise_period_s: float | None = None  # AutoTrigger period (default: one record length)
+    max_delay_s: float | None = None  # arrival-time search half-width (default: half the presamples)
+    align: str = "none"  # build_template alignment: none | peak | rise
+    template_window: float = 0.06  # template from pulses within this fraction of the dominant peak (0: all)
+    energy_lines_ev: tuple[float, ...] = ()  # calibration lines, e.g. (1.55,): the dominant peaks in eV
+    noise_run: str | None = None  # records source: a run with noise records (its FORCED ones if any, else all)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["energy_lines_ev"] = list(self.energy_lines_ev)
+        return out
+
+
+def read_yaml_file(path: Path, what: str = "station YAML file") -> Any:
+    """The YAML document in ``path``; a missing file or a syntax error names the file (and line)."""
+    file = str(path)
+    if not path.is_file():
+        raise StationConfigError(file, "(file)", f"an existing {what}", "no such file")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        raise StationConfigError(file, where, f"valid YAML ({getattr(exc, 'problem', exc)})") from exc
+
+
+def parse_trigger(trig: ConfigSection, defaults: TriggerConfig | None = None) -> TriggerConfig:
+    """A trigger section (the keys of ``cryodaq.pipeline.trigger``), missing keys from ``defaults``.
+
+    Raises :class:`StationConfigError` naming the file and key of a bad or unknown value, or of a
+    ``presamples_s`` not below ``record_s``.
+    """
+    t0 = defaults or TriggerConfig()
+    trigger = TriggerConfig(
+        threshold_sigma=trig.get("threshold_sigma", "posnum", t0.threshold_sigma),
+        holdoff_s=trig.get("holdoff_s", "nonneg", t0.holdoff_s),
+        polarity=trig.get("polarity", "polarity", t0.polarity),
+        baseline_s=trig.get("baseline_s", "posnum", t0.baseline_s),
+        record_s=trig.get("record_s", "posnum", t0.record_s),
+        presamples_s=trig.get("presamples_s", "nonneg", t0.presamples_s),
+    )
+    trig.finish()
+    if trigger.presamples_s >= trigger.record_s:
+        raise StationConfigError(
+            trig.file, trig.key("presamples_s"), f"less than record_s ({trigger.record_s})", trigger.presamples_s,
+        )
+    return trigger
+
+
+def parse_calibration(cal: ConfigSection, defaults: CalibrationConfig | None = None) -> CalibrationConfig:
+    """A ``cryodaq.pipeline.calibration`` section, missing keys from ``defaults``."""
+    c0 = defaults or CalibrationConfig()
+    out = CalibrationConfig(
+        method=cal.get("method", "calibration_method", c0.method),
+        span_hz=float(cal.get("span_hz", "posnum", c0.span_hz)),
+        points=cal.get("points", "odd_points", c0.points),
+        dwell_s=float(cal.get("dwell_s", "posnum", c0.dwell_s)),
+        settle_s=float(cal.get("settle_s", "nonneg", c0.settle_s)),
+    )
+    cal.finish()
+    return out
+
+
+def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
+    d = PipelineConfig()
+    trigger = parse_trigger(sec.section("trigger"))
+    calibration = parse_calibration(sec.section("calibration"))
+    cfg = PipelineConfig(
+        n_channels=sec.get("n_channels", "pow2", d.n_channels),
+        n_taps=sec.get("n_taps", "posint", d.n_taps),
+        oversampling=sec.get("oversampling", "oversampling", d.oversampling),
+        window=sec.get("window", "str", d.window),
+        decimation=sec.get("decimation", "posint", d.decimation),
+        block_packets=sec.get("block_packets", "posint", d.block_packets),
+        queue_blocks=sec.get("queue_blocks", "posint", d.queue_blocks),
+        store_stream=sec.get("store_stream", "bool", d.store_stream),
+        psd_nperseg=sec.get("psd_nperseg", "pow2", d.psd_nperseg),
+        psd_interval_s=sec.get("psd_interval_s", "posnum", d.psd_interval_s),
+        trigger=trigger,
+        calibration=calibration,
+    )
+    sec.finish()
+    return cfg
+
+
+def number_list(file: str, key: str, value: Any, what: str) -> tuple[float, ...]:
+    ok = isinstance(value, list) and value and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in value)
+    if not ok:
+        raise StationConfigError(file, key, what, value)
+    return tuple(float(v) for v in value)
+
+
+def parse_optimal_filter(file: str, doc: Any, key: str = "optimal_filter") -> OptimalFilterConfig:
+    """An optimal-filter section (``true`` or ``{}``: the defaults); errors name ``file`` and ``key``."""
+    if doc is True or doc == {}:
+        return OptimalFilterConfig()
+    if not isinstance(doc, dict):
+        raise StationConfigError(file, key, "a mapping of optimal-filter settings (or {})", doc)
+    doc = dict(doc)
+    lines = ()
+    if "energy_lines_ev" in doc:
+        lines = number_list(file, f"{key}.energy_lines_ev", doc.pop("energy_lines_ev"),
+                             "a list of line energies in eV, e.g. [1.55]")
+    sec = ConfigSection(file, key, doc)
+    d = OptimalFilterConfig()
+    align = sec.get("align", "str", d.align)
+    if align not in _ALIGN:
+        raise StationConfigError(file, f"{key}.align", f"one of {list(_ALIGN)}", align)
+    cfg = OptimalFilterConfig(
+        min_pulses=sec.get("min_pulses", "posint", d.min_pulses),
+        noise_records=sec.get("noise_records", "posint", d.noise_records),
+        noise_period_s=sec.get("noise_period_s", "posnum", d.noise_period_s),
+        max_delay_s=sec.get("max_delay_s", "posnum", d.max_delay_s),
+        align=align,
+        template_window=float(sec.get("template_window", "nonneg", d.template_window)),
+        energy_lines_ev=lines,
+        noise_run=sec.get("noise_run", "str", None),
+    )
+    sec.finish()
+    return cfg
