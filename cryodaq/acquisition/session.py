@@ -34,7 +34,7 @@ from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, get_backend
 from cryodaq.errors import StationConfigError
 from cryodaq.readout.loop_sweep import calibrate_source, write_loop_sweep
-from cryodaq.readout.receiving import receiving
+from cryodaq.readout.receive import receiving
 from cryodaq.readout.source import BlockReceiver, ReadoutSource
 from cryodaq.station.bringup import station_up
 from cryodaq.station.config import StationConfig

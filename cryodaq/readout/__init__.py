@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         measure_iq_loops as measure_iq_loops,
         write_loop_sweep as write_loop_sweep,
     )
-    from cryodaq.readout.receiving import receiving as receiving
+    from cryodaq.readout.receive import receiving as receiving
     from cryodaq.readout.source import (
         BlockReceiver as BlockReceiver,
         ReadoutSource as ReadoutSource,

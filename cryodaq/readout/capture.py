@@ -1,7 +1,7 @@
 """Capture a few seconds of a readout source's stream into arrays (sweeps, noise and IV points).
 
 :func:`capture_stream` streams the source into a receiver of its own
-(:func:`~cryodaq.readout.receiving.receiving`), collects blocks until it holds the requested
+(:func:`~cryodaq.readout.receive.receiving`), collects blocks until it holds the requested
 number of samples, stops the source and the receiver, and returns a :class:`Capture`: the
 samples as float64 ``(n, n_channels)`` — in the stream's physical units (e.g. amperes of TES
 current, ``counts / counts_per_ampere``, up to the SQUID's unknown offset) when the stream
@@ -27,7 +27,7 @@ import numpy as np
 
 from cryodaq.errors import CryodaqError, InstrumentError
 from cryodaq.readout.blocks import Block, Gap
-from cryodaq.readout.receiving import receiving, source_address
+from cryodaq.readout.receive import receiving, source_address
 from cryodaq.readout.source import ReadoutSource, StreamDescription
 
 __all__ = ["Capture", "CaptureGapError", "capture_stream"]

@@ -10,7 +10,7 @@ with the source's own stream and a channelizer like the pipeline's (so the calib
 in the same IQ units, gains and phases as the run that follows):
 
 1. :func:`measure_iq_loops` — with the stream running to a receiver of its own
-   (:func:`~cryodaq.readout.receiving.receiving`), set every tone to ``tone + δ`` for each
+   (:func:`~cryodaq.readout.receive.receiving`), set every tone to ``tone + δ`` for each
    offset δ (``source.configure(tone_frequencies=...)``: station safety limits apply), skip
    data older than the change plus ``settle_s``, channelize ``dwell_s`` of data for the
    shifted IFs and keep a robust mean (median of I and of Q: photon pulses do not bias it)
@@ -38,7 +38,7 @@ from cryodaq.dsp.iq import IQCalibration
 from cryodaq.dsp.iqcal import LoopSweep, loop_calibration, sweep_offsets
 from cryodaq.errors import InstrumentError
 from cryodaq.readout.blocks import Block
-from cryodaq.readout.receiving import receiving, source_address
+from cryodaq.readout.receive import receiving, source_address
 from cryodaq.readout.source import BlockReceiver, ReadoutSource
 
 __all__ = ["calibrate_source", "measure_iq_loops", "write_loop_sweep"]

@@ -7,7 +7,7 @@ takes settings, starts and stops streaming to an address, and opens a
 :class:`BlockReceiver` that turns what arrives into :class:`~cryodaq.readout.blocks.Block`
 objects (sample index, UTC time, gap records) on a bounded queue. The receiver dance —
 receiver on a free port, refuse a source that already streams, start, stop — is written
-once, in :func:`cryodaq.readout.receiving.receiving`.
+once, in :func:`cryodaq.readout.receive.receiving`.
 
 Stream kinds (:attr:`StreamDescription.kind`) and the layout of ``Block.samples``:
 

@@ -207,7 +207,7 @@ def test_existing_label_is_refused_then_overwritten(demo_run: Path, raw_before) 
 def test_cli(demo_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], raw_before) -> None:
     cfg = tmp_path / "reprocess.yaml"
     cfg.write_text("trigger:\n  threshold_sigma: 7.0\n")
-    rc = cli_main(["reprocess", str(demo_run), "--config", str(cfg), "--out", "from-cli", "--workers", "0", "-q"])
+    rc = cli_main(["reprocess", str(demo_run), "--config", str(cfg), "--label", "from-cli", "--workers", "0", "-q"])
     assert rc == 0
     assert capsys.readouterr().out.strip().endswith("reprocessed/from-cli")
     bad = tmp_path / "bad.yaml"

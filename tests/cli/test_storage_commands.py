@@ -62,14 +62,14 @@ def test_export_then_import_hdf5(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert h5 == run.with_suffix(".h5") and h5.is_file()
     assert _run_cli(["export", str(run), "--format", "hdf5"]) == 2  # exists: refused, not overwritten
     assert "already exists" in capsys.readouterr().err
-    assert _run_cli(["export", str(run), "--out", str(tmp_path / "x" / "copy.hdf5"), "--force"]) == 0
+    assert _run_cli(["export", str(run), "--output", str(tmp_path / "x" / "copy.hdf5"), "--force"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "x" / "copy.hdf5")
 
-    assert _run_cli(["import", str(h5), "--out", str(tmp_path / "back")]) == 0
+    assert _run_cli(["import", str(h5), "--output", str(tmp_path / "back")]) == 0
     back = Path(capsys.readouterr().out.strip())
     assert back == tmp_path / "back.zarr"
     np.testing.assert_array_equal(open_run(back).events()["t"].values, np.arange(5))
-    assert _run_cli(["import", str(h5), "--out", str(back)]) == 2  # never over an existing run
+    assert _run_cli(["import", str(h5), "--output", str(back)]) == 2  # never over an existing run
 
 
 def test_import_ljh_and_touchstone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -81,7 +81,7 @@ def test_import_ljh_and_touchstone(tmp_path: Path, capsys: pytest.CaptureFixture
               f"Presamples: 8\nTotal Samples: {n}\nTimebase: 1e-5\nChannel: 5\n#End of Header\n").encode()
     ljh = tmp_path / "p_chan5.ljh"
     ljh.write_bytes(header + rec.tobytes())
-    assert _run_cli(["import", str(ljh), "--out", str(tmp_path / "runs" / "tes"), "--tag", "fe55",
+    assert _run_cli(["import", str(ljh), "--output", str(tmp_path / "runs" / "tes"), "--tag", "fe55",
                      "--station", "tes-bench"]) == 0
     run = open_run(capsys.readouterr().out.strip())
     assert run.committed("events") == 4 and run.attrs["tags"] == ["fe55"]
@@ -89,7 +89,7 @@ def test_import_ljh_and_touchstone(tmp_path: Path, capsys: pytest.CaptureFixture
 
     net = skrf.Network(frequency=skrf.Frequency(1, 2, 5, unit="GHz"), s=np.full((5, 1, 1), 0.5 + 0.1j), z0=50)
     net.write_touchstone("notch", dir=str(tmp_path))
-    assert _run_cli(["import", str(tmp_path / "notch.s1p"), "--out", str(tmp_path / "runs" / "vna")]) == 0
+    assert _run_cli(["import", str(tmp_path / "notch.s1p"), "--output", str(tmp_path / "runs" / "vna")]) == 0
     run = open_run(capsys.readouterr().out.strip())
     np.testing.assert_allclose(run.dataset("sweeps/notch")["s11"].values, 0.5 + 0.1j, rtol=1e-6)
 
@@ -97,10 +97,10 @@ def test_import_ljh_and_touchstone(tmp_path: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().out.split() == [str(tmp_path / "runs" / "tes.zarr")]
 
     with pytest.raises(ImportFormatError, match="cannot tell the format"):
-        _run_cli(["import", str(tmp_path / "data.bin"), "--out", str(tmp_path / "z")])
+        _run_cli(["import", str(tmp_path / "data.bin"), "--output", str(tmp_path / "z")])
     with pytest.raises(ImportFormatError, match="several formats"):
-        _run_cli(["import", str(ljh), str(tmp_path / "notch.s1p"), "--out", str(tmp_path / "z")])
-    assert _run_cli(["import", str(ljh), str(ljh), "--format", "hdf5", "--out", str(tmp_path / "z")]) == 2  # one file
+        _run_cli(["import", str(ljh), str(tmp_path / "notch.s1p"), "--output", str(tmp_path / "z")])
+    assert _run_cli(["import", str(ljh), str(ljh), "--format", "hdf5", "--output", str(tmp_path / "z")]) == 2  # one file
     with pytest.raises(ImportFormatError, match="p_chan5.ljh: not a readable HDF5 file"):
-        _run_cli(["import", str(ljh), "--format", "hdf5", "--out", str(tmp_path / "z2")])
+        _run_cli(["import", str(ljh), "--format", "hdf5", "--output", str(tmp_path / "z2")])
     assert not (tmp_path / "z.zarr").exists() and not (tmp_path / "z2.zarr").exists()
