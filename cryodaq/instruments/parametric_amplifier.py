@@ -1,21 +1,28 @@
 """``ParametricAmplifier``: a qcodes meta-instrument over a paramp's pump, flux bias, VNA and analyzer.
 
-It holds references to the component instruments and measures through them; the
-procedures (and what each result means) are in ``docs/parametric-amplifier.md``:
+It holds references to the component instruments and makes **single-shot** measurements through
+them, at the present pump, flux and load settings (each may switch the pump off and on again for
+its reference, and leaves it as it was); what each result means is in
+``docs/parametric-amplifier.md``:
 
 * :meth:`~ParametricAmplifier.gain_curve` — S21 with the pump on over S21 with it off;
 * :meth:`~ParametricAmplifier.gain_and_bandwidth` — Lorentzian fit (lmfit) of that curve:
   peak gain, centre, −3 dB bandwidth;
+* :meth:`~ParametricAmplifier.gain_at` — the same ratio at one frequency;
 * :meth:`~ParametricAmplifier.p1db` — VNA power sweep at one frequency: 1 dB compression point;
 * :meth:`~ParametricAmplifier.snr_improvement` — gain over noise rise (analyzer);
-* :meth:`~ParametricAmplifier.noise_temperature_yfactor` — hot/cold load Y factor with the
-  pump off and on: the following chain's noise, then the paramp's added noise;
-* :meth:`~ParametricAmplifier.tune` — grid of flux × pump frequency × pump power for the best
-  gain at a target frequency.
+* :meth:`~ParametricAmplifier.s21_at`, :meth:`~ParametricAmplifier.noise_power_mw` — one S21
+  reading and one noise-power reading at one frequency, changing nothing.
+
+Grids over settings — the tune-up over flux × pump frequency × pump power, the Y-factor noise
+temperature over load × pump × frequency — are sweeps (:mod:`cryodaq.sweeps.procedures.paramp`),
+so they get interlocks, progress, Ctrl-C and resume. The Y-factor arithmetic is the pure
+function :func:`yfactor_noise_temperature`.
 
 ``pump_power``, ``pump_frequency`` and ``flux_current`` delegate to the source instruments'
 parameters, so the station's safety limits on those (e.g. ``pump.power``) apply: a refused
-value raises :class:`~cryodaq.errors.SafetyLimitError` and nothing is sent.
+value raises :class:`~cryodaq.errors.SafetyLimitError` and nothing is sent. With a load switch,
+``load`` selects the hot or the cold load and ``load_temperature`` reads the selected one.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -143,19 +150,47 @@ class NoiseTemperature:
     system_noise_off_k: float
 
 
-@dataclass(frozen=True)
-class TuneResult:
-    """Gain at the target frequency over the grid (flux, pump frequency, pump power), and the best point."""
+def receiver_noise_k(y_factor: float, t_hot_cw_k: float, t_cold_cw_k: float) -> float:
+    """Receiver noise temperature from one Y factor, T_n = (T_hot − Y·T_cold) / (Y − 1).
 
-    target_hz: float
-    flux_currents_a: np.ndarray
-    pump_frequencies_hz: np.ndarray
-    pump_powers_dbm: np.ndarray
-    gain_db: np.ndarray = field(repr=False)  # shape (flux, pump frequency, pump power)
-    best_flux_current_a: float = math.nan
-    best_pump_frequency_hz: float = math.nan
-    best_pump_power_dbm: float = math.nan
-    best_gain_db: float = math.nan
+    ``t_hot_cw_k``, ``t_cold_cw_k`` are the loads' noise (Callen–Welton) temperatures; T_n is
+    referred to where the loads connect, the loads themselves excluded. Y = 1 gives ±inf.
+    """
+    y = np.float64(y_factor)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float((t_hot_cw_k - y * t_cold_cw_k) / (y - 1.0))
+
+
+def _off_on(values: Sequence[float], what: str) -> tuple[float, float]:
+    pair = tuple(float(v) for v in values)
+    if len(pair) != 2:
+        raise ValueError(f"yfactor_noise_temperature: {what} must be (pump off, pump on), got {values!r}")
+    return pair  # type: ignore[return-value]
+
+
+def yfactor_noise_temperature(p_hot: Sequence[float], p_cold: Sequence[float], t_hot_k: float, t_cold_k: float,
+                              freq_hz: float, gain_db: float) -> NoiseTemperature:
+    """Paramp added noise by the Y-factor method, from measured noise powers (docs/parametric-amplifier.md).
+
+    ``p_hot``, ``p_cold``: noise powers (linear, one unit for all) with the hot and the cold load,
+    each as (pump off, pump on); ``t_hot_k``, ``t_cold_k``: the loads' physical temperatures,
+    turned into Callen–Welton noise temperatures at ``freq_hz``; ``gain_db``: the paramp gain there.
+    Pump off the paramp passes with unit gain and adds nothing, so T_n,off is the following chain
+    (HEMT ...); pump on T_n,on = T_paramp + T_n,off/G, so T_paramp = T_n,on − T_n,off/G.
+    A pure function: the sweep stores the powers, and the analysis can be redone from the run.
+    """
+    hot_off, hot_on = _off_on(p_hot, "p_hot")
+    cold_off, cold_on = _off_on(p_cold, "p_cold")
+    t_hot_cw, t_cold_cw = float(cw_temperature_k(t_hot_k, freq_hz)), float(cw_temperature_k(t_cold_k, freq_hz))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_off, y_on = float(np.float64(hot_off) / cold_off), float(np.float64(hot_on) / cold_on)
+    t_off, t_on = receiver_noise_k(y_off, t_hot_cw, t_cold_cw), receiver_noise_k(y_on, t_hot_cw, t_cold_cw)
+    gain = 10 ** (float(gain_db) / 10)
+    return NoiseTemperature(
+        frequency_hz=float(freq_hz), t_hot_k=float(t_hot_k), t_cold_k=float(t_cold_k), t_hot_cw_k=t_hot_cw,
+        t_cold_cw_k=t_cold_cw, y_pump_off=y_off, y_pump_on=y_on, receiver_noise_off_k=t_off,
+        receiver_noise_on_k=t_on, gain_db=float(gain_db), paramp_added_noise_k=t_on - t_off / gain,
+        system_noise_on_k=t_cold_cw + t_on, system_noise_off_k=t_cold_cw + t_off)
 
 
 def _lorentz_db(f: np.ndarray, peak_db: float, center: float, width: float) -> np.ndarray:
@@ -260,6 +295,16 @@ class ParametricAmplifier(Instrument):
         self.wave_mixing_order: Parameter = self.add_parameter(
             "wave_mixing_order", get_cmd=lambda: self.wave_mixing, vals=Enum(3, 4), set_cmd=False,
             docstring="3: gain centred at f_pump/2 (flux pumped); 4: at f_pump (current pumped).")
+        if load_switch is not None:
+            self.load: Parameter = self.add_parameter(
+                "load", label="noise load", get_cmd=lambda: load_switch.load(), set_cmd=self._set_load,
+                vals=Enum("hot", "cold"),
+                docstring="Which load the paramp input sees, 'hot' or 'cold' (set through the load switch, "
+                          "then settle_time).")
+            self.load_temperature: Parameter = self.add_parameter(
+                "load_temperature", label="selected load temperature", unit="K",
+                get_cmd=lambda: load_switch.temperature(load_switch.load()), set_cmd=False,
+                docstring="Physical temperature of the selected load (the switch's thermometer).")
 
     def get_idn(self) -> dict[str, str | None]:
         """A meta-instrument has no identity string of its own."""
@@ -297,6 +342,10 @@ class ParametricAmplifier(Instrument):
     def _set_pump_on(self, on: bool) -> None:
         self._set_output(self._pump_output, on)
         self._settle(self.pump)
+
+    def _set_load(self, load: str) -> None:
+        self.load_switch.load(load)
+        self._settle(self.load_switch)
 
     def _get_flux_on(self) -> bool:
         return self._flux_output() in _ON
@@ -410,6 +459,15 @@ class ParametricAmplifier(Instrument):
         _, s = self._sweep(freq_hz - span_hz / 2, freq_hz + span_hz / 2, points, power_dbm, averages)
         return complex(np.mean(s))
 
+    def s21_at(self, freq_hz: float, *, probe_power_dbm: float | None = None, averages: int | None = None) -> complex:
+        """S21 at one frequency as things are now (pump untouched): the mean of 5 points over 1 kHz.
+
+        The gain is the ratio of two such readings, |S21 pump on|² / |S21 pump off|²; a sweep over
+        the pump stores the readings and its analysis divides them.
+        """
+        power = self.probe_power() if probe_power_dbm is None else float(probe_power_dbm)
+        return self._s21_at(freq_hz, power, averages)
+
     def gain_at(self, freq_hz: float, *, probe_power_dbm: float | None = None, averages: int | None = None) -> float:
         """Gain (dB) at one frequency: a narrow pump-off and pump-on measurement (pump left as it was)."""
         curve = self.gain_curve(freq_hz - 500.0, freq_hz + 500.0, 5, probe_power_dbm=probe_power_dbm,
@@ -452,11 +510,36 @@ class ParametricAmplifier(Instrument):
             p1 = float(p_in[i - 1] + (g_ss - 1.0 - g1) * (p_in[i] - p_in[i - 1]) / (g2 - g1))
         return P1dBResult(float(freq_hz), powers, p_in, gain, g_ss, p1, p1 + g_ss - 1.0, bool(below.size))
 
-    def _noise_power_mw(self, freq_hz: float, span_hz: float, points: int, rbw_hz: float,
-                        sweep_time_s: float | None) -> float:
-        self.analyzer.setup(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
-        _, dbm = self.analyzer.trace_dbm()
+    def noise_power_mw(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201, rbw_hz: float = 10e3,
+                       sweep_time_s: float | None = 1.0) -> float:
+        """Mean noise power (mW per RBW, linear) over ``span_hz`` around ``freq_hz``, as things are now.
+
+        One analyzer trace (RMS averaging, average detector), its points averaged in mW: with
+        N = RBW·sweep_time/points independent samples per point the mean carries ≈ 1/√(N·points).
+        Nothing is switched: the Y-factor sweep sets the load and the pump around it.
+        """
+        _, dbm = self._analyzer_trace(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
         return float(np.mean(_mw(dbm)))
+
+    def _analyzer_trace(self, freq_hz: float, span_hz: float, points: int, rbw_hz: float,
+                        sweep_time_s: float | None) -> tuple[np.ndarray, np.ndarray]:
+        """One analyzer trace over ``freq_hz ± span_hz/2``, checked to be there.
+
+        An analyzer may refuse a centre while its span is still wide (the simulated N9030B after a
+        reset: the start would fall below its range, so the trace came from 13.255 GHz); the second
+        setup, with the span already narrow, places it. A trace that is still elsewhere raises.
+        """
+        tolerance = max(0.01 * span_hz, 1.0)
+        for _ in range(2):
+            self.analyzer.setup(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+            freqs, dbm = self.analyzer.trace_dbm()
+            centre, span = (freqs[0] + freqs[-1]) / 2, freqs[-1] - freqs[0]
+            if abs(centre - freq_hz) <= tolerance and abs(span - span_hz) <= tolerance:
+                return freqs, dbm
+            log.warning("%s: the analyzer measured %.9g-%.9g Hz instead of %.9g ± %.6g Hz; setting it up again",
+                        self.name, freqs[0], freqs[-1], freq_hz, span_hz / 2)
+        raise RuntimeError(f"{self.name}: the analyzer measures {freqs[0]:.9g}-{freqs[-1]:.9g} Hz, not "
+                           f"{freq_hz:.9g} ± {span_hz / 2:.6g} Hz as set up (check its frequency range and errors)")
 
     def snr_improvement(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201, rbw_hz: float = 10e3,
                         sweep_time_s: float | None = 1.0, averages: int | None = None) -> SNRImprovement:
@@ -470,101 +553,12 @@ class ParametricAmplifier(Instrument):
         was_on = self.pump_on()
         try:
             self.set_pump(on=False)
-            n_off = self._noise_power_mw(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+            n_off = self.noise_power_mw(freq_hz, span_hz=span_hz, points=points, rbw_hz=rbw_hz,
+                                        sweep_time_s=sweep_time_s)
             self.set_pump(on=True)
-            n_on = self._noise_power_mw(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
+            n_on = self.noise_power_mw(freq_hz, span_hz=span_hz, points=points, rbw_hz=rbw_hz,
+                                       sweep_time_s=sweep_time_s)
         finally:
             self.set_pump(on=was_on)
         rise = float(_db(n_on / n_off))
         return SNRImprovement(float(freq_hz), gain_db, float(_db(n_on)), float(_db(n_off)), rise, gain_db - rise)
-
-    def noise_temperature_yfactor(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201,
-                                  rbw_hz: float = 10e3, sweep_time_s: float | None = 1.0,
-                                  averages: int | None = None) -> NoiseTemperature:
-        """Paramp added noise by the Y-factor method (docs/parametric-amplifier.md).
-
-        For the pump off and then on: P_hot, P_cold = mean analyzer noise power with each load,
-        Y = P_hot/P_cold, receiver noise T_n = (T_hot − Y·T_cold)/(Y − 1) with the loads'
-        Callen–Welton temperatures at ``freq_hz``. Pump off the paramp passes with unit gain and
-        adds nothing, so T_n,off is the following chain (HEMT ...); pump on
-        T_n,on = T_paramp + T_n,off/G, so T_paramp = T_n,on − T_n,off/G with G from the VNA.
-        Pump and load selection are left as they were.
-        """
-        if self.load_switch is None:
-            raise ValueError(f"{self.name}: the Y-factor measurement needs a hot/cold load switch (load_switch=...)")
-        sw = self.load_switch
-        t_hot, t_cold = float(sw.hot_temperature()), float(sw.cold_temperature())
-        t_hot_cw, t_cold_cw = float(cw_temperature_k(t_hot, freq_hz)), float(cw_temperature_k(t_cold, freq_hz))
-        gain_db = self.gain_at(freq_hz, averages=averages)
-        was_on, was_load = self.pump_on(), sw.load()
-        y: dict[bool, float] = {}
-        try:
-            for pump in (False, True):
-                self.set_pump(on=pump)
-                powers = {}
-                for load in ("hot", "cold"):
-                    sw.load(load)
-                    self._settle(sw)
-                    powers[load] = self._noise_power_mw(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
-                y[pump] = powers["hot"] / powers["cold"]
-        finally:
-            sw.load(was_load)
-            self.set_pump(on=was_on)
-
-        def receiver(y_factor: float) -> float:
-            return (t_hot_cw - y_factor * t_cold_cw) / (y_factor - 1.0)
-
-        t_off, t_on = receiver(y[False]), receiver(y[True])
-        g = 10 ** (gain_db / 10)
-        return NoiseTemperature(
-            frequency_hz=float(freq_hz), t_hot_k=t_hot, t_cold_k=t_cold, t_hot_cw_k=t_hot_cw, t_cold_cw_k=t_cold_cw,
-            y_pump_off=y[False], y_pump_on=y[True], receiver_noise_off_k=t_off, receiver_noise_on_k=t_on,
-            gain_db=gain_db, paramp_added_noise_k=t_on - t_off / g, system_noise_on_k=t_cold_cw + t_on,
-            system_noise_off_k=t_cold_cw + t_off)
-
-    def tune(self, target_hz: float, pump_powers_dbm: Sequence[float], pump_frequencies_hz: Sequence[float],
-             flux_currents_a: Sequence[float] | None = None, *, apply: bool = True,
-             averages: int | None = None) -> TuneResult:
-        """Gain at ``target_hz`` on the grid flux × pump frequency × pump power; the best point.
-
-        For each flux current (default: the present one) a pump-off reference S21 is taken at
-        the target, then the pump is switched on and stepped over frequency and power. With
-        ``apply`` the best settings are set at the end (pump on); otherwise the pump and flux go
-        back to what they were.
-        """
-        fluxes = np.atleast_1d(np.asarray(float(self.flux_current()) if flux_currents_a is None else flux_currents_a,
-                                          dtype=float))
-        freqs = np.atleast_1d(np.asarray(pump_frequencies_hz, dtype=float))
-        powers = np.atleast_1d(np.asarray(pump_powers_dbm, dtype=float))
-        if not (fluxes.size and freqs.size and powers.size):
-            raise ValueError(f"{self.name}.tune: every grid axis needs at least one value")
-        before = (float(self.flux_current()), float(self.pump_frequency()), float(self.pump_power()), self.pump_on())
-        probe = self.probe_power()
-        gain = np.full((fluxes.size, freqs.size, powers.size), np.nan)
-        try:
-            for i, current in enumerate(fluxes):
-                self.set_flux(float(current))
-                self.set_pump(on=False)
-                ref = self._s21_at(target_hz, probe, averages)
-                self.set_pump(on=True)
-                for j, fp in enumerate(freqs):
-                    for k, pp in enumerate(powers):
-                        self.set_pump(frequency_hz=float(fp), power_dbm=float(pp))
-                        gain[i, j, k] = _db(abs(self._s21_at(target_hz, probe, averages)) ** 2 / abs(ref) ** 2)
-        except BaseException:
-            self._restore(before)
-            raise
-        i, j, k = np.unravel_index(int(np.nanargmax(gain)), gain.shape)
-        result = TuneResult(float(target_hz), fluxes, freqs, powers, gain, float(fluxes[i]), float(freqs[j]),
-                            float(powers[k]), float(gain[i, j, k]))
-        if apply:
-            self.set_flux(result.best_flux_current_a)
-            self.set_pump(frequency_hz=result.best_pump_frequency_hz, power_dbm=result.best_pump_power_dbm, on=True)
-        else:
-            self._restore(before)
-        return result
-
-    def _restore(self, before: tuple[float, float, float, bool]) -> None:
-        flux, fp, pp, on = before
-        self.set_flux(flux)
-        self.set_pump(frequency_hz=fp, power_dbm=pp, on=on)

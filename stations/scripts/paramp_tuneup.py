@@ -5,12 +5,17 @@
 1. Gain at ``target_hz`` over flux current × pump frequency × pump power (sweep
    ``paramp_gain_map``); the operating point is the highest gain not above ``max_gain_db``
    (near the parametric threshold the gain is unstable), applied with the pump on.
-2. Y-factor noise temperature at ``target_hz`` + ``noise_offsets_hz`` (sweep ``paramp_noise``).
+2. Y-factor noise temperature at ``target_hz`` + ``noise_offsets_hz``: sweep ``paramp_yfactor``
+   over load (hot, cold) × pump (off, on) × frequency of noise-power and S21 readings, analyzed
+   into ``paramp_noise`` (added noise, receiver noise pump off/on, gain per frequency). Pump and
+   load are put back afterwards.
 
 Every field of ``ParampTunePlan`` / ``NoisePlan`` (cryodaq.sweeps.procedures) is a ``-p`` option,
 e.g. ``-p pump_powers_dbm=[-22,-21,-20.5] -p max_gain_db=22``; ``paramp`` names the instrument,
-``watch`` the instruments whose silence pauses the sweep (default vna, pump, flux).
-Results in ``<run>.results/``: gain map and operating point (CSV, PNG), noise table and plot.
+``watch`` the instruments whose silence pauses the sweeps (default vna, pump, flux, analyzer,
+load_switch). Both sweeps resume (``--resume RUN``) without measuring a committed point again.
+Results in ``<run>.results/``: gain map and operating point (CSV, PNG), raw Y-factor readings
+(CSV), noise table and plot.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ NOISE = {"span_hz": 1e6, "points": 201, "rbw_hz": 10e3, "sweep_time_s": 1.0}
 
 def main(ctx) -> None:
     paramp = ctx[ctx.option("paramp", "paramp")]
-    for name in ctx.option("watch", ["vna", "pump", "flux"]):
+    for name in ctx.option("watch", ["vna", "pump", "flux", "analyzer", "load_switch"]):
         ctx.add_interlock(InstrumentNotAnswering(ctx[name]))
     tune = ParampTunePlan.from_options(ctx.options, **TUNE)
     report = run_paramp_tuneup(ctx, paramp=paramp, plan=tune)

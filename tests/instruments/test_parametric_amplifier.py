@@ -6,17 +6,21 @@ simulator through the qcodes N5222B driver, and from ``FakeVNA`` — the VNA ada
 implemented straight on the world — for the unit tests of the measurement logic.
 
 The truth is ``world.paramp`` (sim_instruments/paramp.py): what the simulated JPA was given.
+The grids — tune-up and Y-factor noise temperature — are sweeps, tested with the procedures
+(tests/sweeps/test_paramp_procedures.py); here the single-shot measurements and the Y-factor arithmetic.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.constants import h as PLANCK_H
+from scipy.constants import k as BOLTZMANN_K
 from qcodes.instrument_drivers.Keysight import KeysightN5222B, KeysightN9030B
 from qcodes.instrument_drivers.Keysight.N51x1 import KeysightN51x1
 from qcodes.instrument_drivers.rohde_schwarz import RohdeSchwarzSGS100A
@@ -31,8 +35,10 @@ from cryodaq.instruments import (
     RohdeSchwarzZNBSocket,
 )
 from cryodaq.instruments.analyzer_adapters import VNA, vna_adapter
+from cryodaq.instruments.parametric_amplifier import cw_temperature_k, yfactor_noise_temperature
 from cryodaq.station import build_station, close_station, load_station_config
 from cryodaq.storage import open_run
+from cryodaq.sweeps.procedures import NoisePlan, run_noise_temperature
 from sim_instruments.launcher import SimulatedStation, serve
 from sim_instruments.signal_generators import KeysightN51x1 as KeysightN51x1Face
 from sim_instruments.world import World
@@ -157,8 +163,11 @@ def test_parts_by_name_and_clear_errors_for_missing_ones(bench):
         assert amp.pump is bench.pump and amp.flux is bench.flux
         with pytest.raises(ValueError, match="needs a spectrum analyzer"):
             amp.snr_improvement(5e9)
+        with pytest.raises(ValueError, match="needs a spectrum analyzer"):
+            amp.noise_power_mw(5e9)
+        assert "load" not in amp.parameters and "load_temperature" not in amp.parameters  # no switch, no load
         with pytest.raises(ValueError, match="needs a hot/cold load switch"):
-            amp.noise_temperature_yfactor(5e9)
+            run_noise_temperature(None, paramp=amp, plan=NoisePlan([5e9]))
     finally:
         amp.close()
 
@@ -232,50 +241,64 @@ def test_snr_improvement(bench):
     assert bench.amp.pump_on() is True
 
 
-def test_noise_temperature_by_y_factor(bench):
-    """Paramp added noise within ±20 % of the world's t_added·(1 − 1/G), the following chain (pump
-    off) within ±10 % of T_HEMT (each Y from 201 points x ~14 % per point -> ~1 %); loads and pump
-    are left as they were."""
+def test_single_shot_noise_power_s21_and_load_readings(bench):
+    """The readings the Y-factor sweep is made of, each at the present state and changing nothing:
+    the analyzer's mean noise power within 4 % of the simulated trace's (201 points x ~14 % each), at the
+    frequency asked for even when the analyzer first refuses the centre,
+    the S21 ratio pump on/off within ±0.3 dB of the world's gain, the load and its thermometer."""
     bench.operate()
-    pa = bench.world.paramp
+    pa, amp = bench.world.paramp, bench.amp
     fc = pa.center_hz()
-    result = bench.amp.noise_temperature_yfactor(fc)
-    assert result.paramp_added_noise_k == pytest.approx(float(pa.added_noise_k(fc)), rel=0.20)
-    assert result.receiver_noise_off_k == pytest.approx(pa.config.hemt_noise_k, rel=0.10)
-    assert result.receiver_noise_on_k == pytest.approx(float(pa.noise_temperature_k(fc)), rel=0.10)
-    assert result.t_cold_k == pytest.approx(bench.world.temperature_k(), rel=0.01)
-    assert result.t_cold_cw_k > result.t_cold_k  # zero-point noise dominates at 12 mK and 5 GHz
-    assert result.y_pump_on > result.y_pump_off > 1
-    assert pa.state.load == "cold" and pa.state.pump_on
+    face = bench.sim.faces["analyzer"]
+    face.start_hz, face.stop_hz = 10e6, 26.5e9  # as after a reset: a 5 GHz centre is refused while this wide
+    amp.load("hot")
+    assert pa.state.load == "hot" and bench.sim.faces["load_switch"].values["load"] == "HOT"
+    assert amp.load_temperature.unit == "K" and amp.load_temperature() == pytest.approx(pa.load_temperature_k("hot"))
+    p_hot = amp.noise_power_mw(fc)
+    truth_hot = float(np.mean(10 ** (face.expected_dbm(face.frequencies()) / 10)))
+    assert p_hot == pytest.approx(truth_hot, rel=0.04)
+    assert (face.start_hz, face.stop_hz) == pytest.approx((fc - 0.5e6, fc + 0.5e6))  # measured where asked
+    amp.load("cold")
+    assert amp.load_temperature() == pytest.approx(bench.world.temperature_k(), rel=0.01)
+    p_cold = amp.noise_power_mw(fc)
+    assert p_cold == pytest.approx(float(np.mean(10 ** (face.expected_dbm(face.frequencies()) / 10))), rel=0.04)
+    assert p_hot > 2 * p_cold  # 4 K against 12 mK, through a paramp adding ~0.3 K
+    s_on = amp.s21_at(fc)
+    assert pa.state.pump_on and pa.state.load == "cold"  # nothing was switched
+    amp.pump_on(False)
+    s_off = amp.s21_at(fc)
+    amp.pump_on(True)
+    gain_db = 10 * math.log10(abs(s_on) ** 2 / abs(s_off) ** 2)
+    assert gain_db == pytest.approx(float(pa.gain_db(fc)), abs=0.3)
+    assert gain_db == pytest.approx(amp.gain_at(fc), abs=0.3)
 
 
-def test_tune_finds_the_best_grid_point(bench):
-    """The grid maximum is where the world's gain at the target is largest; gains within ±0.5 dB."""
-    bench.operate()
-    pa = bench.world.paramp
-    target = 5.0004e9
-    f0 = pa.resonance_hz()
-    fluxes = [FLUX_A - 3e-6, FLUX_A, FLUX_A + 3e-6]
-    freqs = [2 * f0 - 20e6, 2 * f0, 2 * f0 + 20e6]
-    powers = [-21.5, -21.0, -20.5]
-    result = bench.fake.tune(target, powers, freqs, fluxes)
-    truth = np.empty((3, 3, 3))
-    for i, fl in enumerate(fluxes):
-        for j, fp in enumerate(freqs):
-            for k, pp in enumerate(powers):
-                s = replace(pa.state, flux_current_a=fl, pump_frequency_hz=fp, pump_power_dbm=pp, pump_on=True)
-                truth[i, j, k] = 10 * np.log10(pa.small_signal_gain(target, s))
-    np.testing.assert_allclose(result.gain_db, truth, atol=0.5)
-    best = np.unravel_index(np.argmax(truth), truth.shape)
-    assert (result.best_flux_current_a, result.best_pump_frequency_hz, result.best_pump_power_dbm) == (
-        fluxes[best[0]], freqs[best[1]], powers[best[2]])
-    # applied: the world now runs at the best point
-    assert pa.state.pump_power_dbm == result.best_pump_power_dbm and pa.state.pump_on
-    assert pa.state.flux_current_a == pytest.approx(result.best_flux_current_a)
-    # apply=False puts everything back
-    bench.operate()
-    bench.fake.tune(target, [-22.0], [2 * f0], apply=False)
-    assert pa.state.pump_power_dbm == PUMP_DBM and pa.state.pump_on
+def test_yfactor_noise_temperature_is_the_y_factor_arithmetic():
+    """Powers made from known noise temperatures give them back: T_n = (T_hot − Y T_cold)/(Y − 1) with
+    Callen–Welton load temperatures, T_paramp = T_n,on − T_n,off/G; the system noise with the cold load."""
+    f, t_hot, t_cold, t_hemt, t_amp, gain_db = 5e9, 4.0, 0.012, 4.0, 0.3, 20.0
+    g = 10 ** (gain_db / 10)
+    hot_cw, cold_cw = float(cw_temperature_k(t_hot, f)), float(cw_temperature_k(t_cold, f))
+    assert cold_cw == pytest.approx(PLANCK_H * f / (2 * BOLTZMANN_K), rel=1e-6)  # zero-point noise dominates
+    t_on = t_amp + t_hemt / g
+    scale = 1e-9  # any chain gain: only ratios matter
+    p_hot = (scale * (hot_cw + t_hemt), scale * g * (hot_cw + t_on))
+    p_cold = (scale * (cold_cw + t_hemt), scale * g * (cold_cw + t_on))
+    r = yfactor_noise_temperature(p_hot, p_cold, t_hot, t_cold, f, gain_db)
+    assert r.frequency_hz == f and (r.t_hot_k, r.t_cold_k) == (t_hot, t_cold)
+    assert (r.t_hot_cw_k, r.t_cold_cw_k) == (pytest.approx(hot_cw), pytest.approx(cold_cw))
+    assert r.y_pump_off == pytest.approx((hot_cw + t_hemt) / (cold_cw + t_hemt))
+    assert r.receiver_noise_off_k == pytest.approx(t_hemt, rel=1e-9)
+    assert r.receiver_noise_on_k == pytest.approx(t_on, rel=1e-9)
+    assert r.paramp_added_noise_k == pytest.approx(t_amp, rel=1e-9)
+    assert r.system_noise_on_k == pytest.approx(cold_cw + t_on) and r.gain_db == gain_db
+    assert r.y_pump_on > r.y_pump_off > 1
+    flat = yfactor_noise_temperature((1.0, 1.0), (1.0, 1.0), t_hot, t_cold, f, gain_db)  # Y = 1: no information
+    assert math.isinf(flat.receiver_noise_off_k)
+    missing = yfactor_noise_temperature((math.nan, 1.0), (1.0, 1.0), t_hot, t_cold, f, gain_db)
+    assert math.isnan(missing.paramp_added_noise_k)
+    with pytest.raises(ValueError, match=r"p_hot must be \(pump off, pump on\)"):
+        yfactor_noise_temperature((1.0,), (1.0, 2.0), t_hot, t_cold, f, gain_db)
 
 
 def test_works_with_a_keysight_n51x1_pump(bench):
@@ -317,12 +340,8 @@ def test_demo_station_safety_limit_on_the_pump_sends_nothing():
                     paramp.pump_power(value)
                 with pytest.raises(SafetyLimitError):
                     station.components["pump"].power(value)
-            with pytest.raises(SafetyLimitError):
-                paramp.tune(5.0004e9, [-15.0, -5.0], [10.0008e9], apply=False)
             paramp.pump.ask("*OPC?")
-            sent = face.received(r"POW\S* -?\d")[len(sent_before):]
-            # only tune's first grid point and then its restore reached the source
-            assert [s.split()[-1] for s in sent] == ["-15.00", "-20.50"]
+            assert face.received(r"POW\S* -?\d") == sent_before  # nothing reached the source
             assert sim.world.paramp.state.pump_power_dbm == PUMP_DBM
             with pytest.raises(SafetyLimitError):
                 paramp.flux_current(2e-3)

@@ -33,10 +33,10 @@ from cryodaq.sweeps import run_script
 from cryodaq.sweeps.procedures import (
     IVPlan,
     NoiseBiasPlan,
-    analyse_tes_run,
+    analyze_tes_run,
     fit_psat_vs_temperature,
 )
-from cryodaq.sweeps.procedures.tes import clipped_mean, noise_psd
+from cryodaq.sweeps.procedures.tes_analysis import capture_noise_psd, clipped_mean
 
 REPO = Path(__file__).resolve().parents[2]
 STATION = REPO / "stations" / "demo_tes_sweep.yaml"
@@ -120,7 +120,7 @@ def test_tes_iv_script_recovers_rn_rp_psat_and_the_thermal_conductance(tmp_path)
     assert len(results) == 32 and {"bath_temperature_k", "channel", "r_n_ohm", "p_sat_w"} <= set(results.columns)
 
     # re-analysis of the stored run, with the exponent fixed at the truth
-    again = analyse_tes_run(out.path, tmp_path / "again", thermal_exponent=3.5)
+    again = analyze_tes_run(out.path, tmp_path / "again", thermal_exponent=3.5)
     assert all(f.ok and f.n == 3.5 and f.n_err == 0 for f in again.thermal)
     for f in again.thermal:
         assert f.k_w_per_k_n == pytest.approx(c.k_w_per_k_n, rel=0.02)
@@ -199,7 +199,7 @@ def test_clipped_mean_ignores_pulses_and_keeps_the_dither():
     assert clipped[1] >= 300 / 20000 and clipped[0] < 0.01
 
 
-def test_noise_psd_rejects_pulse_records_and_never_crosses_a_gap():
+def test_capture_noise_psd_rejects_pulse_records_and_never_crosses_a_gap():
     rng = np.random.default_rng(1)
     fs, level = 1e4, 4e-22
     n = 256 * 40 + 100
@@ -208,11 +208,11 @@ def test_noise_psd_rejects_pulse_records_and_never_crosses_a_gap():
     index = np.arange(n)
     index[5000:] += 777  # a gap after sample 5000
     cap = Capture(data, fs, 0, 0, "A", index, [(0, 5000), (5000, n)])
-    _, psd, used, total = noise_psd(cap, 256)
+    _, psd, used, total = capture_noise_psd(cap, 256)
     assert total == 5000 // 256 + (n - 5000) // 256  # records inside each segment only
     assert used.tolist() == [total - 1, total]
     np.testing.assert_allclose(psd[:, 5:-5].mean(axis=1), level, rtol=0.05)
-    _, psd_all, used_all, _ = noise_psd(cap, 256, reject_pulses=False)
+    _, psd_all, used_all, _ = capture_noise_psd(cap, 256, reject_pulses=False)
     assert used_all.tolist() == [total, total] and psd_all[0, 5:-5].mean() > 2 * level
 
 

@@ -4,47 +4,49 @@ and as ready scripts under ``stations/scripts/``.
 Each procedure is a function ``run_<procedure>(ctx, ...)`` that takes a
 :class:`~cryodaq.sweeps.script.SweepContext`, measures into named ``sweeps/<name>`` groups (so a
 resumed run continues where it stopped) and writes tables (CSV) and PNG plots to
-``ctx.results_dir``; an ``analyse_<procedure>_run(run_path)`` function redoes the analysis from a
+``ctx.results_dir``; an ``analyze_<procedure>_run(run_path)`` function redoes the analysis from a
 stored run.
 
 - :mod:`~cryodaq.sweeps.procedures.resonators` — resonator scan → find → fit versus temperature and
   readout power (Qi, Qc, fr).
 - :mod:`~cryodaq.sweeps.procedures.paramp` — paramp tune-up (gain map over flux × pump frequency ×
-  pump power, operating point) and noise temperature versus frequency (Y factor).
+  pump power, operating point) and noise temperature versus frequency (Y-factor sweep over load ×
+  pump × frequency).
 - :mod:`~cryodaq.sweeps.procedures.tes` — TES IV curves versus bath temperature (R_n, R_p, P_sat(T),
-  thermal conductance G) and noise PSD versus bias, from the streaming readout board.
+  thermal conductance G) and noise PSD versus bias, from the streaming readout board; the
+  computations on measured data in :mod:`~cryodaq.sweeps.procedures.tes_analysis`, tables and
+  plots in :mod:`~cryodaq.sweeps.procedures.tes_report` (which imports the analysis, not the reverse).
 """
 
 from cryodaq.sweeps.procedures.paramp import (
     NoisePlan,
     ParampReport,
     ParampTunePlan,
-    analyse_paramp_run,
+    analyze_paramp_run,
     pick_operating_point,
     run_noise_temperature,
     run_paramp_tuneup,
+    yfactor_analysis,
 )
 from cryodaq.sweeps.procedures.resonators import (
     ResonatorPlan,
     ResonatorReport,
-    analyse_resonator_run,
+    analyze_resonator_run,
     locate_resonators,
     run_resonator_characterisation,
 )
 from cryodaq.sweeps.procedures.tes import (
     IVPlan,
     NoiseBiasPlan,
-    TESReport,
-    ThermalFit,
-    analyse_tes_run,
-    fit_psat_vs_temperature,
     run_noise_vs_bias,
     run_tes_iv,
 )
+from cryodaq.sweeps.procedures.tes_analysis import ThermalFit, fit_psat_vs_temperature
+from cryodaq.sweeps.procedures.tes_report import TESReport, analyze_tes_run
 
 __all__ = [
     "IVPlan", "NoiseBiasPlan", "NoisePlan", "ParampReport", "ParampTunePlan", "ResonatorPlan", "ResonatorReport",
-    "TESReport", "ThermalFit", "analyse_paramp_run", "analyse_resonator_run", "analyse_tes_run",
+    "TESReport", "ThermalFit", "analyze_paramp_run", "analyze_resonator_run", "analyze_tes_run",
     "fit_psat_vs_temperature", "locate_resonators", "pick_operating_point", "run_noise_temperature",
-    "run_noise_vs_bias", "run_paramp_tuneup", "run_resonator_characterisation", "run_tes_iv",
+    "run_noise_vs_bias", "run_paramp_tuneup", "run_resonator_characterisation", "run_tes_iv", "yfactor_analysis",
 ]

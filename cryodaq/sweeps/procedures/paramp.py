@@ -1,5 +1,10 @@
 """Parametric-amplifier procedures on a :class:`cryodaq.instruments.ParametricAmplifier`.
 
+Both are sweeps (interlocks, progress, Ctrl-C, resume); the meta-instrument only makes the
+single-shot readings at each point. Each puts the paramp back as it found it — on success,
+on a stop, an abort or an error; after a resume, as it was when the sweep first began (the
+group attr ``state_before``).
+
 **Tune-up** (:func:`run_paramp_tuneup`): the gain at a target frequency over flux current ×
 pump frequency × pump power (sweep ``paramp_gain_map``; outer to inner, so the slow flux
 changes least often). Per point: ``gain_db`` at the target (pump-off reference at every
@@ -9,20 +14,28 @@ instead (``gain_curve_db`` over ``curve_offset_hz``), and from its Lorentzian fi
 the highest gain at the target, among those not above ``max_gain_db`` (gain close to the
 parametric threshold is unstable) and, with a curve, not narrower than ``min_bandwidth_hz``;
 it is applied (pump on) unless ``apply`` is False and recorded in the group's attr
-``operating_point``.
+``operating_point``. Without ``apply``, or when no point meets the rule, flux and pump go back
+to what they were.
 
-**Noise temperature versus frequency** (:func:`run_noise_temperature`): the Y-factor
-measurement (``ParametricAmplifier.noise_temperature_yfactor``) at each frequency (sweep
-``paramp_noise``), with the paramp as it is (run the tune-up first): added noise, receiver
-noise with the pump off and on, gain, and the standard quantum limit hf/2k_B for comparison.
+**Noise temperature versus frequency** (:func:`run_noise_temperature`), with the paramp at its
+operating point (run the tune-up first): sweep ``paramp_yfactor`` over ``hot_load`` (True: the hot
+load, False: the cold one) × ``pump_on`` (False, True) × ``frequency_hz`` — the load switch, slowest
+and the one that heats the mixing chamber, changes once; the pump four times; the analyzer's centre
+at every point. (The load axis is a bool, not the text "hot"/"cold": the sweep store cannot yet
+resume a sweep with a text coordinate.) Per point, single-shot readings at the present state:
+``noise_power_mw`` (analyzer, mean over ``span_hz``), ``s21`` (VNA, for the gain) and
+``load_temperature_k`` (the selected load's thermometer). Then
+:func:`yfactor_analysis` — per frequency, G = |S21 on|²/|S21 off|² (mean over both loads) and
+:func:`~cryodaq.instruments.parametric_amplifier.yfactor_noise_temperature` — gives sweep
+``paramp_noise``: added noise, receiver noise with the pump off and on, Y factors, gain, load
+temperatures; the plot adds the standard quantum limit hf/2k_B.
 
-Tables (CSV) and plots (PNG) go to ``ctx.results_dir``; :func:`analyse_paramp_run` redoes
-them from a stored run.
+Tables (CSV) and plots (PNG) go to ``ctx.results_dir``; :func:`analyze_paramp_run` redoes
+them from a stored run (the noise temperatures from the stored raw powers).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -34,21 +47,25 @@ import numpy as np
 import xarray as xr
 from scipy import constants
 
+from cryodaq.instruments.parametric_amplifier import NoiseTemperature, yfactor_noise_temperature
 from cryodaq.storage.sweep_store import read_sweep
 from cryodaq.sweeps.axes import Axis
 from cryodaq.sweeps.engine import Point
+from cryodaq.sweeps.procedures.common import jsonable_plan, plan_from_options, restore_quietly
 
-__all__ = ["NoisePlan", "ParampReport", "ParampTunePlan", "analyse_paramp_run", "pick_operating_point",
-           "run_noise_temperature", "run_paramp_tuneup"]
+__all__ = ["NOISE_QUANTITIES", "NoisePlan", "ParampReport", "ParampTunePlan", "analyze_paramp_run",
+           "pick_operating_point", "run_noise_temperature", "run_paramp_tuneup", "yfactor_analysis"]
 
 log = logging.getLogger(__name__)
 
-GAIN_MAP, NOISE = "paramp_gain_map", "paramp_noise"
-
-
-def _from_options(cls: type, options: Mapping[str, Any], defaults: Mapping[str, Any]) -> Any:
-    names = {f.name for f in fields(cls)}
-    return cls(**{**defaults, **{k: v for k, v in options.items() if k in names}})
+GAIN_MAP, YFACTOR, NOISE = "paramp_gain_map", "paramp_yfactor", "paramp_noise"
+PROCEDURE = "cryodaq.sweeps.procedures.paramp"
+#: the Y-factor sweep's outer axes (hot load?, pump on?), in sweep order: it ends on the cold load with the
+#: pump on, as the paramp operates
+HOT_LOAD, PUMP_STATES = (True, False), (False, True)
+#: what ``paramp_noise`` holds per frequency: the fields of ``NoiseTemperature`` but the frequency
+NOISE_QUANTITIES = tuple(f.name for f in fields(NoiseTemperature) if f.name != "frequency_hz")
+_NOISE_UNITS = {"y_pump_off": "", "y_pump_on": "", "gain_db": "dB"}
 
 
 @dataclass(frozen=True)
@@ -71,13 +88,13 @@ class ParampTunePlan:
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **defaults: Any) -> ParampTunePlan:
         """``defaults`` overridden by the matching ``options`` (``-p pump_powers_dbm=[-21,-20]``)."""
-        return _from_options(cls, options, defaults)
+        return plan_from_options(cls, options, defaults)
 
 
 @dataclass(frozen=True)
 class NoisePlan:
-    """Y-factor noise temperature at each of ``frequencies_hz`` (analyzer settings as in
-    ``ParametricAmplifier.noise_temperature_yfactor``)."""
+    """Y-factor noise temperature at each of ``frequencies_hz``: analyzer settings of each noise
+    reading (``ParametricAmplifier.noise_power_mw``) and VNA averages of each S21 reading."""
 
     frequencies_hz: Sequence[float]
     span_hz: float = 1e6
@@ -86,23 +103,57 @@ class NoisePlan:
     sweep_time_s: float | None = 1.0
     averages: int | None = None
 
+    def __post_init__(self) -> None:
+        if not len(self.frequencies_hz):
+            raise ValueError("NoisePlan: frequencies_hz must not be empty")
+
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **defaults: Any) -> NoisePlan:
-        return _from_options(cls, options, defaults)
+        return plan_from_options(cls, options, defaults)
 
 
 @dataclass
 class ParampReport:
-    """What :func:`analyse_paramp_run` found and wrote."""
+    """What :func:`analyze_paramp_run` found and wrote."""
 
     operating_point: dict[str, float] | None
     tables: list[Path]
     plots: list[Path]
     gain_map: xr.Dataset | None = None
     noise: xr.Dataset | None = None
+    #: the raw Y-factor sweep (hot_load × pump_on × frequency_hz)
+    yfactor: xr.Dataset | None = None
 
 
-# -- measuring ---------------------------------------------------------------------------------------
+# -- the paramp's state, and putting it back ---------------------------------------------------------
+
+def _state_before(ctx: Any, name: str, present: dict[str, Any]) -> dict[str, Any]:
+    """The state to restore after sweep ``name``: as stored when it first began (a resumed run), else ``present``."""
+    if name in ctx.run.sweep_names():
+        stored = ctx.dataset(name).attrs.get("state_before")
+        if stored:
+            return dict(stored)
+    return present
+
+
+def _put_back(param: Any, value: Any) -> None:
+    """Set ``param`` to ``value`` unless it is there already (a latching cryogenic switch heats on every pulse)."""
+    if param() != value:
+        param(value)
+
+
+def _tune_state(paramp: Any) -> dict[str, Any]:
+    return {"flux_current_a": float(paramp.flux_current()), "pump_frequency_hz": float(paramp.pump_frequency()),
+            "pump_power_dbm": float(paramp.pump_power()), "pump_on": bool(paramp.pump_on())}
+
+
+def _set_tune_state(paramp: Any, state: Mapping[str, Any]) -> None:
+    paramp.set_flux(float(state["flux_current_a"]))
+    paramp.set_pump(frequency_hz=float(state["pump_frequency_hz"]), power_dbm=float(state["pump_power_dbm"]),
+                    on=bool(state["pump_on"]))
+
+
+# -- tune-up ------------------------------------------------------------------------------------------
 
 def _curve_values(paramp: Any, plan: ParampTunePlan) -> dict[str, Any]:
     half = plan.curve_span_hz / 2
@@ -123,36 +174,42 @@ def _curve_values(paramp: Any, plan: ParampTunePlan) -> dict[str, Any]:
     return out
 
 
-def run_paramp_tuneup(ctx: Any, *, paramp: Any, plan: ParampTunePlan, analyse: bool = True) -> ParampReport | None:
+def run_paramp_tuneup(ctx: Any, *, paramp: Any, plan: ParampTunePlan, analyze: bool = True) -> ParampReport | None:
     """Measure the gain map, pick (and apply) the operating point; see the module docstring."""
     fluxes = [float(paramp.flux_current())] if plan.flux_currents_a is None else [float(x) for x in
                                                                                   plan.flux_currents_a]
+    before = _state_before(ctx, GAIN_MAP, _tune_state(paramp))
 
     def measure(point: Point) -> dict[str, Any]:
         if plan.curve_span_hz > 0:
             return _curve_values(paramp, plan)
         return {"gain_db": paramp.gain_at(plan.target_hz, averages=plan.averages)}
 
-    result = ctx.sweep(
-        Axis("flux_current_a", fluxes, paramp.set_flux, units="A"),
-        Axis("pump_frequency_hz", [float(f) for f in plan.pump_frequencies_hz],
-             lambda f: paramp.set_pump(frequency_hz=f), units="Hz"),
-        Axis("pump_power_dbm", [float(p) for p in plan.pump_powers_dbm], lambda p: paramp.set_pump(power_dbm=p),
-             units="dBm"),
-        measure, name=GAIN_MAP,
-        attrs={"procedure": "cryodaq.sweeps.procedures.paramp", "target_hz": plan.target_hz,
-               "probe_power_dbm": float(paramp.probe_power())})
-    best = pick_operating_point(ctx.dataset(GAIN_MAP), max_gain_db=plan.max_gain_db,
-                                min_bandwidth_hz=plan.min_bandwidth_hz)
-    result.sink.set_attrs(operating_point=best, operating_point_rule={
-        "max_gain_db": plan.max_gain_db, "min_bandwidth_hz": plan.min_bandwidth_hz})
-    if best is None:
-        log.warning("paramp tune-up: no grid point meets the rule; the pump and flux are left as they are")
-    elif plan.apply:
-        paramp.set_flux(best["flux_current_a"])
-        paramp.set_pump(frequency_hz=best["pump_frequency_hz"], power_dbm=best["pump_power_dbm"], on=True)
+    try:
+        result = ctx.sweep(
+            Axis("flux_current_a", fluxes, paramp.set_flux, units="A"),
+            Axis("pump_frequency_hz", [float(f) for f in plan.pump_frequencies_hz],
+                 lambda f: paramp.set_pump(frequency_hz=f), units="Hz"),
+            Axis("pump_power_dbm", [float(p) for p in plan.pump_powers_dbm], lambda p: paramp.set_pump(power_dbm=p),
+                 units="dBm"),
+            measure, name=GAIN_MAP,
+            attrs={"procedure": PROCEDURE, "target_hz": plan.target_hz,
+                   "probe_power_dbm": float(paramp.probe_power()), "state_before": before})
+        best = pick_operating_point(ctx.dataset(GAIN_MAP), max_gain_db=plan.max_gain_db,
+                                    min_bandwidth_hz=plan.min_bandwidth_hz)
+        result.sink.set_attrs(operating_point=best, operating_point_rule={
+            "max_gain_db": plan.max_gain_db, "min_bandwidth_hz": plan.min_bandwidth_hz})
+    except BaseException:  # a stop, an abort, a refused setting: flux and pump as they were
+        restore_quietly(f"{paramp.name}: flux and pump {before}", lambda: _set_tune_state(paramp, before))
+        raise
+    if best is not None and plan.apply:
+        _set_tune_state(paramp, {**best, "pump_on": True})
         log.info("paramp operating point applied: %s", best)
-    return analyse_paramp_run(ctx.run.path, ctx.results_dir) if analyse else None
+    else:
+        if best is None:
+            log.warning("paramp tune-up: no grid point meets the rule; flux and pump go back to %s", before)
+        _set_tune_state(paramp, before)
+    return analyze_paramp_run(ctx.run.path, ctx.results_dir) if analyze else None
 
 
 def pick_operating_point(ds: xr.Dataset, *, max_gain_db: float | None = None,
@@ -175,30 +232,107 @@ def pick_operating_point(ds: xr.Dataset, *, max_gain_db: float | None = None,
     return out
 
 
-def run_noise_temperature(ctx: Any, *, paramp: Any, plan: NoisePlan, analyse: bool = True) -> ParampReport | None:
-    """Y-factor noise temperature at each frequency, with the paramp as it is; see the module docstring."""
+# -- noise temperature (Y factor) ----------------------------------------------------------------------
+
+def _yfactor_readings(paramp: Any, freq_hz: float, plan: NoisePlan) -> dict[str, Any]:
+    """One point of the Y-factor sweep: the readings at the present load and pump state."""
+    return {"noise_power_mw": paramp.noise_power_mw(freq_hz, span_hz=plan.span_hz, points=plan.points,
+                                                    rbw_hz=plan.rbw_hz, sweep_time_s=plan.sweep_time_s),
+            "s21": paramp.s21_at(freq_hz, averages=plan.averages),
+            "load_temperature_k": float(paramp.load_temperature())}
+
+
+def _operating_attrs(paramp: Any) -> dict[str, float]:
+    return {"pump_frequency_hz": float(paramp.pump_frequency()), "pump_power_dbm": float(paramp.pump_power()),
+            "flux_current_a": float(paramp.flux_current())}
+
+
+def run_noise_temperature(ctx: Any, *, paramp: Any, plan: NoisePlan, analyze: bool = True) -> ParampReport | None:
+    """Y-factor noise temperature at each frequency, with the paramp as it is; see the module docstring.
+
+    Needs a paramp with an analyzer and a load switch. Pump and load go back to what they were.
+    """
+    if getattr(paramp, "load_switch", None) is None:
+        raise ValueError(f"{paramp.name}: the Y-factor noise temperature needs a hot/cold load switch "
+                         "(ParametricAmplifier(..., load_switch=...))")
+    paramp.analyzer  # noqa: B018 - raises now, naming what is missing, rather than at the first point
+    freqs = [float(f) for f in plan.frequencies_hz]
+    before = _state_before(ctx, YFACTOR, {"pump_on": bool(paramp.pump_on()), "load": str(paramp.load())})
+    operating = _operating_attrs(paramp)
+
+    def select_hot_load(hot: bool) -> None:
+        paramp.load("hot" if hot else "cold")
 
     def measure(point: Point) -> dict[str, Any]:
-        result = paramp.noise_temperature_yfactor(point["frequency_hz"], span_hz=plan.span_hz, points=plan.points,
-                                                  rbw_hz=plan.rbw_hz, sweep_time_s=plan.sweep_time_s,
-                                                  averages=plan.averages)
-        values = dataclasses.asdict(result)
-        values.pop("frequency_hz")
-        return {k: float(v) for k, v in values.items()}
+        return _yfactor_readings(paramp, point["frequency_hz"], plan)
 
-    ctx.sweep(Axis("frequency_hz", [float(f) for f in plan.frequencies_hz], units="Hz"), measure, name=NOISE,
-              attrs={"procedure": "cryodaq.sweeps.procedures.paramp", "pump_frequency_hz": float(paramp.pump_frequency()),
-                     "pump_power_dbm": float(paramp.pump_power()), "flux_current_a": float(paramp.flux_current())})
-    return analyse_paramp_run(ctx.run.path, ctx.results_dir) if analyse else None
+    try:
+        ctx.sweep(Axis("hot_load", HOT_LOAD, select_hot_load),
+                  Axis("pump_on", PUMP_STATES, paramp.pump_on),
+                  Axis("frequency_hz", freqs, units="Hz"),
+                  measure, name=YFACTOR,
+                  attrs={"procedure": PROCEDURE, "plan": jsonable_plan(plan), "state_before": before, **operating})
+    finally:
+        restore_quietly(f"{paramp.name}: the load {before['load']!r}", lambda: _put_back(paramp.load, before["load"]))
+        restore_quietly(f"{paramp.name}: the pump output {before['pump_on']}",
+                        lambda: _put_back(paramp.pump_on, before["pump_on"]))
+    analysis = yfactor_analysis(ctx.dataset(YFACTOR))
+
+    def store(point: Point) -> dict[str, Any]:
+        row = analysis.isel(frequency_hz=point.index[0])
+        return {name: float(row[name]) for name in NOISE_QUANTITIES}
+
+    ctx.sweep(Axis("frequency_hz", freqs, units="Hz"), store, name=NOISE,
+              attrs={"procedure": PROCEDURE, "source": f"sweeps/{YFACTOR}", **operating})
+    return analyze_paramp_run(ctx.run.path, ctx.results_dir) if analyze else None
 
 
-# -- analysis -------------------------------------------------------------------------------------------
+def yfactor_analysis(ds: xr.Dataset) -> xr.Dataset:
+    """Noise temperatures per frequency from a stored ``paramp_yfactor`` sweep (hot_load × pump_on × frequency_hz).
 
-def analyse_paramp_run(run_path: str | Path, out_dir: str | Path | None = None) -> ParampReport:
-    """Tables and plots of the paramp sweeps a run holds (``paramp_gain_map``, ``paramp_noise``).
+    Per frequency: G = mean |S21|² with the pump on over that with it off (both loads), T_hot and
+    T_cold the mean readings of each load, and
+    :func:`~cryodaq.instruments.parametric_amplifier.yfactor_noise_temperature` of the four powers.
+    Returns :data:`NOISE_QUANTITIES` over ``frequency_hz`` and ``complete`` (all four points
+    measured; the others are NaN).
+    """
+    done = ds["done"]
+    power = ds["noise_power_mw"].where(done)
+    s21_sq = (np.abs(ds["s21"]) ** 2).where(done).mean("hot_load", skipna=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain_db = 10 * np.log10(s21_sq.sel(pump_on=True) / s21_sq.sel(pump_on=False))
+    t_load = ds["load_temperature_k"].where(done).mean("pump_on", skipna=False)
+    freqs = ds["frequency_hz"].values
+    results = []
+    for i, f in enumerate(freqs):
+        p = power.isel(frequency_hz=i)
+        results.append(yfactor_noise_temperature(
+            p_hot=(float(p.sel(hot_load=True, pump_on=False)), float(p.sel(hot_load=True, pump_on=True))),
+            p_cold=(float(p.sel(hot_load=False, pump_on=False)), float(p.sel(hot_load=False, pump_on=True))),
+            t_hot_k=float(t_load.sel(hot_load=True).isel(frequency_hz=i)),
+            t_cold_k=float(t_load.sel(hot_load=False).isel(frequency_hz=i)),
+            freq_hz=float(f), gain_db=float(gain_db.isel(frequency_hz=i))))
+    data = {name: xr.DataArray([getattr(r, name) for r in results], dims=["frequency_hz"],
+                               attrs={"units": _NOISE_UNITS.get(name, "K")}) for name in NOISE_QUANTITIES}
+    data["complete"] = xr.DataArray(done.all(("hot_load", "pump_on")).values, dims=["frequency_hz"])
+    return xr.Dataset(data, coords={"frequency_hz": freqs}, attrs={"source": YFACTOR})
+
+
+# -- analysis of a stored run -------------------------------------------------------------------------
+
+def _done_table(ds: xr.Dataset, names: Sequence[str], mask: np.ndarray) -> Any:
+    """``names`` of ``ds`` as a flat table (one row per grid point), the rows where ``mask`` is set."""
+    table = ds[list(names)].to_dataframe().reset_index()
+    return table[np.asarray(mask).ravel()].drop(columns=["t", "done"], errors="ignore")
+
+
+def analyze_paramp_run(run_path: str | Path, out_dir: str | Path | None = None) -> ParampReport:
+    """Tables and plots of the paramp sweeps a run holds (``paramp_gain_map``, ``paramp_yfactor``).
 
     Writes ``paramp_gain_map.csv``, ``paramp_operating_point.csv``, ``paramp_gain_map.png``;
-    ``paramp_noise.csv``, ``paramp_noise.png`` — for the sweeps present.
+    ``paramp_yfactor.csv`` (the raw readings), ``paramp_noise.csv``, ``paramp_noise.png`` (the
+    noise temperatures, computed again from the raw readings; from the stored ``paramp_noise``
+    for runs made before the raw readings were kept) — for the sweeps present.
     """
     from cryodaq.storage import open_run
     from cryodaq.sweeps.script import results_dir_for
@@ -209,30 +343,51 @@ def analyse_paramp_run(run_path: str | Path, out_dir: str | Path | None = None) 
     present = set(root["sweeps"].group_keys()) if "sweeps" in root else set()
     report = ParampReport(None, [], [])
     if GAIN_MAP in present:
-        ds = read_sweep(run_path, GAIN_MAP)
-        report.gain_map = ds
-        best = ds.attrs.get("operating_point") or pick_operating_point(ds)
-        report.operating_point = best
-        scalars = [v for v in ds.data_vars if ds[v].dims == ds["done"].dims and v != "done"]
-        table = ds[scalars].where(ds["done"]).to_dataframe().reset_index()
-        table = table[ds["done"].values.ravel()].drop(columns=["t", "done"], errors="ignore")
-        table.to_csv(out / "paramp_gain_map.csv", index=False)
-        report.tables.append(out / "paramp_gain_map.csv")
-        if best is not None:
-            import pandas as pd
-
-            pd.DataFrame([best]).to_csv(out / "paramp_operating_point.csv", index=False)
-            report.tables.append(out / "paramp_operating_point.csv")
-        report.plots.append(_plot_gain_map(ds, best, out / "paramp_gain_map.png"))
-    if NOISE in present:
-        ds = read_sweep(run_path, NOISE)
-        report.noise = ds
-        table = ds.where(ds["done"]).to_dataframe().reset_index()
-        table = table[ds["done"].values.ravel()].drop(columns=["t", "done"], errors="ignore")
-        table.to_csv(out / "paramp_noise.csv", index=False)
+        _gain_map_outputs(read_sweep(run_path, GAIN_MAP), out, report)
+    noise, mask = None, None
+    if YFACTOR in present:
+        raw = read_sweep(run_path, YFACTOR)
+        report.yfactor = raw
+        report.tables.append(_yfactor_table(raw, out / "paramp_yfactor.csv"))
+        noise = yfactor_analysis(raw)
+        mask = noise["complete"].values
+    elif NOISE in present:
+        noise = read_sweep(run_path, NOISE)
+        mask = noise["done"].values
+    if noise is not None:
+        report.noise = noise
+        _done_table(noise, NOISE_QUANTITIES, mask).to_csv(out / "paramp_noise.csv", index=False)
         report.tables.append(out / "paramp_noise.csv")
-        report.plots.append(_plot_noise(ds, out / "paramp_noise.png"))
+        report.plots.append(_plot_noise(noise, mask, out / "paramp_noise.png"))
     return report
+
+
+def _gain_map_outputs(ds: xr.Dataset, out: Path, report: ParampReport) -> None:
+    """The gain map's table, operating point and plot, into ``report``."""
+    report.gain_map = ds
+    best = ds.attrs.get("operating_point") or pick_operating_point(ds)
+    report.operating_point = best
+    scalars = [v for v in ds.data_vars if ds[v].dims == ds["done"].dims and v not in ("done", "t")]
+    table = _done_table(ds[scalars].where(ds["done"]), scalars, ds["done"].values)
+    table.to_csv(out / "paramp_gain_map.csv", index=False)
+    report.tables.append(out / "paramp_gain_map.csv")
+    if best is not None:
+        import pandas as pd
+
+        pd.DataFrame([best]).to_csv(out / "paramp_operating_point.csv", index=False)
+        report.tables.append(out / "paramp_operating_point.csv")
+    report.plots.append(_plot_gain_map(ds, best, out / "paramp_gain_map.png"))
+
+
+def _yfactor_table(raw: xr.Dataset, path: Path) -> Path:
+    """The raw Y-factor readings, one row per measured point, with the powers also in dBm and |S21| in dB."""
+    table = raw[["noise_power_mw", "load_temperature_k"]].assign(
+        noise_power_dbm=10 * np.log10(raw["noise_power_mw"]),
+        s21_db=20 * np.log10(np.abs(raw["s21"])))
+    rows = _done_table(table, ["noise_power_mw", "noise_power_dbm", "s21_db", "load_temperature_k"], raw["done"].values)
+    rows.insert(1, "load", np.where(rows["hot_load"], "hot", "cold"))
+    rows.to_csv(path, index=False)
+    return path
 
 
 def _plot_gain_map(ds: xr.Dataset, best: dict[str, float] | None, path: Path) -> Path:
@@ -268,11 +423,11 @@ def _plot_gain_map(ds: xr.Dataset, best: dict[str, float] | None, path: Path) ->
     return path
 
 
-def _plot_noise(ds: xr.Dataset, path: Path) -> Path:
+def _plot_noise(ds: xr.Dataset, done: np.ndarray, path: Path) -> Path:
     from matplotlib.figure import Figure
 
     f = ds["frequency_hz"].values
-    done = ds["done"].values
+    done = np.asarray(done, dtype=bool)
     fig = Figure(figsize=(7, 5.5))
     fig.subplots_adjust(left=0.12, right=0.96, bottom=0.1, top=0.93, hspace=0.3)
     ax, ax_g = fig.subplots(2, 1, sharex=True)

@@ -12,7 +12,7 @@
    failed fit stores NaN and ``fit_ok = False``: the trace is kept for a refit, the night goes on.
 3. Tables (CSV) and plots (PNG) of Qi(T), Qc(T) and the fractional frequency shift
    δfr/fr(T), plus example fits, in ``ctx.results_dir`` — or from any stored run with
-   :func:`analyse_resonator_run`.
+   :func:`analyze_resonator_run`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,9 @@ from cryodaq.instruments.vna import measure_s21
 from cryodaq.storage.sweep_store import read_sweep
 from cryodaq.sweeps.axes import Axis, zip_axes
 from cryodaq.sweeps.engine import Point
+from cryodaq.sweeps.procedures.common import plan_from_options
 
-__all__ = ["FIT_QUANTITIES", "ResonatorPlan", "ResonatorReport", "analyse_resonator_run", "locate_resonators",
+__all__ = ["FIT_QUANTITIES", "ResonatorPlan", "ResonatorReport", "analyze_resonator_run", "locate_resonators",
            "resonator_table", "run_resonator_characterisation"]
 
 log = logging.getLogger(__name__)
@@ -80,14 +81,12 @@ class ResonatorPlan:
     @classmethod
     def from_options(cls, options: Mapping[str, Any], **defaults: Any) -> ResonatorPlan:
         """``defaults`` overridden by the matching ``options`` (e.g. ``-p temperatures_k=[0.05,0.1]``)."""
-        names = {f.name for f in fields(cls)}
-        merged = {**defaults, **{k: v for k, v in options.items() if k in names}}
-        return cls(**merged)
+        return plan_from_options(cls, options, defaults)
 
 
 @dataclass
 class ResonatorReport:
-    """What :func:`analyse_resonator_run` wrote: the tables and plots, and the dataset they came from."""
+    """What :func:`analyze_resonator_run` wrote: the tables and plots, and the dataset they came from."""
 
     dataset: xr.Dataset
     tables: list[Path]
@@ -150,12 +149,12 @@ def _fit_values(freqs: np.ndarray, s21: np.ndarray, geometry: str) -> dict[str, 
 
 
 def run_resonator_characterisation(ctx: Any, *, fridge: Any, vna: Any, plan: ResonatorPlan,
-                                   analyse: bool = True) -> ResonatorReport | None:
+                                   analyze: bool = True) -> ResonatorReport | None:
     """Locate, then scan and fit every resonator at every temperature × power (module docstring).
 
     ``fridge``: a :class:`cryodaq.instruments.Fridge` (``setpoint``, ``wait_until_stable``, ``mxc``);
     ``vna``: a qcodes PNA or ZNB driver (:func:`cryodaq.instruments.vna.measure_s21`). With
-    ``analyse``, writes the tables and plots to ``ctx.results_dir`` and returns what it wrote.
+    ``analyze``, writes the tables and plots to ``ctx.results_dir`` and returns what it wrote.
     """
     f0 = locate_resonators(ctx, fridge, vna, plan)
     half = plan.span_hz / 2
@@ -175,9 +174,9 @@ def run_resonator_characterisation(ctx: Any, *, fridge: Any, vna: Any, plan: Res
               resonators, scan_and_fit, name=RESONATORS,
               attrs={"procedure": "cryodaq.sweeps.procedures.resonators", "geometry": plan.geometry,
                      "span_hz": plan.span_hz, "points": plan.points, "ifbw_hz": plan.ifbw_hz})
-    if not analyse:
+    if not analyze:
         return None
-    return analyse_resonator_run(ctx.run.path, ctx.results_dir)
+    return analyze_resonator_run(ctx.run.path, ctx.results_dir)
 
 
 # -- analysis ---------------------------------------------------------------------------------------
@@ -194,7 +193,7 @@ def resonator_table(ds: xr.Dataset) -> Any:
     return frame
 
 
-def analyse_resonator_run(run_path: str | Path, out_dir: str | Path | None = None, *,
+def analyze_resonator_run(run_path: str | Path, out_dir: str | Path | None = None, *,
                           sweep: str = RESONATORS) -> ResonatorReport:
     """Tables and plots of a stored resonator sweep (any status; points not done are left out).
 

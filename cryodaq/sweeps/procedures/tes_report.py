@@ -1,5 +1,9 @@
 """Tables (CSV) and PNG plots of the TES procedures (:mod:`cryodaq.sweeps.procedures.tes`) for the lab notebook.
 
+:func:`analyze_tes_run` reads a stored run, analyzes it again
+(:mod:`~cryodaq.sweeps.procedures.tes_analysis`: this module imports the analysis, never the other
+way round) and writes them.
+
 :func:`write_iv_report`: ``tes_iv_results.csv`` (R_n, R_p, P_sat per bath temperature and channel),
 ``tes_iv_points.csv`` (the offset-free IV points), ``tes_thermal_fit.csv`` (K, n, T_c, G per channel),
 ``tes_iv_curves.png``, ``tes_pr_curves.png``, ``tes_psat_vs_t.png``. :func:`write_noise_report`:
@@ -8,21 +12,90 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from cryodaq.sweeps.procedures.tes import EXCLUDED, SUPERCONDUCTING, ThermalFit
+from cryodaq.storage.sweep_store import read_sweep
+from cryodaq.sweeps.procedures.tes_analysis import (
+    EXCLUDED,
+    IV,
+    NOISE,
+    SUPERCONDUCTING,
+    ThermalFit,
+    analyze_iv_dataset,
+    thermal_fits,
+)
 
-__all__ = ["write_iv_report", "write_noise_report"]
+__all__ = ["TESReport", "analyze_tes_run", "write_iv_report", "write_noise_report"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TESReport:
+    """What :func:`analyze_tes_run` found and wrote."""
+
+    tables: list[Path] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+    iv: xr.Dataset | None = None
+    thermal: list[ThermalFit] | None = None
+    noise: xr.Dataset | None = None
+
+
+def analyze_tes_run(run_path: str | Path, out_dir: str | Path | None = None, **iv_settings: Any) -> TESReport:
+    """Tables and plots of the TES sweeps a run holds (``tes_iv``, ``tes_noise_vs_bias``).
+
+    The IV is analyzed again from the stored currents with the settings it was measured with
+    (``tes_iv`` attrs), overridden by ``iv_settings`` (``r_shunt_ohm``, ``r_parasitic_ohm``,
+    ``p_sat_fraction``, ``normal_range_a``, ``sc_range_a``, ``normal_tolerance``, and
+    ``thermal_exponent`` for the P_sat(T) fit). Writes ``tes_iv_results.csv`` (R_n, R_p, P_sat per
+    temperature and channel), ``tes_iv_points.csv``, ``tes_thermal_fit.csv`` (K, n, T_c, G per
+    channel), ``tes_iv_curves.png``, ``tes_pr_curves.png``, ``tes_psat_vs_t.png``; and
+    ``tes_noise_vs_bias.csv``, ``tes_noise_psd.csv``, ``tes_noise_psd.png``, ``tes_noise_white_vs_bias.png``
+    — for the sweeps present.
+    """
+    from cryodaq.storage import open_run
+    from cryodaq.sweeps.script import results_dir_for
+
+    out = Path(out_dir) if out_dir is not None else results_dir_for(run_path)
+    out.mkdir(parents=True, exist_ok=True)
+    root = open_run(run_path).root
+    present = set(root["sweeps"].group_keys()) if "sweeps" in root else set()
+    report = TESReport()
+    if IV in present:
+        raw = read_sweep(run_path, IV)
+        plan = dict(raw.attrs.get("plan") or {})
+        settings = {k: plan.get(k) for k in ("r_shunt_ohm", "r_parasitic_ohm", "p_sat_fraction", "normal_range_a",
+                                             "sc_range_a", "normal_tolerance") if plan.get(k) is not None}
+        settings.update({k: v for k, v in iv_settings.items() if k != "thermal_exponent"})
+        if "r_shunt_ohm" not in settings:
+            raise ValueError(f"{run_path}: sweeps/{IV} does not record r_shunt_ohm; pass r_shunt_ohm=")
+        n_fixed = iv_settings.get("thermal_exponent", plan.get("thermal_exponent"))
+        analysis = analyze_iv_dataset(raw, **settings)
+        fits = thermal_fits(analysis, n=n_fixed)
+        report.iv, report.thermal = analysis, fits
+        tables, plots = write_iv_report(analysis, fits, out)
+        report.tables += tables
+        report.plots += plots
+    if NOISE in present:
+        ds = read_sweep(run_path, NOISE)
+        report.noise = ds
+        tables, plots = write_noise_report(ds, out)
+        report.tables += tables
+        report.plots += plots
+    log.info("TES analysis of %s: %d tables, %d plots in %s", run_path, len(report.tables), len(report.plots), out)
+    return report
 
 
 def write_iv_report(analysis: xr.Dataset, fits: list[ThermalFit], out: Path) -> tuple[list[Path], list[Path]]:
-    """Tables and plots of an :func:`~cryodaq.sweeps.procedures.tes.analyse_iv_dataset` result: (tables, plots)."""
+    """Tables and plots of an :func:`~cryodaq.sweeps.procedures.tes_analysis.analyze_iv_dataset` result:
+    (tables, plots)."""
     tables = _iv_tables(analysis, fits, out)
     plots = [*_plot_iv(analysis, out), _plot_psat(analysis, fits, out / "tes_psat_vs_t.png")]
     return tables, plots
