@@ -18,35 +18,41 @@ stored run.
   plots in :mod:`~cryodaq.sweeps.procedures.tes_report` (which imports the analysis, not the reverse).
 """
 
-from cryodaq.sweeps.procedures.paramp import (
-    NoisePlan,
-    ParampReport,
-    ParampTunePlan,
-    analyze_paramp_run,
-    pick_operating_point,
-    run_noise_temperature,
-    run_paramp_tuneup,
-    yfactor_analysis,
-)
-from cryodaq.sweeps.procedures.resonators import (
-    ResonatorPlan,
-    ResonatorReport,
-    analyze_resonator_run,
-    locate_resonators,
-    run_resonator_characterisation,
-)
-from cryodaq.sweeps.procedures.tes import (
-    IVPlan,
-    NoiseBiasPlan,
-    run_noise_vs_bias,
-    run_tes_iv,
-)
-from cryodaq.sweeps.procedures.tes_analysis import ThermalFit, fit_psat_vs_temperature
-from cryodaq.sweeps.procedures.tes_report import TESReport, analyze_tes_run
+from typing import TYPE_CHECKING
 
-__all__ = [
-    "IVPlan", "NoiseBiasPlan", "NoisePlan", "ParampReport", "ParampTunePlan", "ResonatorPlan", "ResonatorReport",
-    "TESReport", "ThermalFit", "analyze_paramp_run", "analyze_resonator_run", "analyze_tes_run",
-    "fit_psat_vs_temperature", "locate_resonators", "pick_operating_point", "run_noise_temperature",
-    "run_noise_vs_bias", "run_paramp_tuneup", "run_resonator_characterisation", "run_tes_iv", "yfactor_analysis",
-]
+from cryodaq._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
+    from cryodaq.sweeps.procedures.paramp import (
+        NoisePlan as NoisePlan,
+        ParampReport as ParampReport,
+        ParampTunePlan as ParampTunePlan,
+        analyze_paramp_run as analyze_paramp_run,
+        pick_operating_point as pick_operating_point,
+        run_noise_temperature as run_noise_temperature,
+        run_paramp_tuneup as run_paramp_tuneup,
+        yfactor_analysis as yfactor_analysis,
+    )
+    from cryodaq.sweeps.procedures.resonators import (
+        ResonatorPlan as ResonatorPlan,
+        ResonatorReport as ResonatorReport,
+        analyze_resonator_run as analyze_resonator_run,
+        locate_resonators as locate_resonators,
+        run_resonator_characterisation as run_resonator_characterisation,
+    )
+    from cryodaq.sweeps.procedures.tes import (
+        IVPlan as IVPlan,
+        NoiseBiasPlan as NoiseBiasPlan,
+        run_noise_vs_bias as run_noise_vs_bias,
+        run_tes_iv as run_tes_iv,
+    )
+    from cryodaq.sweeps.procedures.tes_analysis import (
+        ThermalFit as ThermalFit,
+        fit_psat_vs_temperature as fit_psat_vs_temperature,
+    )
+    from cryodaq.sweeps.procedures.tes_report import (
+        TESReport as TESReport,
+        analyze_tes_run as analyze_tes_run,
+    )
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)
