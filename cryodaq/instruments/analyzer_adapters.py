@@ -126,8 +126,10 @@ class N9030BAdapter:
     def setup(self, center_hz: float, span_hz: float, points: int, rbw_hz: float,
               sweep_time_s: float | None = None) -> None:
         sa = self.sa
-        sa.center(center_hz)
+        # span first: a narrow span around the present centre is always valid, and then any centre
+        # inside the range is (a wide span could push the start below the range, and the centre is refused)
         sa.span(span_hz)
+        sa.center(center_hz)
         sa.npts(int(points))
         sa.res_bw(rbw_hz)
         if sweep_time_s is None:

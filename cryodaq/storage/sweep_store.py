@@ -206,7 +206,7 @@ class SweepGroup:
                 values = np.asarray(values)
                 same = stored.shape == values.shape and (
                     np.allclose(stored, values, rtol=1e-12, atol=0, equal_nan=True) if values.dtype.kind in "iufc"
-                    and stored.dtype.kind in "iufc" else np.array_equal(stored.astype(str), values.astype(str)))
+                    and stored.dtype.kind in "iufc" else [str(v) for v in stored.tolist()] == [str(v) for v in values.tolist()])
                 if not same:
                     raise SweepMismatchError(f"{where}: axis {a.dim!r} coordinate {cname!r} differs from the stored "
                                              f"values {stored.tolist()[:8]}...; got {values.tolist()[:8]}...")

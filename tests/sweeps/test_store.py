@@ -134,3 +134,28 @@ def test_point_chunks_keep_one_point_writes_small():
     assert point_chunks((100, 100), ()) == (40, 100)
     assert point_chunks((2, 3), (5000,)) == (1, 1, 5000)
     assert point_chunks((), ()) == ()
+
+
+def test_a_sweep_over_a_text_axis_resumes(tmp_path):
+    """Text coordinates (a load switch's 'hot'/'cold') come back from zarr as numpy 2 strings; resume compares them."""
+    calls: list = []
+
+    def measure(p):
+        calls.append(p.index)
+        if len(calls) == 2 and first[0]:
+            raise Boom("switch stuck")
+        return {"y": 1.0 if p["load"] == "hot" else 0.0}
+
+    first = [True]
+    run = new_run(tmp_path)
+    with pytest.raises(Boom):
+        sweep(Axis("load", ["hot", "cold"]), measure, name="y", run=run)
+    run.close("aborted", end_reason="Boom")
+    first[0] = False
+    calls.clear()
+    run2 = SweepRun.resume(run.path, catalog=False)
+    res = sweep(Axis("load", ["hot", "cold"]), measure, name="y", run=run2)
+    assert res.skipped == 1 and calls == [(1,)]
+    with pytest.raises(SweepMismatchError, match="differs"):
+        sweep(Axis("load", ["hot", "warm"]), measure, name="y", run=run2)
+    run2.close()
