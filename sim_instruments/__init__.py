@@ -1,25 +1,21 @@
 """Simulated hardware for cryodaq: one physical world and the instrument faces it shows.
 
+A plugin of cryodaq, split by job: :mod:`sim_instruments.world` (the physics),
+:mod:`sim_instruments.faces` (one module per instrument, speaking its real protocol) and
+:mod:`sim_instruments.servers` (TCP/SCPI/UDP serving, the launcher, ``python -m sim_instruments``).
 cryodaq finds the simulators through the ``cryodaq.simulators`` entry point, which names
-:func:`launch`; ``python -m sim_instruments STATION.yaml`` serves them on their own.
+:func:`launch`; the plugin may import cryodaq's wire formats, cryodaq never imports it.
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
-from typing import Any
+from cryodaq._lazy import lazy_exports
 
-__all__ = ["launch"]
+if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
+    from sim_instruments.faces.registry import FACES as FACES
+    from sim_instruments.servers.launcher import SimServers as SimServers, serve as serve
+    from sim_instruments.servers.plugin import launch as launch
+    from sim_instruments.servers.simulated_station import SimulatedStation as SimulatedStation
+    from sim_instruments.world.world import World as World, WorldConfig as WorldConfig
 
-
-def launch(simulation: Mapping[str, Any], *, in_process: bool = False) -> AbstractContextManager[Any]:
-    """cryodaq's simulator launcher (``cryodaq.station.simulators.SimulatorLauncher``).
-
-    ``in_process``: serve every face as threads of this process (the running ``SimServers``,
-    whose ``.world`` tests reach); otherwise a ``SimulatedStation`` child process that exits
-    with its parent. Either is a context manager that stops the simulators on exit.
-    """
-    from .launcher import SimulatedStation, serve
-
-    return serve(simulation) if in_process else SimulatedStation(simulation)
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -97,7 +97,7 @@ def test_pipeline_events_are_pinned(name: str) -> None:
 
 
 def _regenerate() -> None:
-    from sim_instruments.world import World
+    from sim_instruments.world.world import World
 
     mkid_world = World(MKID_WORLD, clock=lambda: 0.0)
     mkid_adc = mkid_world.new_adc_stream().block(0, int(SECONDS * mkid_world.config.fs_hz))

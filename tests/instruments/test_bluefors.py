@@ -9,10 +9,9 @@ import pytest
 
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments.bluefors import BlueforsControlUnit, base_url
-from sim_instruments.bluefors import HEATER
-from sim_instruments.bluefors import BlueforsControlUnit as BlueforsFace
-from sim_instruments.lakeshore372 import ruox_ohm
-from sim_instruments.world import World
+from sim_instruments.faces.bluefors import HEATER, BlueforsControlUnitFace
+from sim_instruments.world.thermometer import ruox_ohm
+from sim_instruments.world.world import World
 
 _names = itertools.count()
 
@@ -20,7 +19,7 @@ _names = itertools.count()
 @pytest.fixture
 def sim():
     world = World({"fridge": {"tau_s": 0.05}})
-    with BlueforsFace(world, port=0, api_key="k3y", channels={1: 45.0, 2: "4k", 3: 3.9, 5: "still", 6: "mxc"}) as face:
+    with BlueforsControlUnitFace(world, port=0, api_key="k3y", channels={1: 45.0, 2: "4k", 3: 3.9, 5: "still", 6: "mxc"}) as face:
         yield face
 
 

@@ -13,10 +13,10 @@ from cryodaq.errors import FridgeNotStableError, SafetyLimitError
 from cryodaq.instruments import BlueforsControlUnit, Fridge
 from cryodaq.instruments.reliability import is_reliable
 from cryodaq.station import build_station, close_station, load_station_config
-from sim_instruments.bluefors import BlueforsControlUnit as BlueforsFace
-from sim_instruments.lakeshore372 import Lakeshore372
-from sim_instruments.triton import OxfordTriton as TritonFace
-from sim_instruments.world import World
+from sim_instruments.faces.bluefors import BlueforsControlUnitFace
+from sim_instruments.faces.lakeshore372 import Lakeshore372Face
+from sim_instruments.faces.oxford_triton import OxfordTritonFace
+from sim_instruments.world.world import World
 
 _names = itertools.count()
 TARGET = 0.1
@@ -39,7 +39,7 @@ def recorder(face, seen: list[str]) -> None:
 
 @pytest.fixture
 def ls_sim():
-    with Lakeshore372(world(), port=0) as face:
+    with Lakeshore372Face(world(), port=0) as face:
         yield face
 
 
@@ -105,7 +105,7 @@ def test_warm_up_fault_makes_wait_until_stable_time_out(ls_fridge, ls, ls_sim):
 
 
 def test_triton_backend(request):
-    sim = TritonFace(world(), port=0).start()
+    sim = OxfordTritonFace(world(), port=0).start()
     request.addfinalizer(sim.stop)
     tr = OxfordTriton(f"tr_{next(_names)}", address="127.0.0.1", port=sim.port, timeout=2)
     request.addfinalizer(tr.close)
@@ -120,7 +120,7 @@ def test_triton_backend(request):
 
 
 def test_bluefors_backend(request):
-    sim = BlueforsFace(world(), port=0).start()
+    sim = BlueforsControlUnitFace(world(), port=0).start()
     request.addfinalizer(sim.stop)
     bf = BlueforsControlUnit(f"bf_{next(_names)}", sim.url, timeout=2)
     request.addfinalizer(bf.close)
@@ -241,7 +241,7 @@ cryodaq:
 
 def test_bluefors_station_on_the_simulator(tmp_path):
     from cryodaq.station.bringup import with_simulator_ports
-    from sim_instruments.launcher import serve
+    from sim_instruments.servers.launcher import serve
 
     path = tmp_path / "bf.yaml"
     path.write_text(BLUEFORS_STATION)

@@ -39,9 +39,10 @@ from cryodaq.instruments.parametric_amplifier import cw_temperature_k, yfactor_n
 from cryodaq.station import build_station, close_station, load_station_config
 from cryodaq.storage import open_run
 from cryodaq.sweeps.procedures import NoisePlan, run_noise_temperature
-from sim_instruments.launcher import SimulatedStation, serve
-from sim_instruments.signal_generators import KeysightN51x1 as KeysightN51x1Face
-from sim_instruments.world import World
+from sim_instruments.faces.keysight_n51x1 import KeysightN51x1Face
+from sim_instruments.servers.launcher import serve
+from sim_instruments.servers.simulated_station import SimulatedStation
+from sim_instruments.world.world import World
 
 DEMO = Path(__file__).resolve().parents[2] / "stations" / "demo_paramp.yaml"
 _names = itertools.count()

@@ -12,10 +12,10 @@ from qcodes.instrument_drivers.oxford import OxfordTriton
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments.bluefors import BlueforsControlUnit
 from cryodaq.instruments.reliability import RetryPolicy, call_with_retry, is_reliable, make_reliable
-from sim_instruments.bluefors import BlueforsControlUnit as BlueforsFace
-from sim_instruments.lakeshore372 import Lakeshore372
-from sim_instruments.triton import OxfordTriton as TritonFace
-from sim_instruments.world import World
+from sim_instruments.faces.bluefors import BlueforsControlUnitFace
+from sim_instruments.faces.lakeshore372 import Lakeshore372Face
+from sim_instruments.faces.oxford_triton import OxfordTritonFace
+from sim_instruments.world.world import World
 
 _names = itertools.count()
 TIMEOUT_S = 0.3
@@ -24,7 +24,7 @@ POLICY = RetryPolicy(retries=2, backoff_s=0.05)
 
 @pytest.fixture
 def sim():
-    with Lakeshore372(World(), port=0) as face:
+    with Lakeshore372Face(World(), port=0) as face:
         yield face
 
 
@@ -112,7 +112,7 @@ def test_instrument_down_then_back(ls, sim):
 
 
 def test_triton_ip_instrument_reconnects(request):
-    face = TritonFace(World(), port=0).start()
+    face = OxfordTritonFace(World(), port=0).start()
     request.addfinalizer(face.stop)
     tr = OxfordTriton(f"tr_{next(_names)}", address="127.0.0.1", port=face.port, timeout=2)
     request.addfinalizer(tr.close)
@@ -129,7 +129,7 @@ def test_triton_ip_instrument_reconnects(request):
 
 
 def test_bluefors_down_names_the_url_and_recovers(request):
-    face = BlueforsFace(World(), port=0).start()
+    face = BlueforsControlUnitFace(World(), port=0).start()
     request.addfinalizer(face.stop)
     bf = BlueforsControlUnit(f"bf_{next(_names)}", face.url, timeout=TIMEOUT_S, retries=2, backoff_s=0.05)
     request.addfinalizer(bf.close)

@@ -15,7 +15,7 @@ from cryodaq.station.bringup import with_simulator_ports
 from cryodaq.errors import SafetyLimitError
 from cryodaq.instruments import SQUIDController, TESReadoutBoard
 from cryodaq.station import build_station, close_station, load_station_config
-from sim_instruments.launcher import serve
+from sim_instruments.servers.launcher import serve
 
 STATION = "stations/demo_tes.yaml"
 

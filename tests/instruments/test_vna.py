@@ -14,10 +14,10 @@ from cryodaq.errors import InstrumentError, SafetyLimitError
 from cryodaq.instruments.rs_znb import RohdeSchwarzZNBSocket
 from cryodaq.instruments.vna import VNASweep, measure_s21
 from cryodaq.station.limits import apply_safety_limit
-from sim_instruments.vna_common import FrontEnd
-from sim_instruments.vna_pna import KeysightPna
-from sim_instruments.vna_znb import RohdeSchwarzZnb
-from sim_instruments.world import World
+from sim_instruments.faces.keysight_pna import KeysightPnaFace
+from sim_instruments.faces.rs_znb import RohdeSchwarzZnbFace
+from sim_instruments.world.vna import VnaFrontEnd
+from sim_instruments.world.world import World
 
 keysight = pytest.importorskip("qcodes.instrument_drivers.Keysight")
 
@@ -29,7 +29,7 @@ SPARSE = {"fridge": {"tau_s": 0.05}, "feedline": {"frequencies_hz": [5.0e9, 5.01
 @contextlib.contextmanager
 def open_vna(kind: str, world: World, **init):
     """A simulator face and the qcodes driver connected to it over pyvisa-py TCP."""
-    face_cls = KeysightPna if kind == "pna" else RohdeSchwarzZnb
+    face_cls = KeysightPnaFace if kind == "pna" else RohdeSchwarzZnbFace
     with face_cls(world, port=0) as face:
         address = f"TCPIP0::127.0.0.1::{face.port}::SOCKET"
         name = f"{kind}_{next(_names)}"
@@ -45,7 +45,7 @@ def open_vna(kind: str, world: World, **init):
 
 def chain_expectation(world: World, freqs: np.ndarray, power_dbm: float) -> np.ndarray:
     """The world's chain S21 seen through the default front end (line attenuation, gain, cables)."""
-    fe = FrontEnd()
+    fe = VnaFrontEnd()
     gain = 10 ** ((fe.output_gain_db - fe.line_attenuation_db) / 20)
     background = np.exp(1j * (fe.phase_offset_rad - 2 * np.pi * freqs * fe.cable_delay_s))
     return gain * background * world.chain_s21(freqs, power_dbm - fe.line_attenuation_db)

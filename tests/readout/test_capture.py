@@ -11,7 +11,7 @@ from qcodes.instrument import Instrument
 from cryodaq.readout.capture import CaptureGapError, capture_stream
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments import TESReadoutBoard
-from sim_instruments.launcher import serve
+from sim_instruments.servers.launcher import serve
 
 BIAS_A = 3.5e-4
 

@@ -13,7 +13,7 @@ from cryodaq.acquisition.session import StreamSession
 from cryodaq.errors import StationConfigError
 from cryodaq.station import load_station_config
 from cryodaq.storage import open_run
-from sim_instruments.world import World
+from sim_instruments.world.world import World
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "stations" / "demo_mkid.yaml"

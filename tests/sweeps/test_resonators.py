@@ -11,7 +11,7 @@ import pytest
 from cryodaq.station import load_station_config
 from cryodaq.storage import open_run
 from cryodaq.sweeps import run_script
-from sim_instruments.world import World
+from sim_instruments.world.world import World
 
 REPO = Path(__file__).resolve().parents[2]
 STATION = REPO / "stations" / "demo_sweep.yaml"

@@ -1,0 +1,50 @@
+"""``python -m sim_instruments CONFIG.yaml``: serve the simulated station until Ctrl-C or SIGTERM.
+
+CONFIG.yaml holds the simulation dict (``world`` and ``instruments``, optionally under a
+top-level ``simulation`` key). Prints one line ``sim_instruments ready: name=face@port ...``
+once every server listens; a bad config exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+import yaml
+
+from sim_instruments.servers.launcher import serve
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve until SIGINT or SIGTERM; 0 after a clean stop, 2 for a file that cannot be served."""
+    parser = argparse.ArgumentParser(prog="python -m sim_instruments", description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="YAML file with the simulation section (world, instruments)")
+    parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        try:
+            with open(args.config) as fh:
+                config = yaml.safe_load(fh) or {}
+            servers = serve(config)
+        except (OSError, ValueError, yaml.YAMLError) as err:
+            print(f"sim_instruments: {args.config}: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
+        try:
+            print(servers.ready_line(), flush=True)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            servers.stop()
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not installed from Python, which cannot be put back
+                signal.signal(sig, handler)
