@@ -5,8 +5,8 @@
   SCPI messages, arguments, errors and the command-tree framework; ``streaming_board``: the UDP
   streaming readout board (:class:`StreamingBoardFace`).
 - ``launcher`` (:func:`serve`, in-process), ``simulated_station`` (:class:`SimulatedStation`, a
-  child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls) and ``command_line``
-  (``python -m sim_instruments FILE.yaml``).
+  child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls); ``station_file`` and
+  ``command_line``: ``python -m sim_instruments FILE.yaml`` (a station file or a simulation dict).
 """
 
 from typing import TYPE_CHECKING
@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
     from sim_instruments.servers.scpi_command_tree import CommandTree as CommandTree, ScpiFace as ScpiFace
     from sim_instruments.servers.scpi_parsing import ErrorQueue as ErrorQueue, ScpiError as ScpiError
     from sim_instruments.servers.simulated_station import SimulatedStation as SimulatedStation
+    from sim_instruments.servers.station_file import (
+        read_simulation as read_simulation,
+        simulation_from_station as simulation_from_station,
+    )
     from sim_instruments.servers.streaming_board import StreamingBoardFace as StreamingBoardFace
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -1,8 +1,10 @@
-"""``python -m sim_instruments CONFIG.yaml``: serve the simulated station until Ctrl-C or SIGTERM.
+"""``python -m sim_instruments FILE.yaml``: serve the simulated instruments until Ctrl-C or SIGTERM.
 
-CONFIG.yaml holds the simulation dict (``world`` and ``instruments``, optionally under a
-top-level ``simulation`` key). Prints one line ``sim_instruments ready: name=face@port ...``
-once every server listens; a bad config exits with status 2.
+FILE.yaml is a cryodaq station file (its ``cryodaq.simulation`` section and the addresses of
+its ``instruments:``) or a plain simulation dict (``world`` and ``instruments``, optionally
+under ``simulation``). Prints one line ``sim_instruments ready: name=face@port ...`` with the
+real ports once every server listens; a bad file exits with status 2 and a one-line error
+naming the file and the key.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ import signal
 import sys
 import threading
 
-import yaml
-
 from sim_instruments.servers.launcher import serve
+from sim_instruments.servers.station_file import read_simulation
 
 __all__ = ["main"]
 
@@ -23,7 +24,7 @@ __all__ = ["main"]
 def main(argv: list[str] | None = None) -> int:
     """Serve until SIGINT or SIGTERM; 0 after a clean stop, 2 for a file that cannot be served."""
     parser = argparse.ArgumentParser(prog="python -m sim_instruments", description=__doc__.splitlines()[0])
-    parser.add_argument("config", help="YAML file with the simulation section (world, instruments)")
+    parser.add_argument("config", help="a cryodaq station file, or a YAML file with the simulation dict")
     parser.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -31,10 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         try:
-            with open(args.config) as fh:
-                config = yaml.safe_load(fh) or {}
-            servers = serve(config)
-        except (OSError, ValueError, yaml.YAMLError) as err:
+            servers = serve(read_simulation(args.config))
+        except (OSError, ValueError) as err:
             print(f"sim_instruments: {args.config}: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
         try:

@@ -1,24 +1,16 @@
-"""Launcher: config parsing, in-process serve, child-process station, ``python -m sim_instruments``."""
+"""Launcher: config parsing, in-process serve, child-process station."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-import yaml
 
 from sim_instruments.faces.registry import FACES
 from sim_instruments.servers.addresses import parse_visa_address
 from sim_instruments.servers.launcher import serve
 from sim_instruments.servers.simulated_station import SimulatedStation
-
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def config(**world) -> dict:
@@ -113,31 +105,3 @@ def test_simulated_station_reports_child_errors():
     cfg["simulation"]["instruments"]["readout"]["face"] = "nope"
     with pytest.raises(RuntimeError, match="unknown face 'nope'"):
         SimulatedStation(cfg, timeout_s=60).start()
-
-
-@pytest.mark.slow
-def test_python_m_sim_instruments_serves_until_sigterm(tmp_path):
-    path = tmp_path / "sim.yaml"
-    path.write_text(yaml.safe_dump(config()))
-    env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "sim_instruments", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("sim_instruments ready: "), proc.stderr.read() if proc.poll() is not None else line
-        ports = {item.split("=")[0]: int(item.rsplit("@", 1)[1]) for item in line.split(": ", 1)[1].split()}
-        assert ask(ports["readout"], "TONE:COUN?") == "8"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-def test_python_m_sim_instruments_bad_config_exits_2(tmp_path):
-    path = tmp_path / "bad.yaml"
-    path.write_text("instruments: {x: {face: nope, address: 'TCPIP0::127.0.0.1::0::SOCKET'}}\n")
-    from sim_instruments.__main__ import main
-
-    assert main([str(path)]) == 2
