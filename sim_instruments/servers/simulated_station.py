@@ -1,7 +1,9 @@
 """The simulated world and faces in a child process, for cryodaq's station bring-up, end-to-end tests and demos.
 
 The child ('spawn') serves :func:`sim_instruments.servers.launcher.serve` until its parent
-asks it to stop or dies.
+asks it to stop or dies. It ignores SIGINT: a Ctrl-C in the terminal reaches the whole
+foreground process group, and the parent, which owns the run, decides how to stop; the
+child must neither die half-way nor print a KeyboardInterrupt traceback.
 """
 
 from __future__ import annotations
@@ -9,9 +11,12 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import queue
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from sim_instruments.servers.addresses import socket_address
@@ -23,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def _child_main(config: Mapping[str, Any], ready: Any, stop: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C (inherited already; see start())
     try:
         servers = serve(config)
     except BaseException as err:
@@ -38,6 +44,22 @@ def _child_main(config: Mapping[str, Any], ready: Any, stop: Any) -> None:
                 break
     finally:
         servers.stop()
+
+
+@contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Ignore SIGINT while a child starts, so that it inherits SIG_IGN from its very first instruction
+    (Python keeps a SIGINT disposition it starts with), before it could set it itself. Only the main
+    thread may change signal handlers; elsewhere the child's own ``signal.signal`` has to do."""
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class SimulatedStation:
@@ -62,7 +84,8 @@ class SimulatedStation:
         self._stop = self._ctx.Event()
         self._process = self._ctx.Process(target=_child_main, args=(self.config, ready, self._stop),
                                           name="sim_instruments", daemon=True)
-        self._process.start()
+        with _sigint_ignored_by_children():
+            self._process.start()
         deadline = time.monotonic() + self.timeout_s
         msg = None
         while msg is None:
