@@ -2,7 +2,7 @@
 
 Control is a SCPI-like text protocol over TCP (``TCPIP0::host::port::SOCKET``);
 data are UDP datagrams in the format of :mod:`cryodaq.wire.packet`
-(docs/readout-stream.md). ``sim_instruments.mkid_readout_board`` implements the
+(docs/readout-stream.md). ``sim_instruments.faces.mkid_readout_board`` implements the
 same protocol, so this driver runs unchanged against the simulator.
 """
 

@@ -1,6 +1,6 @@
 """QCoDeS driver for a hot/cold load switch in front of a paramp (Y-factor noise measurements).
 
-Protocol (SCPI over TCP, LF terminated; ``sim_instruments.noise_load_switch`` implements it):
+Protocol (SCPI over TCP, LF terminated; ``sim_instruments.faces.noise_source_switch`` implements it):
 ``LOAD:SEL HOT|COLD``, ``LOAD:SEL?``, ``LOAD:TEMP:HOT?``, ``LOAD:TEMP:COLD?`` (kelvin),
 ``SYST:ERR?``. The hot load is a heated or 4 K-plate termination, the cold one sits at the
 mixing chamber; each has its own thermometer.

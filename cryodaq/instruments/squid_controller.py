@@ -3,7 +3,7 @@
 Protocol: SCPI-like text over TCP (``TCPIP0::host::port::SOCKET``, LF), channels
 numbered from 1 (``CH<n>:LOCK``, ``CH<n>:RESET``, ``CH<n>:FB:GAIN``,
 ``CH<n>:FLUX:OFFS``, ``CH<n>:MIN?``, ``CHAN:COUN?``, ``SYST:ERR?``);
-``sim_instruments.squid_controller`` implements it.
+``sim_instruments.faces.squid_controller`` implements it.
 
 Locked, a channel's output is ``V = feedback_gain · (I_tes / input_current_per_phi0
 − k − flux_offset)`` volts, ``k`` an integer fixed when the loop locks: every

@@ -4,7 +4,7 @@ Control is the streaming-board protocol (:mod:`cryodaq.instruments.streaming_boa
 docs/readout-stream.md) plus ``CHAN:COUN?``, ``CHAN:CPA?`` and ``ADC:CPV?``.
 Every packet carries ``n_channels`` demultiplexed real int16 streams
 (``n_streams = n_channels``), so there is no channelizer: triggers run on the
-channels directly. ``sim_instruments.tes_readout_board`` implements the protocol.
+channels directly. ``sim_instruments.faces.tes_readout_board`` implements the protocol.
 
 Calibration: while a channel's SQUID is locked, ``counts = counts_per_ampere · I_tes
 + baseline``, with ``counts_per_ampere = counts_per_volt · feedback_gain /

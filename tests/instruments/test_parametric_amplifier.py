@@ -5,7 +5,7 @@ hot/cold load switch, all over pyvisa-py TCP on simulator faces. S21 comes from 
 simulator through the qcodes N5222B driver, and from ``FakeVNA`` — the VNA adapter protocol
 implemented straight on the world — for the unit tests of the measurement logic.
 
-The truth is ``world.paramp`` (sim_instruments/paramp.py): what the simulated JPA was given.
+The truth is ``world.paramp`` (sim_instruments/world/paramp.py): what the simulated JPA was given.
 The grids — tune-up and Y-factor noise temperature — are sweeps, tested with the procedures
 (tests/sweeps/test_paramp_procedures.py); here the single-shot measurements and the Y-factor arithmetic.
 """

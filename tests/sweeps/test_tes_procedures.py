@@ -1,7 +1,7 @@
 """The TES procedures on the simulated demo_tes_sweep station recover the simulated TES array:
 R_n, R_p, P_sat(T_bath), the thermal fit (G, T_c, n) and the white current-noise level.
 
-What is compared (the truth is computed from the world, ``sim_instruments.tes``):
+What is compared (the truth is computed from the world, ``sim_instruments.world.tes_array``):
 
 - R_n and R_p per temperature and channel: the config's ``rn_ohm`` (10 mΩ) and ``r_parasitic_ohm``
   (0.1 mΩ), within 0.3 % and 1 %.
