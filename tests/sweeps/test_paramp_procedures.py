@@ -6,7 +6,7 @@ load × pump × frequency gives the world's noise temperatures, switches the loa
 and load back, pauses on an interlock and redoes only the interrupted point, and resumes after a
 stop without measuring a committed point again.
 
-The truth is ``world.paramp`` (sim_instruments/paramp.py) of the run's in-process simulators.
+The truth is ``world.paramp`` (sim_instruments/world/paramp.py) of the run's in-process simulators.
 """
 
 from __future__ import annotations
