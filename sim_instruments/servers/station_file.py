@@ -7,7 +7,7 @@ every face listens on a free loopback port, and the ready line reports the real 
 document is the ``simulation`` dict :func:`~sim_instruments.servers.launcher.serve` takes
 (``world`` and ``instruments: {name: {face, address, ...options}}``, optionally under ``simulation``).
 
-Errors are one-line ``ValueError``\\ s naming the key, e.g. ``cryodaq.simulation.instruments.readout:
+Errors are ValueErrors of one line naming the key, e.g. ``cryodaq.simulation.instruments.readout:
 unknown face 'vna'; known: [...]``.
 """
 

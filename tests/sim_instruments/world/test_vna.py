@@ -12,7 +12,7 @@ FRONTEND = VnaFrontEnd()
 
 
 def expected_s21(world: World, freqs: np.ndarray, source_dbm: float, fe: VnaFrontEnd = FRONTEND) -> np.ndarray:
-    """What the module docstring of vna_common promises, written out independently."""
+    """What the module docstring of sim_instruments.world.vna promises, written out independently."""
     gain = 10 ** ((fe.output_gain_db - fe.line_attenuation_db) / 20)
     background = np.exp(1j * (fe.phase_offset_rad - 2 * np.pi * freqs * fe.cable_delay_s))
     return gain * background * world.chain_s21(freqs, source_dbm - fe.line_attenuation_db)
