@@ -97,10 +97,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Summarise a run; exit 1 when it is damaged (what is lost is listed), 2 when it is no run."""
     from cryodaq.storage import run_info
 
     info = run_info(args.run)
-    console.print(info.render())
+    console.print(info.render(), highlight=False, markup=False, soft_wrap=True)
+    if info.damage:
+        console.print(f"[bold red]error:[/] {args.run} is damaged ({len(info.damage)} finding(s) above); "
+                      f"`cryodaq verify {args.run}` checks every chunk", highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 

@@ -62,3 +62,14 @@ class FridgeNotStableError(CryodaqError, TimeoutError):
 class DerivedExistsError(CryodaqError, FileExistsError):
     """A derived group (e.g. ``reprocessed/<label>``) already exists in the run: names it. Nothing was
     written; choose another label or ask to overwrite."""
+
+
+class RunDamagedError(RunFormatError):
+    """Stored data of a run are missing or corrupt (a chunk file absent below a committed length, a
+    checksum that does not match, unreadable metadata): names the run, and each group, array and
+    sample range affected. ``damage`` holds the findings (:class:`cryodaq.storage.integrity.Damage`)."""
+
+    def __init__(self, message: str, damage: list | None = None, path: str = "") -> None:
+        self.damage = list(damage or [])
+        self.path = path
+        super().__init__(message)

@@ -8,6 +8,7 @@ prints its table (or ``--paths``) on stdout and notes on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -34,7 +35,7 @@ def _time_arg(text: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``runs``, ``export`` and ``import`` to an argparse subparsers object."""
+    """Add ``runs``, ``verify``, ``export`` and ``import`` to an argparse subparsers object."""
     p = subparsers.add_parser("runs", help="list the runs of a data directory, from its catalog")
     p.add_argument("data_dir", nargs="?", type=Path, default=Path("runs"),
                    help="directory holding the runs and their catalog.sqlite (default: %(default)s)")
@@ -47,6 +48,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tag", metavar="T", help="only runs with this tag")
     p.add_argument("--paths", action="store_true", help="print only the run folders, one per line")
     p.set_defaults(func=cmd_runs)
+
+    p = subparsers.add_parser("verify", help="check every chunk of a run: present, decodable, checksum right "
+                                             "(exit 0: intact, 1: damaged)")
+    p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser("export", help="export a run to another format (HDF5)")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
@@ -116,6 +123,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- verify
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check every chunk of a run; exit 0 when intact, 1 when damaged (2: not a run)."""
+    from cryodaq.storage.verify import verify_run
+
+    report = verify_run(args.run)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        print(report.render())
+    return 0 if report.intact else 1
+
+
 # -------------------------------------------------------------- export/import
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run; prints the written file."""
@@ -179,4 +199,4 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["cmd_export", "cmd_import", "cmd_runs", "guess_format", "register"]
+__all__ = ["cmd_export", "cmd_import", "cmd_runs", "cmd_verify", "guess_format", "register"]
