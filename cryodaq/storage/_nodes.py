@@ -177,36 +177,62 @@ def chunk_region(doc: dict[str, Any], coords: tuple[int, ...]) -> tuple[tuple[in
     return tuple((i * c, min((i + 1) * c, n)) for i, c, n in zip(coords, chunks, shape, strict=True))
 
 
-def chunk_key(doc: dict[str, Any], coords: tuple[int, ...]) -> str:
-    """The store key of a chunk, relative to the array's folder (zarr v3 ``default`` or ``v2`` encoding)."""
+def _encoding(doc: dict[str, Any]) -> tuple[str, str]:
     enc = doc.get("chunk_key_encoding") or {}
     name = enc.get("name", "default") if isinstance(enc, dict) else "default"
-    sep = (enc.get("configuration") or {}).get("separator", "/" if name == "default" else ".")
+    sep = ((enc.get("configuration") or {}) if isinstance(enc, dict) else {}).get("separator",
+                                                                                 "/" if name == "default" else ".")
+    return str(name), str(sep)
+
+
+def chunk_keys(doc: dict[str, Any], coords: Iterable[tuple[int, ...]]) -> list[str]:
+    """The store keys of chunks, relative to the array's folder (zarr v3 ``default`` or ``v2`` encoding)."""
+    name, sep = _encoding(doc)
     if name == "v2":
-        return sep.join(map(str, coords)) if coords else "0"
-    return sep.join(["c", *map(str, coords)])
+        return [sep.join(map(str, c)) if c else "0" for c in coords]
+    return [sep.join(("c", *map(str, c))) for c in coords]
+
+
+def chunk_key(doc: dict[str, Any], coords: tuple[int, ...]) -> str:
+    """The store key of one chunk, relative to the array's folder."""
+    return chunk_keys(doc, [coords])[0]
 
 
 def absent_chunks(folder: Path, keys: Iterable[str]) -> tuple[list[str], list[str]]:
     """Of the chunk ``keys`` of the array in ``folder``: those with no file, and those whose file is empty.
 
-    Each folder that should hold chunks is listed once (a stat per chunk would cost more on big runs).
+    Chunks that share a folder (1-D arrays: ``c/0``, ``c/1``, ...) are found by listing it once;
+    one chunk per folder (``c/<row>/0``) by one ``stat`` each.
     """
+    keys = list(keys)
+    base = os.fspath(folder)
     by_parent: dict[str, list[str]] = defaultdict(list)
     for key in keys:
         parent, _, name = key.rpartition("/")
         by_parent[parent].append(name)
     missing: list[str] = []
     empty: list[str] = []
+    if len(by_parent) * 4 > len(keys):
+        for key in keys:
+            try:
+                size = os.stat(os.path.join(base, key)).st_size
+            except FileNotFoundError:
+                missing.append(key)
+                continue
+            except NotADirectoryError:
+                missing.append(key)
+                continue
+            if size == 0:
+                empty.append(key)
+        return missing, empty
     for parent, names in by_parent.items():
-        where = folder / parent if parent else folder
         sizes: dict[str, int] = {}
         try:
-            with os.scandir(where) as it:
+            with os.scandir(os.path.join(base, parent) if parent else base) as it:
                 for entry in it:
                     if entry.is_file():
                         sizes[entry.name] = entry.stat().st_size
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             pass
         prefix = f"{parent}/" if parent else ""
         for name in names:
@@ -232,6 +258,7 @@ __all__ = [
     "absent_chunks",
     "chunk_coords",
     "chunk_key",
+    "chunk_keys",
     "chunk_region",
     "grid",
     "has_checksums",

@@ -111,8 +111,10 @@ def fill_value(dtype: Any) -> Any:
     if dtype is str:
         return ""
     dt = np.dtype(dtype)
-    if dt.kind in "fc":
+    if dt.kind == "f":
         return np.nan
+    if dt.kind == "c":
+        return complex(np.nan, np.nan)
     if dt.kind == "i":
         return int(np.iinfo(dt).min)
     if dt.kind == "u":

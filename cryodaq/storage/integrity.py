@@ -35,6 +35,7 @@ from cryodaq.storage._nodes import (
     absent_chunks,
     chunk_coords,
     chunk_key,
+    chunk_keys,
     chunk_region,
     grid,
     has_checksums,
@@ -128,7 +129,7 @@ class ChunkPlan:
 
     def keys(self) -> list[str]:
         assert self.node.doc is not None
-        return [chunk_key(self.node.doc, c) for c in self.coords]
+        return chunk_keys(self.node.doc, self.coords)
 
 
 def format_version(tree: Tree) -> int:

@@ -50,6 +50,7 @@ from cryodaq.storage.format import (
     RunStatus,
     check_name,
     create_array,
+    fill_value,
 )
 from cryodaq.storage.reader import open_run
 from cryodaq.storage.writer import RunWriter
@@ -109,8 +110,9 @@ class Measured:
 
 
 def _fill(dtype: np.dtype) -> Any:
+    """NaN (float, complex), False (bool), 0 (int: documented, e.g. ``t`` 0 = not yet measured)."""
     if dtype.kind in "fc":
-        return np.nan
+        return fill_value(dtype)
     return False if dtype.kind == "b" else 0
 
 
