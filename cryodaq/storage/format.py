@@ -187,3 +187,5 @@ warnings.filterwarnings("ignore", category=ZarrUserWarning, message=".*[Cc]onsol
 # A sweep run keeps its text log, sweep.log, in the run folder (cryodaq.storage.sweep_store);
 # zarr warns about the non-zarr file whenever it lists the root's members.
 warnings.filterwarnings("ignore", category=ZarrUserWarning, message=r"Object at sweep\.log is not recognized")
+# ``cryodaq recover`` keeps each damaged zarr.json it replaced beside it (cryodaq.storage.rebuild).
+warnings.filterwarnings("ignore", category=ZarrUserWarning, message=r"Object at .*zarr\.json\.damaged is not recognized")

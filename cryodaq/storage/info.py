@@ -81,6 +81,7 @@ class RunInfo:
     sweeps: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)  # name -> (grid shape, points done)
     reprocessed: dict[str, int] = field(default_factory=dict)  # label -> committed rows
     damage: list[Damage] = field(default_factory=list)  # missing / damaged data (empty: intact)
+    recovered: list[dict[str, Any]] = field(default_factory=list)  # attrs["recovered"]: what recoveries rebuilt
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -105,6 +106,9 @@ class RunInfo:
         ]
         if self.end_reason:
             lines.append(f"end reason    {self.end_reason}")
+        for entry in self.recovered:
+            rebuilt = ", ".join(str(r.get("node", "?")) for r in entry.get("rebuilt", []))
+            lines.append(f"recovered     {entry.get('at', '?')}: rebuilt the metadata of {rebuilt or 'nothing'}")
         if self.damage:
             lines.append(f"integrity     DAMAGED: {len(self.damage)} finding(s); lost data are not counted below")
             lines += [f"damaged       {d.describe()}" for d in self.damage]
@@ -260,6 +264,7 @@ def summarize(run: Run) -> RunInfo:
     for label in run.reprocessed_labels:
         info.reprocessed[label] = run.committed(f"{REPROCESSED}/{label}")
     info.damage = list(run.damage) + read.found
+    info.recovered = [r for r in meta.get("recovered", []) if isinstance(r, dict)]
     return info
 
 
