@@ -11,14 +11,20 @@ class CryodaqError(Exception):
         return "; ".join(str(a) for a in self.args)
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` on one line: control characters (newlines, tabs ...) escaped; cut at ``limit`` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return out if limit is None or len(out) <= limit else out[: limit - 3] + "..."
+
+
 class StationConfigError(CryodaqError, ValueError):
-    """A station file is malformed: names the file, the key and what was expected."""
+    """A station file is malformed: names the file, the key and what was expected (one line)."""
 
     def __init__(self, file: str, key: str, expected: str, got: object = None) -> None:
         self.file, self.key, self.expected, self.got = str(file), key, expected, got
-        msg = f"{self.file}: {key}: expected {expected}"
+        msg = f"{one_line(self.file)}: {one_line(key, 200)}: expected {one_line(expected, 500)}"
         if got is not None:
-            msg += f", got {got!r}"
+            msg += f", got {one_line(repr(got), 200)}"
         super().__init__(msg)
 
 
