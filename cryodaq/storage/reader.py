@@ -148,7 +148,11 @@ class Run:
     @property
     def stored_status(self) -> RunStatus:
         """Status as written in the run's attrs."""
-        return RunStatus(self.attrs["status"])
+        try:
+            return RunStatus(self.attrs.get("status"))
+        except ValueError:
+            raise RunFormatError(f"{self.path}: run status {str(self.attrs.get('status'))[:40]!r} is none of "
+                                 f"{', '.join(s.value for s in RunStatus)}") from None
 
     @property
     def status(self) -> RunStatus:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import skrf
 
-from cryodaq.errors import ImportFormatError
+from cryodaq.errors import ImportFormatError, one_line
 from cryodaq.storage._importing import run_folder, staged_run
 from cryodaq.storage.catalog import update_catalog
 from cryodaq.storage.format import check_name
@@ -155,7 +155,7 @@ def read_touchstone(path: str | Path, *, ports: int | None = None) -> skrf.Netwo
             net = skrf.Network(source, name=path.stem)
     except Exception as exc:  # noqa: BLE001 - scikit-rf raises ValueError, EOFError, IndexError ... on bad files
         raise ImportFormatError(f"Touchstone file {path}: not readable by scikit-rf ({type(exc).__name__}: "
-                                f"{exc}){hint}") from None
+                                f"{one_line(exc, 200)}){hint}") from None
     s = np.asarray(net.s)
     if s.ndim != 3 or not len(net.f) or s.shape[0] != len(net.f):
         raise ImportFormatError(f"Touchstone file {path}: no frequency points")
@@ -210,7 +210,14 @@ def import_touchstone(
     if dtype.kind != "c":
         raise ValueError(f"import_touchstone: dtype {dtype} is not complex")
     networks = [read_touchstone(p, ports=ports) for p in paths]
-    with staged_run(out_run_path) as (staging, run_id):
+    for path, net in zip(paths, networks, strict=True):
+        s = np.asarray(net.s)
+        with np.errstate(over="ignore", invalid="ignore"):
+            lost = np.isfinite(s) & ~np.isfinite(s.astype(dtype))
+        if lost.any():
+            raise ImportFormatError(f"Touchstone file {path}: {int(lost.sum())} value(s) beyond the range of {dtype}; "
+                                    "import with dtype=complex128")
+    with staged_run(out_run_path, source=", ".join(str(p) for p in paths)) as (staging, run_id):
         writer = RunWriter.create(
             staging, kind="sweep", station_name=station_name, station_snapshot={}, run_id=run_id,
             config={"import": {"format": "touchstone", "files": [str(p) for p in paths]}},
