@@ -10,6 +10,7 @@ every error names the file, the dotted key and what was expected
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -68,7 +69,8 @@ class ConfigSection:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (YAML's .inf and .nan are no settings; bool is not a number here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _KINDS: dict[str, tuple[str, Any]] = {

@@ -114,3 +114,18 @@ def test_files_cut_short(fuzz: SimpleNamespace, cut: int, loader: str) -> None:
 def test_the_shipped_files_load() -> None:
     assert load_station_config(ROOT / "stations" / "demo_mkid.yaml").name
     assert load_reprocess_config(ROOT / "docs" / "examples" / "reprocess.yaml") is not None
+
+
+def test_infinite_settings_are_refused(tmp_path: Path) -> None:
+    """Found by probing the fuzzed keys with YAML's .inf: record_s: .inf was accepted (and broke reprocessing)."""
+    for key in ("threshold_sigma", "holdoff_s", "record_s"):
+        doc = copy.deepcopy(REPROCESS)
+        doc["trigger"][key] = float("inf")
+        path = tmp_path / f"{key}.yaml"
+        path.write_text(_dump(doc))
+        try:
+            load_reprocess_config(path)
+        except CryodaqError as exc:
+            assert f"trigger.{key}" in str(exc) and str(path) in str(exc)
+        else:
+            raise AssertionError(f"{key}: .inf accepted")
