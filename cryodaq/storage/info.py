@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from cryodaq.errors import RunDamagedError
-from cryodaq.storage._guarded import GuardedArray
+from cryodaq.storage.guarded import GuardedArray
 from cryodaq.storage._liveness import parse_iso
 from cryodaq.storage.catalog import size_on_disk
 from cryodaq.storage.format import (

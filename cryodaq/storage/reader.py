@@ -21,7 +21,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from cryodaq.errors import RunDamagedError, RunFormatError
-from cryodaq.storage._guarded import GuardedArray
+from cryodaq.storage.guarded import GuardedArray
 from cryodaq.storage._liveness import parse_iso, utc_now_iso, writer_alive
 from cryodaq.storage._nodes import META, looks_like_run, scan_tree
 from cryodaq.storage.format import (

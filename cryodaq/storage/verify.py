@@ -23,7 +23,7 @@ import zarr
 from zarr.storage import LocalStore
 
 from cryodaq.errors import RunFormatError
-from cryodaq.storage._guarded import is_decode_error
+from cryodaq.storage.guarded import is_decode_error
 from cryodaq.storage._liveness import writer_alive
 from cryodaq.storage._nodes import (
     META,
