@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from cryodaq import __version__
 from cryodaq.errors import CryodaqError
@@ -97,19 +98,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Summarise a run; exit 1 when it is damaged (what is lost is listed), 2 when it is no run."""
     from cryodaq.storage import run_info
 
     info = run_info(args.run)
-    console.print(info.render())
+    console.print(info.render(), highlight=False, markup=False, soft_wrap=True)
+    if info.damage:
+        console.print(f"[bold red]error:[/] {args.run} is damaged ({len(info.damage)} finding(s) above); "
+                      f"`cryodaq verify {args.run}` checks every chunk", highlight=False, soft_wrap=True)
+        return 1
     return 0
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    """Recover a run; exit 1 when data remain lost (listed), 2 when it is no run."""
     from cryodaq.storage import recover_run
 
     info = recover_run(args.run)
-    console.print(info.render())
-    return 0
+    console.print(info.render(), highlight=False, markup=False, soft_wrap=True)
+    return 1 if info.damage else 0
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_duration: float | None) -> None:
@@ -150,7 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("recover", help="mark a run whose writer died as 'crashed' (data up to its last commit stay)")
+    p = sub.add_parser("recover", help="rebuild a run's damaged metadata, mark a run whose writer died as 'crashed' "
+                                       "(data up to its last commit stay); says so when the run is intact")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
     p.set_defaults(func=cmd_recover)
 
@@ -174,11 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except CryodaqError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
-        return 2
-    except FileNotFoundError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+    except (CryodaqError, FileNotFoundError) as exc:  # one line, not wrapped: scripts grep it
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")

@@ -10,6 +10,7 @@ every error names the file, the dotted key and what was expected
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -68,7 +69,8 @@ class ConfigSection:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    """A finite int or float (YAML's .inf and .nan are no settings; bool is not a number here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 _KINDS: dict[str, tuple[str, Any]] = {
@@ -192,11 +194,16 @@ def read_yaml_file(path: Path, what: str = "station YAML file") -> Any:
     if not path.is_file():
         raise StationConfigError(file, "(file)", f"an existing {what}", "no such file")
     try:
-        return yaml.safe_load(path.read_text())
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise StationConfigError(file, f"byte {exc.start}", f"UTF-8 text (a {what})", "undecodable bytes") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
-        raise StationConfigError(file, where, f"valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
+        raise StationConfigError(file, where, f"valid YAML ({problem})") from exc
 
 
 def parse_trigger(trig: ConfigSection, defaults: TriggerConfig | None = None) -> TriggerConfig:

@@ -11,14 +11,20 @@ class CryodaqError(Exception):
         return "; ".join(str(a) for a in self.args)
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+    """``text`` on one line: control characters (newlines, tabs ...) escaped; cut at ``limit`` characters."""
+    out = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return out if limit is None or len(out) <= limit else out[: limit - 3] + "..."
+
+
 class StationConfigError(CryodaqError, ValueError):
-    """A station file is malformed: names the file, the key and what was expected."""
+    """A station file is malformed: names the file, the key and what was expected (one line)."""
 
     def __init__(self, file: str, key: str, expected: str, got: object = None) -> None:
         self.file, self.key, self.expected, self.got = str(file), key, expected, got
-        msg = f"{self.file}: {key}: expected {expected}"
+        msg = f"{one_line(self.file)}: {one_line(key, 200)}: expected {one_line(expected, 500)}"
         if got is not None:
-            msg += f", got {got!r}"
+            msg += f", got {one_line(repr(got), 200)}"
         super().__init__(msg)
 
 
@@ -62,3 +68,14 @@ class FridgeNotStableError(CryodaqError, TimeoutError):
 class DerivedExistsError(CryodaqError, FileExistsError):
     """A derived group (e.g. ``reprocessed/<label>``) already exists in the run: names it. Nothing was
     written; choose another label or ask to overwrite."""
+
+
+class RunDamagedError(RunFormatError):
+    """Stored data of a run are missing or corrupt (a chunk file absent below a committed length, a
+    checksum that does not match, unreadable metadata): names the run, and each group, array and
+    sample range affected. ``damage`` holds the findings (:class:`cryodaq.storage.integrity.Damage`)."""
+
+    def __init__(self, message: str, damage: list | None = None, path: str = "") -> None:
+        self.damage = list(damage or [])
+        self.path = path
+        super().__init__(message)

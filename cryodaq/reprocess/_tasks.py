@@ -23,6 +23,7 @@ from cryodaq.backend import get_backend
 from cryodaq.dsp import AutoTrigger, EventBatch, EventFlag, ThresholdTrigger
 from cryodaq.dsp.detectors import NEVER, greedy_min_gap
 from cryodaq.reprocess._plan import Chunk
+from cryodaq.storage.guarded import GuardedArray
 from cryodaq.config import PipelineConfig, TriggerConfig
 
 STREAM = "stream"
@@ -78,11 +79,12 @@ class ChunkResult:
 
 
 @lru_cache(maxsize=32)
-def _stream_array(run_path: str, name: str) -> zarr.Array:
+def _stream_array(run_path: str, name: str) -> GuardedArray:
     """An array of the run's stream group, read-only, opened once per worker process (a finished
-    run's arrays do not change; readers stay within the committed length the client passes)."""
+    run's arrays do not change; readers stay within the committed length the client passes). A chunk
+    that fails its checksum raises RunDamagedError naming the array and rows, never a bare zarr error."""
     root = zarr.open_group(LocalStore(Path(run_path), read_only=True), mode="r", use_consolidated=False)
-    return root[f"{STREAM}/{name}"]
+    return GuardedArray(root[f"{STREAM}/{name}"], run=Path(run_path), group=STREAM, name=name, along="time")
 
 
 def overlap(trigger: ThresholdTrigger) -> tuple[int, int]:

@@ -10,6 +10,7 @@ the key and what was expected (:class:`~cryodaq.errors.StationConfigError`).
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import json
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def _check_instruments(file: str, instruments: Any) -> dict[str, Any]:
     if not isinstance(instruments, dict) or not instruments:
         raise StationConfigError(file, "instruments", "a mapping of instrument names to their config", instruments)
-    schema = _qcodes_station_schema()
+    schema = _qcodes_station_validator()
     for name, entry in instruments.items():
         key = f"instruments.{name}"
         if not isinstance(entry, dict):
@@ -148,28 +149,32 @@ def _check_instruments(file: str, instruments: Any) -> dict[str, Any]:
     return instruments
 
 
-def _qcodes_station_schema() -> dict[str, Any] | None:
+@functools.lru_cache(maxsize=1)
+def _qcodes_station_validator() -> Any:
+    """A jsonschema validator of qcodes' station schema, made (and the schema checked) once per process."""
     try:
         from qcodes.station import SCHEMA_TEMPLATE_PATH
     except ImportError:  # pragma: no cover - qcodes moved it
         return None
+    import jsonschema
+
     with open(SCHEMA_TEMPLATE_PATH) as fh:
-        return json.load(fh)
+        schema = json.load(fh)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
 
 
-def _validate_with_qcodes_schema(
-    file: str, key: str, name: str, entry: dict[str, Any], schema: dict[str, Any] | None
-) -> None:
+def _validate_with_qcodes_schema(file: str, key: str, name: str, entry: dict[str, Any], validator: Any) -> None:
     """qcodes only *warns* on a bad station config; we refuse it, naming the key."""
-    if schema is None:
+    if validator is None:
         return
     import jsonschema
 
-    try:
-        jsonschema.validate({"instruments": {name: entry}}, schema)
-    except jsonschema.ValidationError as exc:
-        sub = ".".join(str(p) for p in list(exc.absolute_path)[2:])
-        raise StationConfigError(file, f"{key}.{sub}" if sub else key, exc.message) from None
+    error = jsonschema.exceptions.best_match(validator.iter_errors({"instruments": {name: entry}}))
+    if error is not None:  # what jsonschema.validate would raise
+        sub = ".".join(str(p) for p in list(error.absolute_path)[2:])
+        raise StationConfigError(file, f"{key}.{sub}" if sub else key, error.message)
 
 
 def load_station_config(path: str | Path) -> StationConfig:

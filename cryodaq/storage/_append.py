@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from cryodaq.storage.format import COMMITTED_ATTR
+from cryodaq.storage.format import COMMITTED_ATTR, create_array
 
 # Rows buffered per array before a write happens even without a commit, in chunks: bounds memory.
 _FLUSH_CHUNKS = 4
@@ -72,22 +72,15 @@ class AppendGroup:
         chunk_rows: int,
         trailing: tuple[int, ...] = (),
         trailing_dims: tuple[str, ...] = (),
-        compressors: Any = "auto",
+        compressors: Any = None,
         attributes: dict[str, Any] | None = None,
-        fill_value: Any = None,
     ) -> zarr.Array:
-        """Create an empty array of shape (0, *trailing) that grows along ``self.dim``."""
+        """Create an empty array of shape (0, *trailing) that grows along ``self.dim``, with the format's
+        checksummed codecs (``compressors`` default: the column codec) and fill value."""
         try:
-            arr = self.group.create_array(
-                name,
-                shape=(0, *trailing),
-                dtype=dtype,
-                chunks=(int(chunk_rows), *trailing),
-                compressors=compressors,
-                fill_value=fill_value,
-                attributes=attributes or {},
-                dimension_names=(self.dim, *trailing_dims),
-                config={"write_empty_chunks": True},
+            arr = create_array(
+                self.group, name, shape=(0, *trailing), dtype=dtype, chunks=(int(chunk_rows), *trailing),
+                compressors=compressors, attributes=attributes, dimension_names=(self.dim, *trailing_dims),
             )
         except OSError as exc:
             raise WriteFailure(f"{self.path}/{name}", exc) from exc

@@ -18,6 +18,7 @@ from typing import Any
 import zarr
 from zarr.storage import LocalStore
 
+from cryodaq.errors import CryodaqError, ImportFormatError, one_line
 from cryodaq.storage.format import ROOT_ATTR, check_name
 
 RUN_SUFFIX = ".zarr"
@@ -32,10 +33,25 @@ def run_folder(out_run_path: str | Path) -> Path:
     return path
 
 
+def check_built_run(path: Path, source: str) -> None:
+    """Refuse a built run that does not read back: it opens, intact, and every group makes a dataset (so an
+    input whose own metadata contradicts its data never becomes a run that fails later)."""
+    from cryodaq.storage.reader import open_run
+
+    try:
+        run = open_run(path)
+        for group in run.groups:
+            run.dataset(group)
+    except (CryodaqError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ImportFormatError(f"{source}: the run it describes does not read back ({type(exc).__name__}: "
+                                f"{one_line(exc, 300)})") from None
+
+
 @contextmanager
-def staged_run(out_run_path: str | Path) -> Iterator[tuple[Path, str]]:
-    """Yield ``(staging_dir, run_id)``; the caller writes ``staging_dir/<run_id>.zarr``, which is renamed to the
-    final run folder when the block ends without an exception. The staging folder is always removed."""
+def staged_run(out_run_path: str | Path, *, source: str = "input") -> Iterator[tuple[Path, str]]:
+    """Yield ``(staging_dir, run_id)``; the caller writes ``staging_dir/<run_id>.zarr``, which is checked
+    (:func:`check_built_run`; ``source`` names the input in its error) and renamed to the final run folder
+    when the block ends without an exception. The staging folder is always removed."""
     final = run_folder(out_run_path)
     if final.exists():
         raise FileExistsError(f"{final} already exists; choose another output run path")
@@ -46,6 +62,7 @@ def staged_run(out_run_path: str | Path) -> Iterator[tuple[Path, str]]:
         built = staging / final.name
         if not (built / "zarr.json").is_file():
             raise RuntimeError(f"import into {final}: no run was built in {staging}")
+        check_built_run(built, source)
         if final.exists():
             raise FileExistsError(f"{final} appeared while importing; the import is discarded")
         os.rename(built, final)

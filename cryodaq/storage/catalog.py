@@ -34,10 +34,11 @@ if TYPE_CHECKING:
 
 
 def open_run(path: str | Path) -> Run:
-    """The reader, imported on first use: it loads xarray and dask, which the CLI need not pay for."""
+    """The reader, imported on first use: it loads xarray and dask, which the CLI need not pay for. A damaged
+    run is still indexed (the catalog reads only attrs and committed lengths)."""
     from cryodaq.storage.reader import open_run as _open_run
 
-    return _open_run(path)
+    return _open_run(path, damaged="mask")
 
 log = logging.getLogger(__name__)
 

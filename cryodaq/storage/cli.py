@@ -8,6 +8,7 @@ prints its table (or ``--paths``) on stdout and notes on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -34,7 +35,7 @@ def _time_arg(text: str) -> str:
 
 
 def register(subparsers: Any) -> None:
-    """Add ``runs``, ``export`` and ``import`` to an argparse subparsers object."""
+    """Add ``runs``, ``verify``, ``export`` and ``import`` to an argparse subparsers object."""
     p = subparsers.add_parser("runs", help="list the runs of a data directory, from its catalog")
     p.add_argument("data_dir", nargs="?", type=Path, default=Path("runs"),
                    help="directory holding the runs and their catalog.sqlite (default: %(default)s)")
@@ -47,6 +48,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--tag", metavar="T", help="only runs with this tag")
     p.add_argument("--paths", action="store_true", help="print only the run folders, one per line")
     p.set_defaults(func=cmd_runs)
+
+    p = subparsers.add_parser("verify", help="check every chunk of a run: present, decodable, checksum right "
+                                             "(exit 0: intact, 1: damaged)")
+    p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
+    p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
+    p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser("export", help="export a run to another format (HDF5)")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
@@ -63,6 +70,8 @@ def register(subparsers: Any) -> None:
                        help="run folder to create (.zarr appended); required")
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag the new run (LJH, Touchstone; repeatable)")
     p.add_argument("--station", metavar="S", help="station name recorded in the run (LJH, Touchstone)")
+    p.add_argument("--ports", type=int, metavar="N", help="Touchstone: port count, for a file not named .sNp "
+                                                           "whose data do not tell it")
     p.set_defaults(func=cmd_import)
 
 
@@ -116,6 +125,19 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------- verify
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Check every chunk of a run; exit 0 when intact, 1 when damaged (2: not a run)."""
+    from cryodaq.storage.verify import verify_run
+
+    report = verify_run(args.run)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=1))
+    else:
+        print(report.render())
+    return 0 if report.intact else 1
+
+
 # -------------------------------------------------------------- export/import
 def cmd_export(args: argparse.Namespace) -> int:
     """Export a run; prints the written file."""
@@ -130,8 +152,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _sniff(f: Path) -> str | None:
+    """The format of a file from its first bytes: HDF5 signature, LJH first line, Touchstone option line."""
+    from cryodaq.storage.ljh import LJH_FIRST_LINE
+
+    try:
+        with open(f, "rb") as fh:
+            head = fh.read(64 * 1024)
+    except OSError:
+        return None
+    if head.startswith(_HDF5_MAGIC):
+        return "hdf5"
+    if head.startswith(LJH_FIRST_LINE.encode()):
+        return "ljh"
+    if b"\0" not in head:
+        from cryodaq.storage.touchstone import looks_like_touchstone
+
+        if looks_like_touchstone(head.decode("latin-1")):
+            return "touchstone"
+    return None
+
+
 def guess_format(files: list[Path]) -> str:
-    """The import format from the file extensions: .h5/.hdf5, .ljh, .sNp; all files must agree."""
+    """The import format from the file extensions (.h5/.hdf5, .ljh, .sNp), else from the content (HDF5
+    signature, LJH header, Touchstone option line such as ``# Hz S RI R 50``); all files must agree."""
     found = set()
     for f in files:
         suffix = f.suffix.lower()
@@ -141,9 +188,11 @@ def guess_format(files: list[Path]) -> str:
             found.add("ljh")
         elif re.fullmatch(r"\.s\d+p", suffix):
             found.add("touchstone")
+        elif (fmt := _sniff(f)) is not None:
+            found.add(fmt)
         else:
-            raise ImportFormatError(f"{f}: cannot tell the format from the extension {suffix!r}; "
-                                    f"give --format ({', '.join(FORMATS)})")
+            raise ImportFormatError(f"{f}: cannot tell the format from the extension {suffix!r} or the content "
+                                    f"(expected HDF5, LJH or Touchstone); give --format ({', '.join(FORMATS)})")
     if len(found) != 1:
         raise ImportFormatError(f"files of several formats given ({', '.join(sorted(found))}); import one format at a time")
     return found.pop()
@@ -155,6 +204,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.output is None:
         return _err("import: give the run folder to create with --output RUN")
     fmt = args.format or guess_format(files)
+    if args.ports is not None and fmt != "touchstone":
+        return _err("--ports is for Touchstone files only")
     extra: dict[str, Any] = {"tags": args.tag}
     if args.station:
         extra["station_name"] = args.station
@@ -172,11 +223,11 @@ def cmd_import(args: argparse.Namespace) -> int:
         else:
             from cryodaq.storage.touchstone import import_touchstone
 
-            out = import_touchstone(files, args.output, **extra)
+            out = import_touchstone(files, args.output, ports=args.ports, **extra)
     except FileExistsError as exc:
         return _err(exc)
     print(out)
     return 0
 
 
-__all__ = ["cmd_export", "cmd_import", "cmd_runs", "guess_format", "register"]
+__all__ = ["cmd_export", "cmd_import", "cmd_runs", "cmd_verify", "guess_format", "register"]

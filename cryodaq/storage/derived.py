@@ -33,6 +33,7 @@ from cryodaq.storage.format import (
     check_name,
     chunk_rows,
     column_compressors,
+    create_array,
     stream_compressors,
 )
 from cryodaq.storage.reader import open_run
@@ -126,8 +127,7 @@ class DerivedWriter:
                 else:
                     rows, comp = _COLUMN_CHUNK, column_compressors()
                 self._rows.add_array(name, arr.dtype, chunk_rows=rows, trailing=trailing, trailing_dims=dims[1:],
-                                     compressors=comp, fill_value=np.nan if arr.dtype.kind == "f" else 0,
-                                     attributes=jsonable(dict((attrs or {}).get(name, {}))))
+                                     compressors=comp, attributes=jsonable(dict((attrs or {}).get(name, {}))))
             self._columns = {name: dims for name, (dims, _) in parts.items()}
         elif set(parts) != set(self._columns):
             raise ValueError(f"derived columns {sorted(parts)} differ from the first append's {sorted(self._columns)}")
@@ -140,9 +140,8 @@ class DerivedWriter:
         arr = np.asarray(values)
         if len(dims) != arr.ndim:
             raise ValueError(f"derived array {name!r}: dims {dims} do not match its shape {arr.shape}")
-        out = self._group.create_array(name, shape=arr.shape, dtype=arr.dtype, chunks=arr.shape or None,
-                                       compressors=column_compressors(), dimension_names=tuple(dims),
-                                       attributes=jsonable(dict(attrs or {})))
+        out = create_array(self._group, name, shape=arr.shape, dtype=arr.dtype, chunks=arr.shape or None,
+                           dimension_names=tuple(dims), attributes=jsonable(dict(attrs or {})))
         out[...] = arr
 
     def set_attrs(self, **attrs: Any) -> None:

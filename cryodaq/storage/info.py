@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from cryodaq.errors import RunDamagedError
+from cryodaq.storage.guarded import GuardedArray
 from cryodaq.storage._liveness import parse_iso
 from cryodaq.storage.catalog import size_on_disk
 from cryodaq.storage.format import (
@@ -20,7 +23,9 @@ from cryodaq.storage.format import (
     SWEEP_DONE,
     SWEEPS,
     RunStatus,
+    append_dim,
 )
+from cryodaq.storage.integrity import Damage
 from cryodaq.storage.reader import Run, open_run
 
 _SCAN_ROWS = 1 << 20  # rows read at a time when counting events per channel
@@ -75,7 +80,14 @@ class RunInfo:
     n_spectra: int = 0
     sweeps: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)  # name -> (grid shape, points done)
     reprocessed: dict[str, int] = field(default_factory=dict)  # label -> committed rows
+    damage: list[Damage] = field(default_factory=list)  # missing / damaged data (empty: intact)
+    recovered: list[dict[str, Any]] = field(default_factory=list)  # attrs["recovered"]: what recoveries rebuilt
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        """Whether every chunk the run's committed lengths cover is there and its metadata readable."""
+        return not self.damage
 
     @property
     def samples_lost(self) -> int:
@@ -94,6 +106,12 @@ class RunInfo:
         ]
         if self.end_reason:
             lines.append(f"end reason    {self.end_reason}")
+        for entry in self.recovered:
+            rebuilt = ", ".join(str(r.get("node", "?")) for r in entry.get("rebuilt", []))
+            lines.append(f"recovered     {entry.get('at', '?')}: rebuilt the metadata of {rebuilt or 'nothing'}")
+        if self.damage:
+            lines.append(f"integrity     DAMAGED: {len(self.damage)} finding(s); lost data are not counted below")
+            lines += [f"damaged       {d.describe()}" for d in self.damage]
         dur = f"{self.duration_s:.3f} s" if self.duration_s is not None else "?"
         lines.append(f"time          {self.started} .. {self.ended or '(open)'}   duration {dur}")
         lines.append(f"size on disk  {_human_bytes(self.size_bytes)}")
@@ -131,11 +149,55 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def _events_per_channel(run: Run, n: int) -> dict[int, int]:
+def _keep(n: int, lost: list[tuple[int, int]], start: int, stop: int) -> np.ndarray | slice:
+    """Rows start..stop of a column that are data (not in a ``lost`` range), as a mask or all of them."""
+    if not any(a < stop and b > start for a, b in lost):
+        return slice(None)
+    keep = np.ones(stop - start, bool)
+    for a, b in lost:
+        keep[max(a, start) - start:max(min(b, stop) - start, 0)] = False
+    return keep
+
+
+class _Reader:
+    """Reads single arrays of a run for the summary; a chunk that fails to decode is added to ``found``
+    (and the value left out) rather than stopping the summary."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.found: list[Damage] = []
+
+    def __call__(self, path: str, sel: Any = slice(None)) -> np.ndarray | None:
+        group, _, name = path.rpartition("/")
+        arr = GuardedArray(self.run.root[path], run=self.run.path, group=group, name=name,
+                           lost=self.run.lost_chunks(group).get(name, ()), along=append_dim(group))
+        try:
+            return np.asarray(arr[sel])
+        except RunDamagedError as exc:
+            self.found += [d for d in exc.damage if d not in self.found]
+            return None
+
+
+class _Column:
+    """``read`` bound to one array: ``column[a:b]``."""
+
+    def __init__(self, read: _Reader, path: str) -> None:
+        self.read, self.path = read, path
+
+    def __getitem__(self, sel: Any) -> np.ndarray | None:
+        return self.read(self.path, sel)
+
+
+def _events_per_channel(run: Run, n: int, read: _Reader) -> dict[int, int]:
     counts: Counter[int] = Counter()
-    channel = run.root[f"{EVENTS}/channel"]
+    channel = _Column(read, f"{EVENTS}/channel")
+    lost = run.lost_rows(EVENTS, "channel")
     for start in range(0, n, _SCAN_ROWS):
-        values, number = np.unique(channel[start : min(n, start + _SCAN_ROWS)], return_counts=True)
+        stop = min(n, start + _SCAN_ROWS)
+        rows = channel[start:stop]
+        if rows is None:
+            continue
+        values, number = np.unique(rows[_keep(n, lost, start, stop)], return_counts=True)
         counts.update(dict(zip(values.tolist(), number.tolist(), strict=True)))
     return dict(sorted(counts.items()))
 
@@ -160,6 +222,7 @@ def summarize(run: Run) -> RunInfo:
         size_bytes=size_on_disk(run.path),
     )
     root = run.root
+    read = _Reader(run)
     if STREAM in root:
         grp = root[STREAM]
         n = run.committed(STREAM)
@@ -169,33 +232,43 @@ def summarize(run: Run) -> RunInfo:
                                             str(units.get(name, "")))
     if EVENTS in root:
         info.n_events = run.committed(EVENTS)
-        info.events_per_channel = _events_per_channel(run, info.n_events)
+        info.events_per_channel = _events_per_channel(run, info.n_events, read)
     if GAPS in root:
         info.n_gaps = n = run.committed(GAPS)
         lost: Counter[str] = Counter()
         if n:
-            causes, counts = root[f"{GAPS}/cause"][:n], root[f"{GAPS}/n_samples"][:n]
-            for cause, count in zip(causes.tolist(), counts.tolist(), strict=True):
-                lost[str(cause)] += int(count)
+            keep = _keep(n, run.lost_rows(GAPS, "cause") + run.lost_rows(GAPS, "n_samples"), 0, n)
+            causes, counts = read(f"{GAPS}/cause", slice(0, n)), read(f"{GAPS}/n_samples", slice(0, n))
+            if causes is not None and counts is not None:
+                for cause, count in zip(causes[keep].tolist(), counts[keep].tolist(), strict=True):
+                    lost[str(cause)] += int(count)
         info.samples_lost_by_cause = dict(lost)
     for name in run.housekeeping_names:
-        grp = root[f"{HOUSEKEEPING}/{name}"]
-        n = run.committed(f"{HOUSEKEEPING}/{name}")
-        last_v = float(grp["value"][n - 1]) if n else None
-        last_t = int(grp["t"][n - 1]) if n else None
+        path = f"{HOUSEKEEPING}/{name}"
+        grp = root[path]
+        n = run.committed(path)
+        last_v = last_t = None
+        if n and not any(a <= n - 1 < b for a, b in run.lost_rows(path)):
+            value, t = read(f"{path}/value", n - 1), read(f"{path}/t", n - 1)
+            if value is not None and t is not None:
+                last_v, last_t = float(value), int(t)
         info.housekeeping[name] = HousekeepingInfo(name, n, str(grp.attrs.get("unit", "")), last_v, last_t)
     if SPECTRA in root:
         info.n_spectra = run.committed(SPECTRA)
     if SWEEPS in root:
         for name, grp in root[SWEEPS].groups():
-            if SWEEP_DONE in grp:
-                done = grp[SWEEP_DONE][...]
-                info.sweeps[name] = (tuple(done.shape), int(np.count_nonzero(done)))
+            if SWEEP_DONE in grp and not run.lost_chunks(f"{SWEEPS}/{name}").get(SWEEP_DONE):
+                done = read(f"{SWEEPS}/{name}/{SWEEP_DONE}")
+                if done is not None:
+                    info.sweeps[name] = (tuple(done.shape), int(np.count_nonzero(done)))
     for label in run.reprocessed_labels:
         info.reprocessed[label] = run.committed(f"{REPROCESSED}/{label}")
+    info.damage = list(run.damage) + read.found
+    info.recovered = [r for r in meta.get("recovered", []) if isinstance(r, dict)]
     return info
 
 
 def run_info(path: str | Path) -> RunInfo:
-    """Summary of the run at ``path`` (read-only; a dead 'running' run shows as crashed)."""
-    return summarize(open_run(path))
+    """Summary of the run at ``path`` (read-only; a dead 'running' run shows as crashed). A damaged run is
+    summarised too: ``damage`` lists what is lost, and lost data are left out of the counts."""
+    return summarize(open_run(path, damaged="mask"))

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from cryodaq.errors import ImportFormatError
+from cryodaq.errors import ImportFormatError, one_line
 from cryodaq.storage._importing import run_folder, staged_run, update_run_meta
 from cryodaq.storage.catalog import update_catalog
 from cryodaq.storage.writer import RunWriter
@@ -88,7 +88,12 @@ class LJHFile:
     def t_ns(self) -> np.ndarray:
         """Record times, int64 ns since the Unix epoch (UTC)."""
         if self.version_tuple == (2, 2):
-            return self._raw["posix_us"].astype(np.int64) * 1000
+            us = self._raw["posix_us"].astype(np.int64)
+            bad = np.flatnonzero((us < 0) | (us > _INT64.max // 1000))
+            if bad.size:  # would wrap around in int64 ns: a wrong time, never silently
+                raise _fail(self.path, f"record {int(bad[0])} has POSIX time {int(us[bad[0]])} us, not a time "
+                                       "int64 nanoseconds since 1970 can hold")
+            return us * 1000
         return _offset_ns(self.header, self.path) + self._elapsed_ns()
 
     @property
@@ -105,12 +110,14 @@ class LJHFile:
             return np.floor(self._elapsed_ns() / (self.timebase_s * 1e9)).astype(np.int64)
         sub = self.subframe_count
         divisions, offset = _get(self.header, "Subframe divisions"), _get(self.header, "Subframe offset")
+        small = (-(2**31), 2**31 - 1)  # divisions, rows and offsets of real readouts are far inside this
         if divisions is not None:
-            div = _int(self, "Subframe divisions", divisions)
-            return (sub - (_int(self, "Subframe offset", offset) if offset is not None else 0)) // max(div, 1)
+            div = _int(self, "Subframe divisions", divisions, *small)
+            return (sub - (_int(self, "Subframe offset", offset, *small) if offset is not None else 0)) // max(div, 1)
         rows, row = _get(self.header, "Number of rows"), _get(self.header, "Row number", prefix=True)
-        if rows is not None and _int(self, "Number of rows", rows) > 0:
-            return (sub - (_int(self, "Row number", row) if row is not None else 0)) // _int(self, "Number of rows", rows)
+        if rows is not None and _int(self, "Number of rows", rows, *small) > 0:
+            first = _int(self, "Row number", row, *small) if row is not None else 0
+            return (sub - first) // _int(self, "Number of rows", rows, *small)
         return sub
 
     def _elapsed_ns(self) -> np.ndarray:
@@ -119,7 +126,7 @@ class LJHFile:
 
 # --------------------------------------------------------------------- parsing
 def _fail(path: Path, problem: str) -> ImportFormatError:
-    return ImportFormatError(f"LJH file {path}: {problem}")
+    return ImportFormatError(f"LJH file {path}: {one_line(problem)}")
 
 
 def _get(header: dict[str, str], key: str, *, prefix: bool = False) -> str | None:
@@ -131,12 +138,23 @@ def _get(header: dict[str, str], key: str, *, prefix: bool = False) -> str | Non
     return None
 
 
-def _int(ljh: LJHFile | Path, key: str, value: str) -> int:
+_INT64 = np.iinfo(np.int64)
+_INT32 = np.iinfo(np.int32)
+
+
+def _int(ljh: LJHFile | Path, key: str, value: str, lo: int = int(_INT64.min), hi: int = int(_INT64.max)) -> int:
+    """A header value as an integer in [lo, hi] (written as an integer, or as a float with an integral value)."""
     path = ljh.path if isinstance(ljh, LJHFile) else ljh
     try:
-        return int(float(value)) if "." in value or "e" in value.lower() else int(value)
-    except ValueError:
-        raise _fail(path, f"header key {key!r} = {value!r} is not an integer") from None
+        number = Decimal(value.strip())
+        if not number.is_finite() or number != number.to_integral_value():
+            raise InvalidOperation
+        out = int(number)
+    except (InvalidOperation, ValueError):
+        raise _fail(path, f"header key {key!r} = {value[:40]!r} is not an integer") from None
+    if not lo <= out <= hi:
+        raise _fail(path, f"header key {key!r} = {value[:40]!r} is outside {lo}..{hi}")
+    return out
 
 
 def _version(text: str, path: Path) -> tuple[int, int]:
@@ -151,9 +169,16 @@ def _offset_ns(header: dict[str, str], path: Path) -> int:
     if value is None:
         raise _fail(path, "LJH 2.1 needs the header key 'Timestamp offset (s)' to date its records; it is missing")
     try:
-        return int((Decimal(value) * 10**9).to_integral_value())
-    except InvalidOperation:
-        raise _fail(path, f"header key 'Timestamp offset (s)' = {value!r} is not a number") from None
+        number = Decimal(value.strip())
+        if not number.is_finite():
+            raise InvalidOperation
+        ns = int((number * 10**9).to_integral_value())
+    except (InvalidOperation, ValueError):
+        raise _fail(path, f"header key 'Timestamp offset (s)' = {value[:40]!r} is not a number") from None
+    if not 0 <= ns < 2**62:  # the records add at most 2^32 ms to it; times must fit int64 ns
+        raise _fail(path, f"header key 'Timestamp offset (s)' = {value[:40]!r} is not a time after 1970 that int64 "
+                          "nanoseconds can hold")
+    return ns
 
 
 def _parse_header(path: Path) -> tuple[dict[str, str], int]:
@@ -190,8 +215,8 @@ def read_ljh(path: str | Path) -> LJHFile:
     word = _get(header, "Digitized Word Size In Bytes")
     if word is not None and _int(path, "Digitized Word Size In Bytes", word) != 2:
         raise _fail(path, f"'Digitized Word Size In Bytes: {word}': only 2-byte (uint16) samples are supported")
-    n_samples = _int(path, "Total Samples", _get(header, "Total Samples") or "")
-    presamples = _int(path, "Presamples", _get(header, "Presamples") or "")
+    n_samples = _int(path, "Total Samples", _get(header, "Total Samples") or "", 1, 2**31 - 1)
+    presamples = _int(path, "Presamples", _get(header, "Presamples") or "", 0, 2**31 - 1)
     if "DASTARD" not in (_get(header, "Software Version") or "").upper():
         presamples += 3  # as NIST mass does: MATTER/XCALDAQ headers state 3 fewer presamples than recorded
     try:
@@ -220,7 +245,7 @@ def read_ljh(path: str | Path) -> LJHFile:
 def _channel(header: dict[str, str], path: Path) -> int:
     value = _get(header, "Channel")
     if value is not None:
-        return _int(path, "Channel", value)
+        return _int(path, "Channel", value, int(_INT32.min), int(_INT32.max))
     for text in (_get(header, "Channel name") or "", path.stem):
         m = re.search(r"chan(\d+)$", text)
         if m:
@@ -294,7 +319,7 @@ def import_ljh(
                       "n_records": f.n_records, "presamples": f.presamples, "header": f.header}
         for f in ljhs
     }
-    with staged_run(out_run_path) as (staging, run_id):
+    with staged_run(out_run_path, source=", ".join(str(p) for p in paths)) as (staging, run_id):
         writer = RunWriter.create(
             staging, kind="stream", station_name=station_name, station_snapshot={}, run_id=run_id,
             config={"import": {"format": "ljh", "files": [str(p) for p in paths]}}, clock=_clock(ljhs),

@@ -1,25 +1,34 @@
-"""Reading runs: :func:`open_run` gives a :class:`Run` whose datasets stop at the committed lengths."""
+"""Reading runs: :func:`open_run` gives a :class:`Run` whose datasets stop at the committed lengths.
+
+A damaged run (chunk files missing below a committed length, unreadable metadata, a chunk whose
+checksum does not match) never reads as data: by default :func:`open_run` raises
+:class:`~cryodaq.errors.RunDamagedError` naming each damaged group, array and sample range; with
+``damaged="mask"`` it opens the run and lost data read as NaN (floats) or are flagged by the
+``intact`` coordinate (docs/run-format.md, *Integrity*).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
+import numpy as np
 import xarray as xr
 import zarr
 from zarr.storage import LocalStore
 
-from cryodaq.errors import RunFormatError
+from cryodaq.errors import RunDamagedError, RunFormatError
+from cryodaq.storage.guarded import GuardedArray
 from cryodaq.storage._liveness import parse_iso, utc_now_iso, writer_alive
+from cryodaq.storage._nodes import META, looks_like_run, scan_tree
 from cryodaq.storage.format import (
     CHANNEL,
     COMMITTED_ATTR,
-    EVENT,
     EVENTS,
     FORMAT_VERSION,
-    GAP,
     GAPS,
     HEARTBEAT_STALE_S,
     HOUSEKEEPING,
@@ -28,25 +37,42 @@ from cryodaq.storage.format import (
     SPECTRA,
     STREAM,
     TIME,
-    UPDATE,
     RunStatus,
+    append_dim,
 )
+from cryodaq.storage.integrity import CORRUPT, EMPTY, METADATA, MISSING, Damage, find_damage, raise_if_damaged, \
+    root_meta_damage
 
-_APPEND_DIM = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE}
+log = logging.getLogger(__name__)
+
+DamagedMode = Literal["raise", "mask"]
+INTACT = "intact"  # boolean coordinate along the append dimension of a damaged group (mask mode)
+_LOST = (MISSING, EMPTY, CORRUPT)
+_MASK_HINT = ("open_run(path, damaged='mask') reads the intact parts (lost float data as NaN, lost rows flagged by "
+              "the 'intact' coordinate); `cryodaq verify` lists every damaged chunk")
 
 
 def _read_root_meta(path: Path) -> tuple[dict[str, Any], bool]:
     """Root ``attrs["cryodaq"]`` and whether the run has consolidated metadata, checked for a readable version."""
-    meta_file = path / "zarr.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such run folder")
+    if not path.is_dir():
+        raise RunFormatError(f"{path}: is a file, not a run; expected a <run_id>.zarr folder")
+    meta_file = path / META
     try:
-        doc = json.loads(meta_file.read_text())
+        text = meta_file.read_bytes()
     except FileNotFoundError:
+        if looks_like_run(path):
+            raise root_meta_damage(path, "missing") from None
         raise RunFormatError(f"{path}: not a run (no zarr.json); expected a <run_id>.zarr folder") from None
-    except json.JSONDecodeError as exc:
-        raise RunFormatError(f"{meta_file}: unreadable JSON ({exc})") from None
-    if doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
-        raise RunFormatError(f"{meta_file}: expected a zarr v3 group, got zarr_format={doc.get('zarr_format')!r}")
-    meta = doc.get("attributes", {}).get(ROOT_ATTR)
+    try:
+        doc = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise root_meta_damage(path, f"not valid JSON ({len(text)} bytes; {exc})") from None
+    if not isinstance(doc, dict) or doc.get("zarr_format") != 3 or doc.get("node_type") != "group":
+        got = doc.get("zarr_format") if isinstance(doc, dict) else type(doc).__name__
+        raise RunFormatError(f"{meta_file}: expected a zarr v3 group, got zarr_format={got!r}")
+    meta = (doc.get("attributes") or {}).get(ROOT_ATTR)
     if not isinstance(meta, dict):
         raise RunFormatError(f"{meta_file}: no attributes.{ROOT_ATTR}; not a cryodaq run")
     version = meta.get("format_version")
@@ -60,20 +86,73 @@ def _read_root_meta(path: Path) -> tuple[dict[str, Any], bool]:
 class Run:
     """A run on disk, read-only. Datasets are lazy (dask) and trimmed to committed lengths."""
 
-    def __init__(self, path: str | Path, *, stale_after_s: float = HEARTBEAT_STALE_S) -> None:
+    def __init__(self, path: str | Path, *, stale_after_s: float = HEARTBEAT_STALE_S,
+                 damaged: DamagedMode = "raise") -> None:
+        if damaged not in ("raise", "mask"):
+            raise ValueError(f"damaged={damaged!r}: expected 'raise' or 'mask'")
         self.path = Path(path)
         # Consolidated metadata exists only for runs their writer closed, whose shapes are final.
         meta, self._consolidated = _read_root_meta(self.path)
         self.attrs: dict[str, Any] = meta
         self._stale_after_s = stale_after_s
-        self.root = zarr.open_group(LocalStore(self.path, read_only=True), mode="r",
-                                    use_consolidated=self._consolidated)
+        self.damaged_mode: DamagedMode = damaged
+        self._damage: list[Damage] | None = None
+        if damaged == "raise":
+            raise_if_damaged(self.path, self.damage, hint=_MASK_HINT)
+        elif any(d.problem == METADATA for d in self.damage) and not self._consolidated:
+            raise RunDamagedError(f"{self.path}: run metadata is damaged ({self.damage[0].describe()}); "
+                                  f"`cryodaq recover {self.path}` rebuilds it", self.damage, str(self.path))
+        elif self.damage:
+            log.info("%s: reading a damaged run: %s", self.path, "; ".join(d.describe() for d in self.damage))
+        try:
+            self.root = zarr.open_group(LocalStore(self.path, read_only=True), mode="r",
+                                        use_consolidated=self._consolidated)
+        except (ValueError, TypeError, KeyError) as exc:  # consolidated metadata that zarr cannot take
+            raise root_meta_damage(self.path, f"not usable by zarr ({type(exc).__name__}: {exc})") from None
+
+    # ------------------------------------------------------------------ integrity
+    @property
+    def damage(self) -> list[Damage]:
+        """What is missing or damaged (metadata, chunk files absent or empty; corrupt chunks once
+        :meth:`verify` has decoded them); empty for an intact run."""
+        if self._damage is None:
+            live = self.stored_status is RunStatus.RUNNING and self.status is RunStatus.RUNNING
+            self._damage = find_damage(scan_tree(self.path), live=live)
+        return self._damage
+
+    def verify(self) -> list[Damage]:
+        """Decode every chunk (checksums checked) and add what fails to :attr:`damage`; returns the damage.
+
+        In ``damaged="mask"`` mode, datasets made afterwards read around the corrupt chunks too.
+        """
+        from cryodaq.storage.verify import verify_run
+
+        report = verify_run(self.path)
+        self._damage = report.damage
+        return self._damage
+
+    def lost_chunks(self, group: str) -> dict[str, set[tuple[int, ...]]]:
+        """Chunk coordinates lost per array of ``group`` (missing, empty or corrupt)."""
+        out: dict[str, set[tuple[int, ...]]] = {}
+        for d in self.damage:
+            if d.group == group and d.problem in _LOST:
+                out.setdefault(d.array, set()).update(d.chunks)
+        return out
+
+    def lost_rows(self, group: str, array: str | None = None) -> list[tuple[int, int]]:
+        """[start, stop) row ranges of ``group`` (of one of its arrays) whose data are lost."""
+        return sorted(d.rows for d in self.damage
+                      if d.group == group and d.rows is not None and d.problem in _LOST and array in (None, d.array))
 
     # ------------------------------------------------------------------ status
     @property
     def stored_status(self) -> RunStatus:
         """Status as written in the run's attrs."""
-        return RunStatus(self.attrs["status"])
+        try:
+            return RunStatus(self.attrs.get("status"))
+        except ValueError:
+            raise RunFormatError(f"{self.path}: run status {str(self.attrs.get('status'))[:40]!r} is none of "
+                                 f"{', '.join(s.value for s in RunStatus)}") from None
 
     @property
     def status(self) -> RunStatus:
@@ -137,10 +216,8 @@ class Run:
         return int(node.attrs[COMMITTED_ATTR])
 
     def _append_dim(self, group: str) -> str | None:
-        top = group.split("/")[0]
-        if top == REPROCESSED and "/" in group:  # a derived group names its own append dimension
-            return str(self.root[group].attrs.get("append_dim", EVENT))
-        return TIME if top == HOUSEKEEPING else _APPEND_DIM.get(top)
+        attrs = self.root[group].attrs if group.split("/")[0] == REPROCESSED and "/" in group else None
+        return append_dim(group, attrs)  # a derived group names its own append dimension
 
     def _node(self, path: str) -> zarr.Group | zarr.Array:
         try:
@@ -161,8 +238,19 @@ class Run:
         if not isinstance(grp, zarr.Group):
             raise KeyError(f"{self.path}: {path!r} is an array, not a group")
         dim = self._append_dim(path)
-        n = self.committed(path) if dim is not None else None
-        return _group_dataset(grp, dim, n, where=f"{self.path}/{path}")
+        n = self.committed(path) if dim is not None and COMMITTED_ATTR in grp.attrs else None
+        if self.damaged_mode == "raise":
+            raise_if_damaged(self.path, [d for d in self.damage if d.group == path], hint=_MASK_HINT)
+        lost = self.lost_chunks(path)
+        ds = _group_dataset(grp, dim, n, where=f"{self.path}/{path}",
+                            guard=lambda name, arr: GuardedArray(arr, run=self.path, group=path, name=name,
+                                                                 lost=lost.get(name, ()), along=dim, committed=n))
+        if lost:
+            ds.attrs["damage"] = [d.describe() for d in self.damage if d.group == path]
+            rows = self.lost_rows(path)
+            if dim is not None and n is not None and rows and dim in ds.dims and INTACT not in ds.variables:
+                ds = ds.assign_coords({INTACT: (dim, _intact(n, ds.chunksizes.get(dim, (n,)), rows))})
+        return ds
 
     def events(self) -> xr.Dataset:
         """Events (dim ``event``): t, sample_index, channel, amplitude, energy, baseline, chi2, flags[, records]."""
@@ -206,8 +294,9 @@ class Run:
         return f"Run({str(self.path)!r}, status={self.status.value!r})"
 
 
-def _group_dataset(grp: zarr.Group, dim: str | None, n: int | None, *, where: str) -> xr.Dataset:
-    """Dataset of a group's arrays (dims from zarr ``dimension_names``), cut to ``n`` along ``dim``."""
+def _group_dataset(grp: zarr.Group, dim: str | None, n: int | None, *, where: str, guard: Any) -> xr.Dataset:
+    """Dataset of a group's arrays (dims from zarr ``dimension_names``), cut to ``n`` along ``dim``;
+    every array is read through ``guard(name, array)`` (a :class:`GuardedArray`)."""
     variables: dict[str, xr.Variable] = {}
     coord_names: set[str] = set()
     for name, arr in grp.arrays():
@@ -221,11 +310,13 @@ def _group_dataset(grp: zarr.Group, dim: str | None, n: int | None, *, where: st
             raise RunFormatError(f"{where}/{name}: committed length {n} exceeds the {arr.shape[0]} rows stored")
         rows = (n,) if grows and n is not None else arr.shape[:1]
         shape = (*rows, *arr.shape[1:])
+        src = guard(name, arr)
         if arr.dtype.kind in "OUT" or name in dims or not grows:
             # strings, dimension coordinates and per-channel metadata: small, read now
-            data = arr[tuple(slice(0, k) for k in shape)] if shape else arr[()]
+            data = src[tuple(slice(0, k) for k in shape)] if shape else src[()]
         else:
-            data = da.from_array(arr, chunks=arr.chunks, lock=False, name=False)[tuple(slice(0, k) for k in shape)]
+            data = da.from_array(src, chunks=arr.chunks, lock=False, name=False, asarray=True)[
+                tuple(slice(0, k) for k in shape)]
         variables[name] = xr.Variable(dims, data, attrs=attrs)
         if name in dims:
             coord_names.add(name)
@@ -234,9 +325,34 @@ def _group_dataset(grp: zarr.Group, dim: str | None, n: int | None, *, where: st
     return xr.Dataset(data_vars, coords=coords, attrs=dict(grp.attrs))
 
 
-def open_run(path: str | Path, *, mark_crashed: bool = False, stale_after_s: float = HEARTBEAT_STALE_S) -> Run:
-    """Open a run for reading. With ``mark_crashed``, a dead 'running' run is marked 'crashed' on disk."""
-    run = Run(path, stale_after_s=stale_after_s)
+def _intact(n: int, chunks: tuple[int, ...], lost: list[tuple[int, int]]) -> da.Array:
+    """Lazy bool (n,): False on the ``lost`` [start, stop) rows."""
+
+    def mark(block: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        (a, b), = block_info[0]["array-location"] if block_info else ((0, len(block)),)
+        out = block.copy()
+        for x, y in lost:
+            lo, hi = max(x, a), min(y, b)
+            if lo < hi:
+                out[lo - a:hi - a] = False
+        return out
+
+    return da.ones(n, chunks=chunks, dtype=bool).map_blocks(mark, dtype=bool)
+
+
+def open_run(path: str | Path, *, mark_crashed: bool = False, stale_after_s: float = HEARTBEAT_STALE_S,
+             damaged: DamagedMode = "raise") -> Run:
+    """Open a run for reading. With ``mark_crashed``, a dead 'running' run is marked 'crashed' on disk.
+
+    ``damaged`` says what to do with a damaged run (chunk files missing below a committed length,
+    unreadable metadata): ``"raise"`` (default) raises :class:`~cryodaq.errors.RunDamagedError`
+    naming each damaged group, array and sample range; ``"mask"`` opens it: lost float data read
+    as NaN, a damaged group's dataset gets a boolean ``intact`` coordinate along its append
+    dimension (False where any of its arrays lost the row; integer columns hold no data there)
+    and attr ``damage``; :attr:`Run.damage` lists everything. A chunk that fails its checksum
+    raises ``RunDamagedError`` when read, in either mode (``Run.verify()`` finds them all first).
+    """
+    run = Run(path, stale_after_s=stale_after_s, damaged=damaged)
     if mark_crashed and run.stored_status is RunStatus.RUNNING and run.status is RunStatus.CRASHED:
         _mark_crashed(run)
     return run

@@ -40,6 +40,7 @@ from cryodaq.provenance import jsonable
 from cryodaq.storage._liveness import utc_now_iso, writer_identity
 from cryodaq.storage.catalog import update_catalog
 from cryodaq.storage.format import (
+    ARRAY_CONFIG,
     COMMITTED_ATTR,
     ROOT_ATTR,
     SWEEP_DONE,
@@ -48,7 +49,8 @@ from cryodaq.storage.format import (
     RunKind,
     RunStatus,
     check_name,
-    column_compressors,
+    create_array,
+    fill_value,
 )
 from cryodaq.storage.reader import open_run
 from cryodaq.storage.writer import RunWriter
@@ -108,8 +110,9 @@ class Measured:
 
 
 def _fill(dtype: np.dtype) -> Any:
+    """NaN (float, complex), False (bool), 0 (int: documented, e.g. ``t`` 0 = not yet measured)."""
     if dtype.kind in "fc":
-        return np.nan
+        return fill_value(dtype)
     return False if dtype.kind == "b" else 0
 
 
@@ -136,7 +139,8 @@ class SweepGroup:
         self.name = group.basename
         self.dims: tuple[str, ...] = tuple(group.attrs["axes"])
         self.shape: tuple[int, ...] = tuple(int(n) for n in group.attrs["shape"])
-        self._arrays: dict[str, zarr.Array] = {n: a for n, a in group.arrays()}
+        # reopened from disk: with the format's runtime config (every chunk written, even an all-fill one)
+        self._arrays: dict[str, zarr.Array] = {n: a.with_config(ARRAY_CONFIG) for n, a in group.arrays()}
         self._done = np.asarray(self._arrays[SWEEP_DONE][...], dtype=bool)
         self._pauses = group[PAUSES]
         self._n_pauses = int(self._pauses.attrs.get(COMMITTED_ATTR, 0))
@@ -171,23 +175,22 @@ class SweepGroup:
             for cname, values in a.coords.items():
                 check_name(cname, "sweep coordinate")
                 values = np.asarray(values)
-                arr = grp.create_array(cname, shape=values.shape, dtype=_dtype(values), chunks=values.shape,
-                                       compressors=column_compressors(), dimension_names=(a.dim,),
-                                       attributes={"units": a.units.get(cname, "")} if a.units.get(cname) else {})
+                arr = create_array(grp, cname, shape=values.shape, dtype=_dtype(values), chunks=values.shape,
+                                   dimension_names=(a.dim,),
+                                   attributes={"units": a.units.get(cname, "")} if a.units.get(cname) else {})
                 arr[...] = values
-        done = grp.create_array(SWEEP_DONE, shape=shape, dtype=bool, chunks=point_chunks(shape, ()),
-                                fill_value=False, compressors=column_compressors(), dimension_names=tuple(dims),
-                                attributes={"long_name": "point measured and committed"})
-        done[...] = np.zeros(shape, bool)  # written out, so the group is complete on disk
-        grp.create_array(POINT_T, shape=shape, dtype="int64", chunks=point_chunks(shape, ()), fill_value=0,
-                         compressors=column_compressors(), dimension_names=tuple(dims),
-                         attributes={**T_ATTRS, "long_name": "UTC ns when the point was measured (0: not yet)"})
+        done = create_array(grp, SWEEP_DONE, shape=shape, dtype=bool, chunks=point_chunks(shape, ()),
+                            dimension_names=tuple(dims), attributes={"long_name": "point measured and committed"})
+        done[...] = np.zeros(shape, bool)  # written out (every chunk), so the group is complete on disk
+        create_array(grp, POINT_T, shape=shape, dtype="int64", chunks=point_chunks(shape, ()), fill=0,
+                     dimension_names=tuple(dims),
+                     attributes={**T_ATTRS, "long_name": "UTC ns when the point was measured (0: not yet)"})
         pauses = grp.create_group(PAUSES, attributes={COMMITTED_ATTR: 0})
         for col, dtype, attrs_ in (("t_start", "int64", T_ATTRS), ("t_end", "int64", T_ATTRS),
                                    ("point", "int64", {"long_name": "flat (C-order) index of the point it interrupted"}),
                                    ("source", str, {}), ("reason", str, {})):
-            pauses.create_array(col, shape=(0,), dtype=dtype, chunks=(256,), compressors=column_compressors(),
-                                dimension_names=(PAUSE_DIM,), attributes=dict(attrs_))
+            create_array(pauses, col, shape=(0,), dtype=dtype, chunks=(256,), dimension_names=(PAUSE_DIM,),
+                         attributes=dict(attrs_))
         return cls(run, grp)
 
     def _check_axes(self, axes: Sequence[AxisCoords]) -> None:
@@ -264,18 +267,17 @@ class SweepGroup:
         for dim, values in m.coords.items():
             if dim in m.dims and dim not in self._arrays:
                 values = np.asarray(values)
-                c = self.group.create_array(dim, shape=values.shape, dtype=_dtype(values), chunks=values.shape,
-                                            compressors=column_compressors(), dimension_names=(dim,))
+                c = create_array(self.group, dim, shape=values.shape, dtype=_dtype(values), chunks=values.shape,
+                                 dimension_names=(dim,))
                 c[...] = values
                 self._arrays[dim] = c
         dtype = _dtype(data)
         attrs = {"units": m.units} if m.units else {}
         # the point time and zipped axes' other parts are coordinates (xarray reads this attr)
         attrs["coordinates"] = " ".join([*self.group.attrs.get("axis_coords", []), POINT_T])
-        arr = self.group.create_array(name, shape=(*self.shape, *data.shape), dtype=dtype,
-                                      chunks=point_chunks(self.shape, data.shape), fill_value=_fill(dtype),
-                                      compressors=column_compressors(), dimension_names=(*self.dims, *m.dims),
-                                      attributes=attrs)
+        arr = create_array(self.group, name, shape=(*self.shape, *data.shape), dtype=dtype,
+                           chunks=point_chunks(self.shape, data.shape), fill=_fill(dtype),
+                           dimension_names=(*self.dims, *m.dims), attributes=attrs)
         self._arrays[name] = arr
         return arr
 
@@ -287,7 +289,7 @@ class SweepGroup:
         def write() -> None:
             cols = {"t_start": t_ns, "t_end": -1, "point": point, "source": source, "reason": reason}
             for col, value in cols.items():
-                arr = self._pauses[col]
+                arr = self._pauses[col].with_config(ARRAY_CONFIG)
                 arr.resize((row + 1,))
                 arr[row] = value
             self._pauses.attrs[COMMITTED_ATTR] = row + 1
@@ -300,9 +302,9 @@ class SweepGroup:
         """Close pause ``row`` at ``t_ns`` (and update its reason, e.g. with everything that tripped)."""
 
         def write() -> None:
-            self._pauses["t_end"][row] = t_ns
+            self._pauses["t_end"].with_config(ARRAY_CONFIG)[row] = t_ns
             if reason is not None:
-                self._pauses["reason"][row] = reason
+                self._pauses["reason"].with_config(ARRAY_CONFIG)[row] = reason
 
         self.run.guarded(write, f"{SWEEPS}/{self.name}/{PAUSES}")
 

@@ -53,6 +53,7 @@ from cryodaq.storage.format import (
     check_name,
     chunk_rows,
     column_compressors,
+    create_array,
     stream_compressors,
 )
 
@@ -165,10 +166,8 @@ class RunWriter:
     def _setup_columns(self) -> None:
         for name, (dtype, fill, units) in EVENT_COLUMNS.items():
             attrs = dict(T_ATTRS) if name == "t" else ({"units": units} if units else {})
-            self._events.add_array(
-                name, dtype, chunk_rows=_EVENT_CHUNK, compressors=column_compressors(), attributes=attrs,
-                fill_value=fill if fill is not None else 0,
-            )
+            self._events.add_array(name, dtype, chunk_rows=_EVENT_CHUNK, compressors=column_compressors(),
+                                   attributes=attrs)
         for name, (dtype, units) in GAP_COLUMNS.items():
             attrs = dict(T_ATTRS) if name == "t" else ({"units": units} if units else {})
             self._gaps.add_array(name, dtype, chunk_rows=_GAP_CHUNK, compressors=column_compressors(), attributes=attrs)
@@ -235,8 +234,7 @@ class RunWriter:
         coords.setdefault("channel", np.arange(n_channels, dtype="int32"))
         coords["channel"] = coords["channel"].astype("int32", casting="same_kind")
         for key, val in coords.items():
-            arr = grp.create_array(key, shape=val.shape, dtype=val.dtype if val.dtype.kind not in "OUT" else str,
-                                   chunks=val.shape, dimension_names=(CHANNEL,))
+            arr = create_array(grp, key, shape=val.shape, dtype=val.dtype, chunks=val.shape, dimension_names=(CHANNEL,))
             arr[:] = val
         self._stream_coords = coords
 
@@ -249,7 +247,7 @@ class RunWriter:
             raise ValueError(
                 f"stream {name!r} ({n_channels} channels at {sample_rate_hz} Hz) does not share the time axis of "
                 f"{self.path}/stream ({grp.attrs['n_channels']} channels at {grp.attrs['sample_rate_hz']} Hz); "
-                "format v1 holds one timebase per run"
+                "the run format holds one timebase per run"
             )
         for key, val in coords.items():
             if key not in self._stream_coords or not np.array_equal(self._stream_coords[key], val):
@@ -398,13 +396,13 @@ class RunWriter:
     def _create_spectra(self, freq: np.ndarray, n_channels: int, units: str) -> AppendGroup:
         grp = self._root.create_group(SPECTRA)
         sp = AppendGroup(grp, UPDATE)
-        grp.create_array("freq", shape=freq.shape, dtype="float64", chunks=freq.shape, dimension_names=(FREQ,),
-                         attributes={"units": "Hz"})[:] = freq
+        create_array(grp, "freq", shape=freq.shape, dtype="float64", chunks=freq.shape, dimension_names=(FREQ,),
+                     attributes={"units": "Hz"})[:] = freq
         channel = np.arange(n_channels, dtype="int32")
         if self._stream is not None and len(self._stream_coords["channel"]) == n_channels:
             channel = self._stream_coords["channel"]
-        grp.create_array("channel", shape=channel.shape, dtype="int32", chunks=channel.shape,
-                         dimension_names=(CHANNEL,))[:] = channel
+        create_array(grp, "channel", shape=channel.shape, dtype="int32", chunks=channel.shape,
+                     dimension_names=(CHANNEL,))[:] = channel
         sp.add_array("t", "int64", chunk_rows=1024, compressors=column_compressors(), attributes=T_ATTRS)
         sp.add_array("psd", "float32", chunk_rows=1, trailing=(n_channels, len(freq)), trailing_dims=(CHANNEL, FREQ),
                      compressors=column_compressors(), attributes={"units": units, "coordinates": "t"})
@@ -452,9 +450,8 @@ class RunWriter:
             grp = top.create_group(name, attributes={"axes": list(axes), **jsonable(dict(attrs or {}))})
             for key, val in [*axes.items(), *arrays.items()]:
                 dims = (key,) if key in axes else tuple(axes)
-                arr = grp.create_array(key, shape=val.shape, dtype=val.dtype if val.dtype.kind not in "OUT" else str,
-                                       compressors=column_compressors(), dimension_names=dims,
-                                       attributes=jsonable(dict(extra.get(key, {}))))
+                arr = create_array(grp, key, shape=val.shape, dtype=val.dtype, dimension_names=dims,
+                                   attributes=jsonable(dict(extra.get(key, {}))))
                 arr[...] = val
 
         self._guarded(write, f"{SWEEPS}/{name}")

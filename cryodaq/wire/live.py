@@ -92,35 +92,69 @@ def encode(msg: Message) -> list[bytes | memoryview]:
 
 
 def decode(frames: Sequence[Any]) -> Message:
-    """A :class:`Message` from received frames (bytes, memoryviews or ``zmq.Frame``); arrays are read-only views."""
+    """A :class:`Message` from received frames (bytes, memoryviews or ``zmq.Frame``); arrays are read-only views.
+
+    Anything that is not a well-formed message of this protocol version raises :class:`LiveProtocolError`.
+    """
     if len(frames) < 2:
         raise LiveProtocolError(f"a live message has at least 2 frames (topic, header), got {len(frames)}")
     raw = [f.buffer if hasattr(f, "buffer") else f for f in frames]
     try:
         topic = bytes(raw[0]).decode("ascii")
         header = json.loads(bytes(raw[1]))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise LiveProtocolError(f"not a cryodaq live message: {exc}") from None
+    if topic not in TOPICS:
+        raise LiveProtocolError(f"unknown topic {topic[:40]!r}; topics are {', '.join(TOPICS)}")
     if not isinstance(header, dict):
         raise LiveProtocolError(f"topic {topic!r}: header is not a JSON object")
     version = header.pop("v", None)
-    if version != PROTOCOL_VERSION:
+    if version != PROTOCOL_VERSION or isinstance(version, bool):
         raise LiveProtocolError(
-            f"topic {topic!r}: protocol version {version!r}; this cryodaq speaks version {PROTOCOL_VERSION}"
+            f"topic {topic!r}: protocol version {str(version)[:20]!r}; this cryodaq speaks version {PROTOCOL_VERSION}"
         )
     specs = header.pop("arrays", [])
+    if not isinstance(specs, list):
+        raise LiveProtocolError(f"topic {topic!r}: header 'arrays' is not a list of [name, dtype, shape]")
     if len(specs) != len(raw) - 2:
         raise LiveProtocolError(f"topic {topic!r}: header lists {len(specs)} arrays but {len(raw) - 2} buffers came")
     arrays: dict[str, np.ndarray] = {}
-    for (name, dtype, shape), buf in zip(specs, raw[2:]):
-        dt = np.dtype(dtype)
-        n = int(np.prod(shape, dtype=np.int64))
+    for spec, buf in zip(specs, raw[2:]):
+        name, dt, shape = _array_spec(topic, spec)
+        if name in arrays:
+            raise LiveProtocolError(f"topic {topic!r}: array {name!r} is listed twice")
+        n = int(np.prod(shape, dtype=object))
         if len(buf) != n * dt.itemsize:
             raise LiveProtocolError(
-                f"topic {topic!r}: array {name!r} {dtype}{tuple(shape)} needs {n * dt.itemsize} bytes, got {len(buf)}"
+                f"topic {topic!r}: array {name!r} {dt.str}{tuple(shape)} needs {n * dt.itemsize} bytes, got {len(buf)}"
             )
         arrays[name] = np.frombuffer(buf, dtype=dt, count=n).reshape(shape)
     return Message(topic, header, arrays)
+
+
+_MAX_DIMS = 8
+
+
+def _array_spec(topic: str, spec: Any) -> tuple[str, np.dtype, tuple[int, ...]]:
+    """``[name, dtype, shape]`` of one array, checked: a plain numeric dtype, a shape of non-negative ints."""
+    if not isinstance(spec, list) or len(spec) != 3:
+        raise LiveProtocolError(f"topic {topic!r}: array spec {str(spec)[:60]} is not [name, dtype, shape]")
+    name, dtype, shape = spec
+    if not isinstance(name, str) or not isinstance(dtype, str):
+        raise LiveProtocolError(f"topic {topic!r}: array spec {str(spec)[:60]}: name and dtype must be strings")
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError, SyntaxError) as exc:
+        raise LiveProtocolError(f"topic {topic!r}: array {name!r}: dtype {dtype[:20]!r} is not a numpy dtype ({exc})") \
+            from None
+    if dt.kind not in "biufc" or dt.fields is not None or dt.subdtype is not None:
+        raise LiveProtocolError(f"topic {topic!r}: array {name!r}: dtype {dtype[:20]!r} cannot come over the wire; "
+                                "expected a plain numeric dtype")
+    if (not isinstance(shape, list) or len(shape) > _MAX_DIMS
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in shape)):
+        raise LiveProtocolError(f"topic {topic!r}: array {name!r}: shape {str(shape)[:40]} is not a list of "
+                                f"non-negative integers (at most {_MAX_DIMS})")
+    return name, dt, tuple(shape)
 
 
 # --------------------------------------------------------------------- builders

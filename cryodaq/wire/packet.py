@@ -82,6 +82,8 @@ def decode_header(buf: bytes | memoryview) -> PacketHeader:
         raise PacketError(f"packet version {version}, this receiver reads version {VERSION}")
     if fmt not in (FMT_REAL_INT16, FMT_COMPLEX_INT16):
         raise PacketError(f"unknown sample format {fmt}")
+    if n_streams < 1 or n < 1:
+        raise PacketError(f"header says {n} samples of {n_streams} streams; a packet carries at least one of each")
     header = PacketHeader(seq, first, t_ns, n, n_streams, fmt)
     if len(buf) - HEADER_SIZE != header.payload_bytes:
         raise PacketError(

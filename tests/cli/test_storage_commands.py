@@ -104,3 +104,16 @@ def test_import_ljh_and_touchstone(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(ImportFormatError, match="p_chan5.ljh: not a readable HDF5 file"):
         _run_cli(["import", str(ljh), "--format", "hdf5", "--output", str(tmp_path / "z2")])
     assert not (tmp_path / "z.zarr").exists() and not (tmp_path / "z2.zarr").exists()
+
+
+def test_import_recognises_touchstone_by_content(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "s21_sweep.txt"
+    trace.write_text("! VNA trace\n# Hz S RI R 50\n4e9 0.5 0.1\n5e9 0.4 -0.2\n")
+    assert _run_cli(["import", str(trace), "--output", str(tmp_path / "a")]) == 0
+    ds = open_run(capsys.readouterr().out.strip()).dataset("sweeps/s21_sweep").load()
+    np.testing.assert_allclose(ds["s11"].values, [0.5 + 0.1j, 0.4 - 0.2j], rtol=1e-6)
+    assert _run_cli(["import", str(trace), "--ports", "1", "--output", str(tmp_path / "b")]) == 0
+    other = tmp_path / "columns.txt"
+    other.write_text("4e9 0.5 0.1\n5e9 0.4 -0.2\n")
+    with pytest.raises(ImportFormatError, match=r"columns\.txt: cannot tell the format .* Touchstone"):
+        _run_cli(["import", str(other), "--output", str(tmp_path / "c")])

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zarr
 
-from cryodaq.storage import RunStatus, RunWriter, open_run, recover_run
+from cryodaq.storage import FORMAT_VERSION, RunStatus, RunWriter, open_run, recover_run
 from cryodaq.storage.catalog import CATALOG_FILE, Catalog, time_bound
 
 
@@ -48,7 +48,7 @@ def test_writer_registers_and_updates_the_catalog(tmp_path: Path) -> None:
     entry = cat.get(w.path)
     assert entry.status is RunStatus.COMPLETE and entry.interrupted and entry.n_events == 7
     assert entry.ended == open_run(w.path).attrs["ended"] and entry.duration_s is not None and entry.duration_s >= 0
-    assert entry.size_bytes > 1000 and entry.format_version == 1 and entry.kind == "stream"
+    assert entry.size_bytes > 1000 and entry.format_version == FORMAT_VERSION and entry.kind == "stream"
     assert cat.run_path(entry) == w.path
 
     a = _run(tmp_path, close=False)

@@ -64,3 +64,48 @@ def test_bad_touchstone_names_the_file_and_writes_nothing(tmp_path: Path) -> Non
     with pytest.raises(ImportFormatError, match="broken.s2p"):
         import_touchstone([tmp_path / "ok.s2p", bad], tmp_path / "out" / "r")
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_touchstone_is_recognised_by_its_content_not_only_its_name(tmp_path: Path) -> None:
+    two, three = _network(2), _network(3, n_freq=7, seed=3)
+    two.write_touchstone("amp", dir=str(tmp_path), form="ri")
+    three.write_touchstone("hybrid", dir=str(tmp_path), form="db")
+    (tmp_path / "amp.s2p").rename(tmp_path / "amp_trace.txt")
+    (tmp_path / "hybrid.s3p").rename(tmp_path / "hybrid")  # no suffix at all
+    run = open_run(import_touchstone([tmp_path / "amp_trace.txt", tmp_path / "hybrid"], tmp_path / "vna"))
+    ds2, ds3 = run.dataset("sweeps/amp_trace").load(), run.dataset("sweeps/hybrid").load()
+    assert ds2.attrs["n_ports"] == 2 and ds3.attrs["n_ports"] == 3  # port counts from the data
+    np.testing.assert_allclose(ds2["s21"].values, two.s[:, 1, 0], rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(ds3["s32"].values, three.s[:, 2, 1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ds3["frequency"].values, three.f)
+
+
+def test_a_hand_written_touchstone_file_and_an_explicit_port_count(tmp_path: Path) -> None:
+    one = tmp_path / "resonator.csv"
+    one.write_text("! S11 of a resonator\n# Hz S RI R 50\n4e9 0.5 0.1\n4.5e9 0.4 -0.2\n5e9 0.3 0.0\n")
+    ds = open_run(import_touchstone(one, tmp_path / "r1")).dataset("sweeps/resonator").load()
+    np.testing.assert_allclose(ds["s11"].values, [0.5 + 0.1j, 0.4 - 0.2j, 0.3 + 0j], rtol=1e-6)
+    assert ds.attrs["z0_ohm"] == [50.0] and ds["frequency"].values.tolist() == [4e9, 4.5e9, 5e9]
+
+    wrapped = tmp_path / "wrapped.dat"  # a 2-port with each point on three lines of three values
+    rows = ["# GHz S RI R 50"]
+    for f in (4.0, 5.0):
+        values = [f, *(np.arange(8) / 10 + f / 100)]
+        rows += [" ".join(map(str, values[i:i + 3])) for i in range(0, 9, 3)]
+    wrapped.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ImportFormatError, match=r"wrapped\.dat.*--ports"):
+        import_touchstone(wrapped, tmp_path / "r2")
+    assert not (tmp_path / "r2.zarr").exists()
+    ds = open_run(import_touchstone(wrapped, tmp_path / "r3", ports=2)).dataset("sweeps/wrapped").load()
+    np.testing.assert_allclose(ds["s21"].values, [0.24 + 0.34j, 0.25 + 0.35j], rtol=1e-6)  # 2-port order: S11 S21 S12 S22
+
+
+def test_files_that_are_not_touchstone_are_refused_by_name(tmp_path: Path, shared_data: Path) -> None:
+    columns = shared_data / "npl_mat58_figure27_notch_s21.txt"  # three columns of numbers, no option line
+    with pytest.raises(ImportFormatError, match=r"npl_mat58_figure27_notch_s21\.txt: not a Touchstone file.*# Hz S RI R 50"):
+        import_touchstone(columns, tmp_path / "r")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("# to do: measure S21\nlots of words\n")
+    with pytest.raises(ImportFormatError, match="notes.txt: not a Touchstone file"):
+        import_touchstone(notes, tmp_path / "r")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
