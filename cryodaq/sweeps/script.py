@@ -4,14 +4,15 @@ A script is a Python file with ``main(ctx)``; ``ctx`` (:class:`SweepContext`) gi
 the run, ``ctx.sweep(...)``, interlocks, options and a folder for plots. :func:`run_script`
 loads the script (before touching anything: a syntax error costs nothing), brings the station
 up (its simulators too when simulated), creates the run — or reopens it with ``resume`` —,
-runs ``main(ctx)`` with Ctrl-C handled (:mod:`cryodaq.sweeps.control`) and closes the run:
+runs ``main(ctx)`` with Ctrl-C, SIGTERM and SIGHUP handled (:mod:`cryodaq.sweeps.control`) and closes the run:
 
 =================================  =========  ============  =============================================
 how ``main`` ended                 status     interrupted   end_reason
 =================================  =========  ============  =============================================
 returned                           complete   false         ""
 operator stop (Ctrl-C, no tty)     complete   true          "stopped by the operator (Ctrl-C)"
-operator abort (second Ctrl-C)     aborted    true          "aborted by the operator ..."
+SIGTERM or SIGHUP                  complete   true          "stopped by the operator (SIGTERM)", ...
+operator abort (second signal)     aborted    true          "aborted by the operator ..."
 an exception                       aborted    false         the traceback
 process killed                     running on disk; read as crashed; ``--resume`` continues it
 =================================  =========  ============  =============================================
@@ -277,7 +278,7 @@ def run_script(
                 control.prompt = lambda: progress.suspended(terminal_prompt)
             status, interrupted, reason = RunStatus.COMPLETE, False, ""
             try:
-                with control.sigint(), (progress if progress is not None else nullcontext()):
+                with control.signals(), (progress if progress is not None else nullcontext()):
                     if on_ready is not None:
                         on_ready(ctx)
                     module.main(ctx)
