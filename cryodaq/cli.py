@@ -26,7 +26,7 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
     from cryodaq.station.preflight import preflight
     from cryodaq.stop_signals import stop_on_signals
 
-    config = load_station_config(station_file)
+    config = _with_publish(load_station_config(station_file), args.publish)
     simulate = config.simulation.enabled if args.simulate is None else args.simulate
     # before any instrument is touched: the output directory, every port (the publisher's too)
     for warning in preflight(config, args.out, simulate=simulate, publish=True, min_free_bytes=args.min_free_gb * 1e9):
@@ -49,6 +49,29 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
         else:
             print(summary.path, file=stdout, flush=True)  # stdout: the run's path, for scripts
     return 0
+
+
+def _with_publish(config: Any, address: str | None) -> Any:
+    """``config`` with the live view at ``--publish ADDRESS`` (``off``: none) instead of the station file's."""
+    if address is None:
+        return config
+    from dataclasses import replace
+
+    publish = replace(config.publish, enabled=False) if address == "off" else \
+        replace(config.publish, enabled=True, address=address)
+    return replace(config, publish=publish)
+
+
+def _publish_address(text: str) -> str:
+    from cryodaq.config import check_value
+    from cryodaq.errors import StationConfigError
+
+    if text == "off":
+        return text
+    try:
+        return str(check_value("--publish", "address", "zmq_address", text))
+    except StationConfigError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'off' or {exc.expected}, got {text!r}") from None
 
 
 def _notify(message: str) -> None:
@@ -124,6 +147,9 @@ def _add_run_options(p: argparse.ArgumentParser, default_duration: float | None)
                    help="array module for the DSP (default: $CRYODAQ_BACKEND or auto)")
     p.add_argument("--min-free-gb", type=non_negative, default=0.5, metavar="GB",
                    help="refuse to start with less free disk space than this under --out (default: %(default)s)")
+    p.add_argument("--publish", type=_publish_address, default=None, metavar="ADDRESS",
+                   help="live view address instead of the station file's cryodaq.publish.address, e.g. "
+                        "tcp://127.0.0.1:0 (any free port, printed at start); 'off': no live view")
     p.add_argument("--json", action="store_true",
                    help="print a JSON summary of the run on stdout instead of its path")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress display")

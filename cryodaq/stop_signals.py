@@ -13,6 +13,12 @@ what was taken*. So the three are handled alike, by :func:`stop_on_signals`:
 A stop the operator asked for is not an error: no traceback reaches the terminal
 (:class:`~cryodaq.errors.StoppedError` for work that ended before it produced anything).
 Signal handlers can only be installed from the main thread; elsewhere this is a no-op.
+
+Helper processes a command starts (the simulators, Dask's workers) are in its process group
+and get the same signals from a terminal, systemd or a closed session; they must not die
+half-way or print tracebacks — the command stops them when it stops. Started inside
+:func:`stop_signals_ignored_by_children`, they inherit ignoring the stop signals from their
+first instruction on.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["STOP_SIGNALS", "StopSignals", "handling_signals", "signal_name", "stop_on_signals"]
+__all__ = ["STOP_SIGNALS", "StopSignals", "handling_signals", "signal_name", "stop_on_signals",
+           "stop_signals_ignored_by_children"]
 
 #: the signals that ask a command to stop: Ctrl-C, a service manager / batch system, a closed terminal
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -89,6 +96,23 @@ def handling_signals(handler: Callable[[int, Any], Any],
         for sig, old in previous.items():
             # None: a handler not installed from Python, which cannot be put back
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def stop_signals_ignored_by_children() -> Iterator[None]:
+    """Ignore the stop signals while child processes start in the block, so they inherit SIG_IGN from
+    their very first instruction (a disposition of SIG_IGN survives ``exec``, and Python keeps it),
+    before they could set it themselves; then put this process's handlers back. Main thread only
+    (Python's rule); elsewhere the children's own ``signal.signal`` has to do."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 @contextmanager

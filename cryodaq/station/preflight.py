@@ -74,8 +74,8 @@ def publisher_listener(config: StationConfig) -> Listener | None:
     host, _, port = address.removeprefix("tcp://").rpartition(":")
     return Listener("the live publisher", "cryodaq.publish.address", "TCP", "0.0.0.0" if host == "*" else host,
                     0 if port in ("*", "auto") else int(port),
-                    hint="free it, set another port (0: any free port, printed at start), or cryodaq.publish.enabled: "
-                         "false")
+                    hint="free it, or publish elsewhere (cryodaq.publish.address, or --publish tcp://127.0.0.1:0: "
+                         "any free port) or not at all (--publish off)")
 
 
 def station_listeners(config: StationConfig, *, simulate: bool, publish: bool) -> list[Listener]:

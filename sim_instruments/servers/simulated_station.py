@@ -15,15 +15,13 @@ import logging
 import multiprocessing as mp
 import queue
 import signal
-import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
 from cryodaq.errors import ListenError, PortInUseError
-from cryodaq.stop_signals import STOP_SIGNALS
+from cryodaq.stop_signals import STOP_SIGNALS, stop_signals_ignored_by_children
 from cryodaq.wire.addresses import socket_address
 from sim_instruments.servers.launcher import serve
 
@@ -55,22 +53,6 @@ def _child_main(config: Mapping[str, Any], ready: Any, stop: Any) -> None:
         servers.stop()
 
 
-@contextmanager
-def _stop_signals_ignored_by_children() -> Iterator[None]:
-    """Ignore the stop signals while a child starts, so that it inherits SIG_IGN from its very first
-    instruction (Python keeps a disposition it starts with), before it could set it itself. Only the
-    main thread may change signal handlers; elsewhere the child's own ``signal.signal`` has to do."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-
-
 class SimulatedStation:
     """The world and all faces in a separate process ('spawn').
 
@@ -89,11 +71,15 @@ class SimulatedStation:
         self._stop = None
 
     def start(self) -> SimulatedStation:
-        ready = self._ctx.Queue()
-        self._stop = self._ctx.Event()
-        self._process = self._ctx.Process(target=_child_main, args=(self.config, ready, self._stop),
-                                          name="sim_instruments", daemon=True)
-        with _stop_signals_ignored_by_children():
+        # The queue and event are the first semaphores of the process, which start multiprocessing's
+        # resource tracker (a helper process of its own): created here, it inherits the ignored stop
+        # signals too. Python ignores SIGINT and SIGTERM there itself, but not SIGHUP, which would
+        # kill it and make a new one print KeyError tracebacks at exit.
+        with stop_signals_ignored_by_children():
+            ready = self._ctx.Queue()
+            self._stop = self._ctx.Event()
+            self._process = self._ctx.Process(target=_child_main, args=(self.config, ready, self._stop),
+                                              name="sim_instruments", daemon=True)
             self._process.start()
         deadline = time.monotonic() + self.timeout_s
         msg = None
