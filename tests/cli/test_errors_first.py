@@ -97,3 +97,21 @@ def test_a_duration_is_seconds_or_until_stopped(text, value):
     assert build_parser().parse_args(["run", "demo_mkid", "--duration", text]).duration == value
     assert build_parser().parse_args(["demo"]).duration == 30.0
     assert build_parser().parse_args(["run", "demo_mkid"]).duration is None
+
+
+def test_a_publisher_port_taken_after_the_check_is_a_one_line_warning(tmp_path, capsys):
+    """The live view is not worth the run: at bind time a taken port is the same line, as a warning."""
+    from cryodaq.cli import _live_publisher
+    from cryodaq.station import load_station_config
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen(1)
+        port = other.getsockname()[1]
+        path = station(tmp_path, lambda doc: doc["cryodaq"]["publish"].update(address=f"tcp://127.0.0.1:{port}"))
+        assert _live_publisher(load_station_config(path)) == []
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith(f"warning: {path}: cryodaq.publish.address: the live publisher cannot listen on TCP port "
+                          f"{port} of 127.0.0.1: in use by another program;"), err
+    assert err.rstrip().endswith("; running without live view")
