@@ -163,13 +163,12 @@ def main() -> None:
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "CRYODAQ_BACKEND": "numpy"})
         err = StderrReader(proc.stderr)
         err.start()
-        # the run streams once the board does
-        deadline = time.monotonic() + 120
-        while not board.streaming:
+        # the run has started once its folder exists (after the IQ-loop sweep) and the board streams
+        deadline = time.monotonic() + 180
+        while not (list((folder / "runs").glob("*.zarr")) and board.streaming):
             if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
                 raise SystemExit("the run did not start:\n" + "\n".join(err.lines[-20:]))
-            time.sleep(0.1)
-        while not list((folder / "runs").glob("*.zarr")):
             time.sleep(0.1)
         run_path = next((folder / "runs").glob("*.zarr"))
         t0 = time.monotonic()

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from cryodaq import __version__
 from cryodaq.cli_options import duration_s, non_negative
 from cryodaq.console import stderr_console
@@ -30,7 +32,7 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
     simulate = config.simulation.enabled if args.simulate is None else args.simulate
     # before any instrument is touched: the output directory, every port (the publisher's too)
     for warning in preflight(config, args.out, simulate=simulate, publish=True, min_free_bytes=args.min_free_gb * 1e9):
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
     with results_to_stdout() as stdout:  # qcodes' "Connected to: ..." and the like go to stderr
         sinks = _live_publisher(config)
         session = StreamSession(config, args.out, simulate=simulate, backend=_backend(args), sinks=sinks,
@@ -75,7 +77,7 @@ def _publish_address(text: str) -> str:
 
 
 def _notify(message: str) -> None:
-    console.print(f"[yellow]{message}[/]", highlight=False)
+    console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
 
 def _live_publisher(config: Any) -> list[Any]:
@@ -95,7 +97,7 @@ def _live_publisher(config: Any) -> list[Any]:
     except PublisherError as exc:
         listener = publisher_listener(config)
         message = listener.error(exc.os_error, config.path) if listener and exc.os_error else exc
-        console.print(f"[yellow]warning:[/] {message}; running without live view", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(str(message))}; running without live view", highlight=False)
         return []
     console.print(f"live data on [bold]{publisher.address}[/]: watch with  cryodaq gui --connect {publisher.address}",
                   highlight=False)
@@ -208,13 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except StoppedError as exc:  # the operator stopped it before it produced anything: not an error
-        console.print(f"[yellow]{exc}[/]", highlight=False)
+        console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)
         return 130
     except CryodaqError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except FileNotFoundError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]aborted[/]")

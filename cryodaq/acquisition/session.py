@@ -137,10 +137,6 @@ class StreamSession:
         self._abort_reason = reason
         self._stop.set()
 
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
     def run(
         self,
         duration_s: float | None,

@@ -24,7 +24,7 @@ def cmd_reprocess(args: argparse.Namespace) -> int:
         logging.getLogger("distributed").setLevel(logging.WARNING)  # else INFO per worker start/stop
 
     stop = threading.Event()
-    with stop_on_signals(lambda name: stop.set(), notify=lambda msg: console.print(f"[yellow]{msg}[/]"),
+    with stop_on_signals(lambda name: stop.set(), notify=lambda msg: console.print(f"[yellow]{msg}[/]", highlight=False),
                          what="reprocessing"):  # first signal: cancel the chunks left, write nothing
         result = reprocess_run(args.run, args.config, label=args.label, workers=args.workers,
                                scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite, stop=stop)

@@ -115,3 +115,18 @@ def test_a_publisher_port_taken_after_the_check_is_a_one_line_warning(tmp_path, 
     assert err.startswith(f"warning: {path}: cryodaq.publish.address: the live publisher cannot listen on TCP port "
                           f"{port} of 127.0.0.1: in use by another program;"), err
     assert err.rstrip().endswith("; running without live view")
+
+
+def test_publish_moves_or_turns_off_the_live_view(capsys):
+    from cryodaq.cli import _with_publish
+    from cryodaq.station import load_station_config
+
+    parse = build_parser().parse_args
+    config = load_station_config(DEMO)
+    moved = _with_publish(config, parse(["demo", "--publish", "tcp://127.0.0.1:0"]).publish)
+    assert moved.publish.enabled and moved.publish.address == "tcp://127.0.0.1:0"
+    assert not _with_publish(config, parse(["demo", "--publish", "off"]).publish).publish.enabled
+    assert _with_publish(config, parse(["demo"]).publish) is config
+    with pytest.raises(SystemExit):
+        parse(["demo", "--publish", "127.0.0.1:5556"])
+    assert "--publish: expected 'off' or a ZeroMQ address" in capsys.readouterr().err
