@@ -4,78 +4,104 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
 
 from cryodaq import __version__
-from cryodaq.errors import CryodaqError
+from cryodaq.cli_options import duration_s, non_negative
+from cryodaq.console import stderr_console
+from cryodaq.errors import CryodaqError, StoppedError
 
 DEMO_STATION = "demo_mkid"
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
     from cryodaq.acquisition.session import StreamSession
-    from cryodaq.console import RunProgress
+    from cryodaq.console import RunProgress, print_json, results_to_stdout
     from cryodaq.station import load_station_config
+    from cryodaq.station.preflight import preflight
+    from cryodaq.stop_signals import stop_on_signals
 
-    config = load_station_config(station_file)
-    sinks = _live_publisher(config)
-    session = StreamSession(config, args.out, simulate=args.simulate, backend=_backend(args), sinks=sinks)
-    with RunProgress(console, config.name, args.duration, enabled=not args.quiet) as progress, \
-            _ctrl_c_stops(session):
-        summary = session.run(args.duration, on_progress=progress.update)
-    RunProgress.print_summary(console, summary)
-    print(summary.path)  # stdout: the run's path, for scripts
+    config = _with_publish(load_station_config(station_file), args.publish)
+    simulate = config.simulation.enabled if args.simulate is None else args.simulate
+    # before any instrument is touched: the output directory, every port (the publisher's too)
+    for warning in preflight(config, args.out, simulate=simulate, publish=True, min_free_bytes=args.min_free_gb * 1e9):
+        console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    with results_to_stdout() as stdout:  # qcodes' "Connected to: ..." and the like go to stderr
+        sinks = _live_publisher(config)
+        session = StreamSession(config, args.out, simulate=simulate, backend=_backend(args), sinks=sinks,
+                                check_first=False)
+
+        def abort(name: str) -> None:
+            session.request_abort(f"aborted by the operator (second {name})")
+            raise KeyboardInterrupt(name)
+
+        with RunProgress(console, config.name, args.duration, enabled=not args.quiet) as progress, \
+                stop_on_signals(session.request_stop, on_abort=abort, notify=_notify):
+            summary = session.run(args.duration, on_progress=progress.update)
+        RunProgress.print_summary(console, summary)
+        if args.json:
+            print_json(summary.as_dict(), stdout)
+        else:
+            print(summary.path, file=stdout, flush=True)  # stdout: the run's path, for scripts
     return 0
+
+
+def _with_publish(config: Any, address: str | None) -> Any:
+    """``config`` with the live view at ``--publish ADDRESS`` (``off``: none) instead of the station file's."""
+    if address is None:
+        return config
+    from dataclasses import replace
+
+    publish = replace(config.publish, enabled=False) if address == "off" else \
+        replace(config.publish, enabled=True, address=address)
+    return replace(config, publish=publish)
+
+
+def _publish_address(text: str) -> str:
+    from cryodaq.config import check_value
+    from cryodaq.errors import StationConfigError
+
+    if text == "off":
+        return text
+    try:
+        return str(check_value("--publish", "address", "zmq_address", text))
+    except StationConfigError as exc:
+        raise argparse.ArgumentTypeError(f"expected 'off' or {exc.expected}, got {text!r}") from None
+
+
+def _notify(message: str) -> None:
+    console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
 
 def _live_publisher(config: Any) -> list[Any]:
     """The live publisher the station file asks for (``cryodaq.publish``), as a session sink.
 
-    A publisher that cannot bind (address in use) is a warning, not an error: the
-    run matters more than the live view.
+    Its port was checked before anything started; one taken since then is a warning, not an
+    error (the same one-line message): the run matters more than the live view.
     """
     if not config.publish.enabled:
         return []
     from cryodaq.live.publisher import LivePublisher, PublisherError
+    from cryodaq.station.preflight import publisher_listener
 
     pub = config.publish
     try:
         publisher = LivePublisher(pub.address, channels=pub.channels)
     except PublisherError as exc:
-        console.print(f"[yellow]warning:[/] {exc} ({config.path}: cryodaq.publish.address); running without live view")
+        listener = publisher_listener(config)
+        message = listener.error(exc.os_error, config.path) if listener and exc.os_error else exc
+        console.print(f"[yellow]warning:[/] {escape(str(message))}; running without live view", highlight=False)
         return []
-    console.print(f"live data on [bold]{publisher.address}[/]: watch with  cryodaq gui --connect {publisher.address}")
+    console.print(f"live data on [bold]{publisher.address}[/]: watch with  cryodaq gui --connect {publisher.address}",
+                  highlight=False)
     return [publisher]
-
-
-@contextmanager
-def _ctrl_c_stops(session: Any) -> Iterator[None]:
-    """First Ctrl-C: end the run cleanly (drain, save, mark interrupted). Second: abort now."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        console.print("[yellow]Ctrl-C: stopping the run cleanly (press again to abort)[/]")
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        session.request_stop()
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _backend(args: argparse.Namespace):  # noqa: ANN202 - Backend, imported lazily
@@ -120,12 +146,20 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
 
 def _add_run_options(p: argparse.ArgumentParser, default_duration: float | None) -> None:
-    p.add_argument("--duration", type=float, default=default_duration, metavar="S",
-                   help="seconds to stream (default: %(default)s; none = until Ctrl-C)")
+    p.add_argument("--duration", type=duration_s, default=default_duration, metavar="S",
+                   help="seconds to stream, > 0 (default: %(default)s); 'none' or 'inf': until stopped "
+                        "(Ctrl-C, SIGTERM or SIGHUP)")
     p.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR",
                    help="directory for the run (default: %(default)s)")
     p.add_argument("--backend", choices=["auto", "numpy", "cupy"], default=None,
                    help="array module for the DSP (default: $CRYODAQ_BACKEND or auto)")
+    p.add_argument("--min-free-gb", type=non_negative, default=0.5, metavar="GB",
+                   help="refuse to start with less free disk space than this under --out (default: %(default)s)")
+    p.add_argument("--publish", type=_publish_address, default=None, metavar="ADDRESS",
+                   help="live view address instead of the station file's cryodaq.publish.address, e.g. "
+                        "tcp://127.0.0.1:0 (any free port, printed at start); 'off': no live view")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary of the run on stdout instead of its path")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress display")
 
 
@@ -182,11 +216,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args) or 0)
-    except (CryodaqError, FileNotFoundError) as exc:  # one line, not wrapped: scripts grep it
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    except StoppedError as exc:  # the operator stopped it before it produced anything: not an error
+        console.print(f"[yellow]{escape(str(exc))}[/]", highlight=False)
+        return 130
+    except CryodaqError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return 2
+    except FileNotFoundError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
+        console.print("[yellow]aborted[/]")
         return 130
 
 

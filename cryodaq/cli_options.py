@@ -3,11 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["add_renamed_option"]
+__all__ = ["add_renamed_option", "duration_s", "non_negative"]
+
+
+def duration_s(text: str) -> float | None:
+    """``--duration``: seconds (a positive number), or ``none`` / ``inf`` for until stopped (None)."""
+    if text.strip().lower() in ("none", "inf", "infinity", "forever"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a positive number) or 'none', got {text!r}") from None
+    if math.isinf(value) and value > 0:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0 (or 'none' to run until stopped), got {text!r}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """A finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 class _DeprecatedAlias(argparse.Action):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class CryodaqError(Exception):
     """Base class of all cryodaq errors."""
@@ -79,3 +81,54 @@ class RunDamagedError(RunFormatError):
         self.damage = list(damage or [])
         self.path = path
         super().__init__(message)
+
+
+class ListenError(CryodaqError, OSError):
+    """A port cryodaq (or a simulator it starts) must listen on cannot be had: one line naming the
+    station file and key, the listener (which instrument, receiver or publisher), the protocol,
+    host and port, and why."""
+
+    def __init__(self, port: int, *, host: str = "127.0.0.1", protocol: str = "TCP", listener: str = "",
+                 instrument: str = "", file: str = "", key: str = "", hint: str = "",
+                 problem: str = "cannot listen there") -> None:
+        self.port, self.host, self.protocol, self.listener = int(port), str(host), protocol, listener
+        self.instrument, self.file, self.key, self.hint, self.problem = instrument, str(file), key, hint, problem
+        where = "".join(f"{p}: " for p in (self.file, key) if p)
+        who = f"{listener} cannot listen on " if listener else ""
+        tail = f"; {hint}" if hint else ""
+        super().__init__(f"{where}{who}{protocol} port {self.port} of {self.host}: {problem}{tail}")
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, port: int, **kwargs: object) -> ListenError:
+        """The error for a failed ``bind``: :class:`PortInUseError` for ``EADDRINUSE``, else the OS's reason."""
+        if exc.errno == errno.EADDRINUSE:
+            return PortInUseError(port, **kwargs)
+        return cls(port, **{"problem": exc.strerror or str(exc), **kwargs})  # type: ignore[arg-type]
+
+    def fields(self) -> dict[str, object]:
+        """The keyword arguments that make this error again (to send it across a process boundary)."""
+        return {"port": self.port, "host": self.host, "protocol": self.protocol, "listener": self.listener,
+                "instrument": self.instrument, "file": self.file, "key": self.key, "hint": self.hint,
+                "problem": self.problem}
+
+    def located(self, file: str, key: str, hint: str = "") -> ListenError:
+        """The same error naming the station file and key it came from (a simulator plugin knows neither)."""
+        return type(self)(**{**self.fields(), "file": file, "key": key, "hint": hint or self.hint})
+
+
+class PortInUseError(ListenError):
+    """The port is taken by another program (``EADDRINUSE``)."""
+
+    def __init__(self, port: int, **kwargs: object) -> None:
+        kwargs.setdefault("problem", "in use by another program")
+        super().__init__(port, **kwargs)  # type: ignore[arg-type]
+
+
+class OutputDirError(CryodaqError, OSError):
+    """The output directory cannot hold a run (cannot be created, not writable, disk nearly full);
+    found before any instrument was touched, so nothing was started and nothing was written."""
+
+
+class StoppedError(CryodaqError):
+    """Work stopped on the operator's request (Ctrl-C, SIGTERM, SIGHUP) before it produced a result;
+    nothing half-written was left (exit status 130, no traceback)."""

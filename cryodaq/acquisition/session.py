@@ -9,10 +9,18 @@ seam (the station's ``cryodaq.readout.instrument``) and to its outputs through o
 - housekeeping: instrument parameters every ``interval_s`` -> sinks
 - caller's thread: waits for the duration / a stop request, reports progress
 
-Stopping (duration reached, :meth:`StreamSession.request_stop`, Ctrl-C) stops the
-board, drains what already arrived, flushes open event records and closes the run
-``complete`` (``interrupted`` when it was cut short). An error closes it ``aborted``
-with everything committed before the error readable.
+Before any instrument is touched, :func:`cryodaq.station.preflight.preflight` checks that
+the output directory can take the run and that every port the station listens on is free;
+the data receiver then binds before the run is created, so a port taken in between costs
+nothing either (the same one-line :class:`~cryodaq.errors.ListenError`).
+
+Stopping (duration reached, :meth:`StreamSession.request_stop` — which the command line
+calls on the first Ctrl-C, SIGTERM or SIGHUP —, a KeyboardInterrupt) stops the board,
+drains what already arrived, flushes open event records and closes the run ``complete``
+(``interrupted`` when it was cut short). A stop asked for before the run was created
+raises :class:`~cryodaq.errors.StoppedError` and creates nothing. :meth:`request_abort`
+(the second signal) and an error close it ``aborted``, with everything committed before
+readable.
 """
 
 from __future__ import annotations
@@ -32,13 +40,14 @@ from cryodaq.acquisition.pipeline import PipelineOutput, StreamPipeline, pipelin
 from cryodaq.acquisition.sinks import RunWriterSink, SessionStats, Sink, SinkFanout, StreamInfo
 from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, get_backend
-from cryodaq.errors import StationConfigError
+from cryodaq.errors import StationConfigError, StoppedError
 from cryodaq.readout.loop_sweep import calibrate_source, write_loop_sweep
 from cryodaq.readout.receive import receiving
 from cryodaq.readout.source import BlockReceiver, ReadoutSource
 from cryodaq.station.bringup import station_up
 from cryodaq.station.config import StationConfig
 from cryodaq.station.loader import resolve_parameter
+from cryodaq.station.preflight import DEFAULT_MIN_FREE_BYTES, data_listener, preflight
 from cryodaq.storage.writer import RunWriter
 
 __all__ = ["RunSummary", "StreamSession", "readout_source"]
@@ -66,6 +75,20 @@ class RunSummary:
     interrupted: bool
     duration_s: float
     stats: SessionStats
+    end_reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (``cryodaq run --json``)."""
+        st = self.stats
+        return {
+            "path": str(self.path), "status": self.status, "interrupted": self.interrupted,
+            "end_reason": self.end_reason, "duration_s": round(self.duration_s, 3), "samples": int(st.samples),
+            "packets": int(st.packets), "lost_packets": int(st.lost_packets), "dropped_blocks": int(st.dropped_blocks),
+            "gaps": int(st.gaps), "samples_lost": int(st.samples_lost), "events": int(st.events),
+            "events_per_channel": [int(n) for n in st.events_per_channel],
+            "housekeeping": {name: {"value": float(v), "unit": st.housekeeping_units.get(name, "")}
+                             for name, v in st.housekeeping.items()},
+        }
 
 
 class StreamSession:
@@ -80,8 +103,14 @@ class StreamSession:
         backend: Backend | None = None,
         run_id: str | None = None,
         sinks: list[Sink] | None = None,
+        check_first: bool = True,
+        min_free_bytes: float = DEFAULT_MIN_FREE_BYTES,
     ) -> None:
+        """``check_first``: run :func:`~cryodaq.station.preflight.preflight` before the station comes up
+        (the command line runs it itself first, with the live publisher's port, and passes False)."""
         self.simulate = config.simulation.enabled if simulate is None else simulate
+        self.check_first = check_first
+        self.min_free_bytes = min_free_bytes
         self.config = config  # replaced by the config with simulator ports once the station is up
         self.out_dir = Path(out_dir)
         self.backend = backend or get_backend()
@@ -91,12 +120,21 @@ class StreamSession:
         self.sinks = SinkFanout(sinks or [])  # the run writer is added first when the run starts
         self.station: Station | None = None
         self._stop = threading.Event()
+        self._stop_reason = ""
+        self._abort_reason = ""
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
 
     # --- control ------------------------------------------------------------
-    def request_stop(self) -> None:
-        """Ask the run to end cleanly (safe from any thread or a signal handler)."""
+    def request_stop(self, reason: str = "") -> None:
+        """Ask the run to end cleanly (safe from any thread or a signal handler); ``reason`` e.g. ``SIGTERM``."""
+        self._stop_reason = self._stop_reason or reason
+        self._stop.set()
+
+    def request_abort(self, reason: str = "aborted by the operator") -> None:
+        """Ask the run to end now and be closed ``aborted`` (the second signal; then a KeyboardInterrupt
+        is raised where the program is)."""
+        self._abort_reason = reason
         self._stop.set()
 
     def run(
@@ -108,9 +146,14 @@ class StreamSession:
     ) -> RunSummary:
         """Run until ``duration_s`` passes (None: until stopped); returns the summary.
 
-        KeyboardInterrupt ends the run cleanly as complete-but-interrupted.
+        KeyboardInterrupt ends the run cleanly as complete-but-interrupted (after :meth:`request_abort`:
+        ``aborted``).
         """
         interrupted = False
+        if self.check_first:
+            for warning in preflight(self.config, self.out_dir, simulate=bool(self.simulate),
+                                     min_free_bytes=self.min_free_bytes):
+                log.warning("%s", warning)
         with station_up(self.config, simulate=self.simulate) as live:
             self.station, self.config = live.station, live.config
             source = readout_source(self.station, self.config)
@@ -120,11 +163,20 @@ class StreamSession:
             pipeline = pipeline_for_source(self.config.pipeline, source.describe(), self.backend,
                                            calibration=loop[1] if loop else None, calibration_method="loop_sweep")
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
-            self.writer = RunWriter.create(
-                self.out_dir, kind="stream", station_name=self.config.name,
-                station_snapshot=self.station.snapshot(update=True), config=self._run_config(pipeline.fs),
-                run_id=self.run_id,
-            )
+            # bind the data port before the run exists: a port taken since the pre-flight check costs nothing
+            receiver = self._open_receiver(source)
+            try:
+                if self._stop.is_set():  # a signal during bring-up or calibration: the run never started
+                    raise StoppedError(f"stopped ({self._stop_reason or 'on request'}) before the run started; "
+                                       "no run was created")
+                self.writer = RunWriter.create(
+                    self.out_dir, kind="stream", station_name=self.config.name,
+                    station_snapshot=self.station.snapshot(update=True), config=self._run_config(pipeline.fs),
+                    run_id=self.run_id,
+                )
+            except BaseException:
+                receiver.stop(drain_s=0.0)
+                raise
             if loop is not None:
                 write_loop_sweep(self.writer, *loop)
             self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream)
@@ -139,27 +191,27 @@ class StreamSession:
                                       backend=self.backend,
                                       nperseg=self.config.pipeline.psd_nperseg,
                                       interval_s=self.config.pipeline.psd_interval_s)
-            receiver: BlockReceiver | None = None
             try:
-                with receiving(source, host=self.config.readout.data_host, port=self.config.readout.data_port,
-                               packets_per_block=self.config.pipeline.block_packets,
-                               queue_blocks=self.config.pipeline.queue_blocks, purpose="this run") as receiver:
+                with receiving(source, receiver=receiver, purpose="this run"):
                     self._start_threads(receiver, pipeline, spectra)
                     interrupted = self._wait(duration_s, receiver, on_progress, progress_interval_s)
             except KeyboardInterrupt:
-                interrupted = True
-            except BaseException as exc:  # e.g. the receiver's port is taken: the run is closed 'aborted'
+                if self._abort_reason:
+                    self._error = self._error or KeyboardInterrupt(self._abort_reason)
+                else:
+                    interrupted = True
+                    self._stop_reason = self._stop_reason or "KeyboardInterrupt"
+            except BaseException as exc:  # e.g. the source would not start: the run is closed 'aborted'
                 self._error = self._error or exc
             finally:
                 # the source is stopped and the receiver has queued its end marker: let the threads drain
                 self._stop.set()
                 for t in self._threads:
                     t.join(timeout=60)
-                if receiver is not None:
-                    self._update_receiver_stats(receiver)
+                self._update_receiver_stats(receiver)
             reason = self._close_run(pipeline, interrupted)
             summary = RunSummary(self.writer.path, "aborted" if self._error else "complete", interrupted,
-                                 self.stats.elapsed, self.stats)
+                                 self.stats.elapsed, self.stats, reason)
             if on_progress:
                 on_progress(self)
         if self._error is not None:
@@ -188,6 +240,16 @@ class StreamSession:
 
         return run
 
+    def _open_receiver(self, source: ReadoutSource) -> BlockReceiver:
+        """The source's receiver bound to ``cryodaq.readout.data_host:data_port``; a bind failure is the
+        one-line :class:`~cryodaq.errors.ListenError` naming the key and the port."""
+        ro, pl = self.config.readout, self.config.pipeline
+        try:
+            return source.open_receiver(ro.data_host, ro.data_port, packets_per_block=pl.block_packets,
+                                        queue_blocks=pl.queue_blocks)
+        except OSError as exc:
+            raise data_listener(self.config).error(exc, self.config.path) from None
+
     def _start_threads(self, receiver: BlockReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
         processing = threading.Thread(target=self._guard(self._process_loop),
                                       args=(receiver, pipeline, spectra), name="cryodaq-pipeline", daemon=True)
@@ -209,6 +271,8 @@ class StreamSession:
             if on_progress:
                 on_progress(self)
             self._stop.wait(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
+        if self._abort_reason:
+            self._error = self._error or KeyboardInterrupt(self._abort_reason)
         return self._error is None  # stopped early by request: interrupted
 
     def _update_receiver_stats(self, receiver: BlockReceiver) -> None:
@@ -221,7 +285,8 @@ class StreamSession:
         if self._error is None:
             self._writer_sink.annotate(pipeline_calibration=pipeline.calibration_attrs())
         reason = (f"aborted: {self._error}" if self._error is not None
-                  else "interrupted by the user" if interrupted else "duration reached")
+                  else f"interrupted ({self._stop_reason or 'stop requested'})" if interrupted
+                  else "duration reached")
         try:
             self.sinks.close(interrupted=interrupted, reason=reason, error=self._error)
         except Exception as exc:  # every sink was closed; the first failure ends the run 'aborted'
@@ -271,6 +336,7 @@ class StreamSession:
                     log.warning("housekeeping %s (%s) failed: %s", name, param.full_name, exc)
                     continue
                 self.sinks.housekeeping(name, time.time_ns(), value, param.unit or "")
+                self.stats.housekeeping_units[name] = param.unit or ""
                 self.stats.housekeeping[name] = value
             next_t += hk.interval_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))

@@ -45,6 +45,7 @@ class SessionStats:
     gaps: int = 0
     samples_lost: int = 0
     housekeeping: dict[str, float] = field(default_factory=dict)
+    housekeeping_units: dict[str, str] = field(default_factory=dict)
     housekeeping_errors: int = 0
     queue_fill: int = 0
 

@@ -57,7 +57,11 @@ DEFAULT_MAX_CHANNELS = 16
 
 
 class PublisherError(CryodaqError, RuntimeError):
-    """The live publisher could not bind its address."""
+    """The live publisher could not bind its address; ``os_error`` says why (e.g. ``EADDRINUSE``)."""
+
+    def __init__(self, message: str, os_error: OSError | None = None) -> None:
+        super().__init__(message)
+        self.os_error = os_error
 
 
 def bind_pub(socket: zmq.Socket, address: str) -> str:
@@ -69,7 +73,8 @@ def bind_pub(socket: zmq.Socket, address: str) -> str:
         else:
             socket.bind(address)
     except zmq.ZMQError as exc:
-        raise PublisherError(f"live publisher: cannot bind {address!r}: {exc}") from None
+        raise PublisherError(f"live publisher: cannot bind {address!r}: {exc}",
+                             OSError(exc.errno, exc.strerror)) from None
     return socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
 

@@ -24,8 +24,12 @@ def source_address(source: ReadoutSource) -> str | None:
 @contextmanager
 def receiving(source: ReadoutSource, *, host: str = "127.0.0.1", port: int = 0, packets_per_block: int = 8,
               queue_blocks: int = 256, drain_s: float = 0.3, stop_in_background: bool = False,
-              purpose: str = "this acquisition") -> Iterator[BlockReceiver]:
+              purpose: str = "this acquisition", receiver: BlockReceiver | None = None) -> Iterator[BlockReceiver]:
     """Stream ``source`` into a receiver bound to ``host:port`` (0: a free port) for a ``with`` block.
+
+    ``receiver``: one the caller opened already (``source.open_receiver``, not started), e.g. to
+    bind a fixed port before creating anything; ``host``, ``port`` and the sizes are then its own.
+    It is stopped on leaving, as one opened here would be, also when the source is refused.
 
     Refuses a source that already streams (another consumer's stream is never taken over):
     :class:`~cryodaq.errors.InstrumentError` naming the source. On leaving, the source's
@@ -35,9 +39,12 @@ def receiving(source: ReadoutSource, *, host: str = "127.0.0.1", port: int = 0, 
     for (a short capture that has what it needs).
     """
     if source.is_streaming():
+        if receiver is not None:
+            receiver.stop(drain_s=0.0)
         raise InstrumentError(source.name, source_address(source),
                               f"is already streaming (another acquisition uses it); stop that stream before {purpose}")
-    receiver = source.open_receiver(host, port, packets_per_block=packets_per_block, queue_blocks=queue_blocks)
+    if receiver is None:
+        receiver = source.open_receiver(host, port, packets_per_block=packets_per_block, queue_blocks=queue_blocks)
     receiver.start()
     try:
         source.start_stream(receiver.host, receiver.port)

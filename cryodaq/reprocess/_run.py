@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -36,9 +36,10 @@ from rich.progress import (
 )
 
 from cryodaq.config import TriggerConfig
+from cryodaq.console import stderr_console
 from cryodaq.dsp import EventBatch, EventFlag
 from cryodaq.dsp.stats import robust_sigma
-from cryodaq.errors import DerivedExistsError, RunFormatError, StationConfigError
+from cryodaq.errors import DerivedExistsError, RunFormatError, StationConfigError, StoppedError
 from cryodaq.provenance import software_versions
 from cryodaq.reprocess._assemble import assemble_segment
 from cryodaq.reprocess._optimal import optimal_filter_stage
@@ -52,7 +53,9 @@ from cryodaq.reprocess._tasks import (
 )
 from cryodaq.reprocess.config import ReprocessConfig, as_config
 from cryodaq.storage import DerivedWriter, Run, RunStatus, open_run
+from cryodaq.stop_signals import stop_signals_ignored_by_children
 from cryodaq.storage.format import EVENT, REPROCESSED, SAMPLE, STREAM, T_ATTRS
+from cryodaq.wire.addresses import LOOPBACK
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +164,13 @@ def _executor(workers: int | None, scheduler: Any, n_tasks: int) -> Iterator[tup
     from dask.distributed import Client, LocalCluster
 
     n = int(workers) if workers else min(os.cpu_count() or 1, max(n_tasks, 1))
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    # Every listener on loopback (the scheduler, the workers, the dashboard: nobody else's business);
+    # the workers ignore the stop signals a terminal or systemd sends the whole group: this process
+    # stops them (closing the cluster) when it stops.
+    with stop_signals_ignored_by_children():
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=LOOPBACK,
+                               dashboard_address=f"{LOOPBACK}:0", silence_logs=logging.ERROR)
+    with cluster, Client(cluster) as client:
         yield client, n
 
 
@@ -171,26 +178,44 @@ def _progress(enabled: bool) -> Any:
     if not enabled:
         return nullcontext(None)
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TimeRemainingColumn(), console=Console(stderr=True), transient=False)
+                    TimeRemainingColumn(), console=stderr_console(), transient=False)
 
 
-def _run_tasks(client: Any, tasks: list[ChunkTask], bar: Any) -> list[ChunkResult]:
+def _stopped(run_path: Path, done: int, total: int) -> StoppedError:
+    return StoppedError(f"{run_path}: reprocessing stopped after {done} of {total} chunks; nothing was written")
+
+
+def _run_tasks(client: Any, tasks: list[ChunkTask], bar: Any, stop: threading.Event | None,
+               run_path: Path) -> list[ChunkResult]:
+    """Every chunk's result, in order; ``stop`` set: cancel what is left and raise StoppedError."""
     task_id = bar.add_task("reprocessing chunks", total=len(tasks)) if bar is not None else None
     results: list[ChunkResult] = []
+
+    def collect(result: ChunkResult) -> None:
+        results.append(result)
+        if bar is not None:
+            bar.advance(task_id)
+
     if client is None:
         for task in tasks:
-            results.append(process_chunk(task))
-            if bar is not None:
-                bar.advance(task_id)
+            if stop is not None and stop.is_set():
+                raise _stopped(run_path, len(results), len(tasks))
+            collect(process_chunk(task))
     else:
-        from dask.distributed import as_completed
-
-        futures = client.map(process_chunk, tasks, pure=False)
-        for fut in as_completed(futures):
-            results.append(fut.result())
-            if bar is not None:
-                bar.advance(task_id)
-            fut.release()
+        pending = client.map(process_chunk, tasks, pure=False)
+        try:
+            while pending:
+                for fut in [f for f in pending if f.done()]:
+                    collect(fut.result())
+                    fut.release()
+                    pending.remove(fut)
+                if pending and stop is not None and stop.wait(0.05):
+                    raise _stopped(run_path, len(results), len(tasks))
+                if pending and stop is None:
+                    time.sleep(0.05)
+        finally:
+            if pending:
+                client.cancel(pending)
     results.sort(key=lambda r: r.chunk.start)
     return results
 
@@ -221,6 +246,7 @@ def reprocess_run(
     scheduler: Any = None,
     progress: bool = True,
     overwrite: bool = False,
+    stop: threading.Event | None = None,
 ) -> ReprocessResult:
     """Re-run pulse finding (and optionally the optimal filter) on a stored run.
 
@@ -231,7 +257,9 @@ def reprocess_run(
     A run without a stream (e.g. imported pulse records) gets the optimal-filter stage on its
     stored records (config ``source: records``). Writes ``reprocessed/<label>/`` (default
     label: UTC now, ``YYYYmmddTHHMMSS``) and never modifies the raw groups; an existing label
-    is refused unless ``overwrite``.
+    is refused unless ``overwrite``. ``stop`` (set by the command line on Ctrl-C, SIGTERM or
+    SIGHUP): the chunks left are cancelled and :class:`~cryodaq.errors.StoppedError` is raised;
+    nothing is written (the output group is written only once everything is computed).
     """
     t_start = time.perf_counter()
     cfg = as_config(config)
@@ -243,7 +271,7 @@ def reprocess_run(
         raise DerivedExistsError(f"{run.path}: {REPROCESSED}/{label} already exists; choose another label or overwrite it")
     source = cfg.source or ("stream" if run.stream_names else "records")
     if source == "stream":
-        out = _from_stream(run, cfg, workers, scheduler, progress)
+        out = _from_stream(run, cfg, workers, scheduler, progress, stop)
     else:
         out = _from_records(run, cfg)
     attrs = {
@@ -262,7 +290,8 @@ def reprocess_run(
                            out.n_channels, out.workers, out.elapsed_s, time.perf_counter() - t_start)
 
 
-def _from_stream(run: Run, cfg: ReprocessConfig, workers: int | None, scheduler: Any, progress: bool) -> _Derived:
+def _from_stream(run: Run, cfg: ReprocessConfig, workers: int | None, scheduler: Any, progress: bool,
+                 stop: threading.Event | None = None) -> _Derived:
     """Re-trigger the stored stream on Dask, chunk by chunk (module docstring)."""
     name = _stream_name(run, cfg)
     stream = run.root[STREAM]
@@ -293,7 +322,7 @@ def _from_stream(run: Run, cfg: ReprocessConfig, workers: int | None, scheduler:
 
     with _progress(progress) as bar, _executor(workers, scheduler, len(tasks)) as (client, n_workers):
         t0 = time.perf_counter()
-        results = _run_tasks(client, tasks, bar)
+        results = _run_tasks(client, tasks, bar, stop, run.path)
         elapsed = time.perf_counter() - t0
 
     per_segment = [assemble_segment([r for r in results if r.chunk.segment == k], trigger, n_ch)

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
 from cryodaq.cli_options import add_renamed_option
+from cryodaq.console import stderr_console
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def cmd_reprocess(args: argparse.Namespace) -> int:
     from cryodaq.reprocess import reprocess_run
+    from cryodaq.stop_signals import stop_on_signals
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO:
         import distributed  # noqa: F401 - importing it sets its loggers' levels; quieten them after
 
         logging.getLogger("distributed").setLevel(logging.WARNING)  # else INFO per worker start/stop
 
-    result = reprocess_run(args.run, args.config, label=args.label, workers=args.workers, scheduler=args.scheduler,
-                           progress=not args.quiet, overwrite=args.overwrite)
+    stop = threading.Event()
+    with stop_on_signals(lambda name: stop.set(), notify=lambda msg: console.print(f"[yellow]{msg}[/]", highlight=False),
+                         what="reprocessing"):  # first signal: cancel the chunks left, write nothing
+        result = reprocess_run(args.run, args.config, label=args.label, workers=args.workers,
+                               scheduler=args.scheduler, progress=not args.quiet, overwrite=args.overwrite, stop=stop)
     console.print(
         f"[green]{result.n_events} events[/] from {result.rows} samples x {result.n_channels} channels "
         f"({result.n_segments} segments, {result.n_chunks} chunks, {result.workers or 'no'} Dask workers): "

@@ -1,6 +1,7 @@
 """cryodaq.station: station files — load and validate them, bring a station (and its simulators) up.
 
 - :func:`load_station_config` → :class:`StationConfig` (no instrument touched; errors name file and key)
+- :mod:`cryodaq.station.preflight`: before any instrument is touched, the output directory and every port
 - :func:`build_station` / :func:`station_up`: the qcodes Station, safety limits as validators
 - :func:`find_simulator_launcher`: the simulated hardware, a plugin found by entry point
 """

@@ -4,36 +4,37 @@ the qcodes Station; on leaving, close the instruments, then stop the simulators.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from qcodes.station import Station
 
+from cryodaq.errors import ListenError
 from cryodaq.station.config import StationConfig
 from cryodaq.station.loader import build_station, close_station
 from cryodaq.station.simulators import SimulatorLauncher, find_simulator_launcher
+from cryodaq.wire.addresses import LOOPBACK, with_endpoint
 
 __all__ = ["LiveStation", "free_port", "station_up", "with_simulator_ports"]
 
 
 def free_port() -> int:
-    """A TCP port nobody listens on right now (for simulators on loopback)."""
+    """A TCP port nobody listens on right now. Racy (another program may take it before it is
+    bound again): prefer binding port 0 and reading the port back, as the simulators do."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
 
 
-def with_simulator_ports(config: StationConfig) -> StationConfig:
-    """Give every simulated instrument a free loopback port (``simulation.auto_ports``)."""
+def with_simulator_ports(config: StationConfig, ports: Mapping[str, int], host: str = LOOPBACK) -> StationConfig:
+    """``config`` with each simulated instrument reaching ``host:ports[name]`` — the ports its
+    simulators report after binding port 0 (``simulation.auto_ports``) — written in the
+    instrument entry's own address form (VISA socket, ``http://host:port``, host + ``port``)."""
     instruments = {name: dict(entry) for name, entry in config.instruments.items()}
     for name in config.simulation.faces:
-        address = instruments[name].get("address", "")
-        parts = address.split("::")
-        if len(parts) == 4 and parts[0].upper().startswith("TCPIP") and parts[3].upper() == "SOCKET":
-            parts[1], parts[2] = "127.0.0.1", str(free_port())
-            instruments[name]["address"] = "::".join(parts)
+        instruments[name] = with_endpoint(instruments[name], host, int(ports[name]))
     return config.with_instruments(instruments)
 
 
@@ -48,6 +49,11 @@ class LiveStation:
     simulated: bool = False
 
 
+def _address_key(config: StationConfig, instrument: str) -> str:
+    entry = config.instruments.get(instrument, {})
+    return f"instruments.{instrument}.{'port' if 'port' in entry else 'address'}"
+
+
 @contextmanager
 def station_up(config: StationConfig, *, simulate: bool | None = None, in_process: bool = False,
                launcher: SimulatorLauncher | None = None) -> Iterator[LiveStation]:
@@ -57,16 +63,28 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
     ``cryodaq.simulators`` entry-point group (:mod:`cryodaq.station.simulators`). They run in a
     child process that exits with its parent, or with ``in_process`` as threads of this process
     (tests reach the simulated world as ``live.simulators.world``). With
-    ``simulation.auto_ports`` every simulated instrument gets a free loopback port.
+    ``simulation.auto_ports`` every simulated instrument binds port 0 of loopback and the
+    instruments are pointed at the ports the simulators report, so no other program can take a
+    port between its choice and its use. A simulator that cannot listen (``auto_ports: false``
+    and its port taken) raises :class:`~cryodaq.errors.ListenError` naming the file, the
+    instrument's key and the port.
     """
     simulate = config.simulation.enabled if simulate is None else bool(simulate)
-    if simulate and config.simulation.auto_ports:
-        config = with_simulator_ports(config)
+    auto_ports = simulate and config.simulation.auto_ports
     with ExitStack() as stack:
         sims = None
         if simulate:
             launch = launcher or find_simulator_launcher()
-            sims = stack.enter_context(launch(config.simulation_dict(), in_process=in_process))
+            try:
+                sims = stack.enter_context(launch(config.simulation_dict(free_ports=auto_ports),
+                                                  in_process=in_process))
+            except ListenError as exc:
+                if exc.file or not exc.instrument:
+                    raise
+                hint = "free it, or let the simulators choose free ports (cryodaq.simulation.auto_ports: true)"
+                raise exc.located(str(config.path), _address_key(config, exc.instrument), hint) from None
+            if auto_ports:
+                config = with_simulator_ports(config, sims.ports)
         station = build_station(config)
         stack.callback(close_station, station)
         yield LiveStation(station, config, sims, simulate)

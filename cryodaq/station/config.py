@@ -27,6 +27,7 @@ from cryodaq.config import (
     read_yaml_file,
 )
 from cryodaq.errors import StationConfigError
+from cryodaq.wire.addresses import LOOPBACK, with_endpoint
 
 
 @dataclass(frozen=True)
@@ -106,17 +107,27 @@ class StationConfig:
 
         return replace(self, instruments=instruments)
 
-    def simulation_dict(self) -> dict[str, Any]:
-        """The config ``sim_instruments`` takes: world + each face with its address."""
-        return {
-            "world": copy.deepcopy(self.simulation.world),
-            "instruments": {
-                name: {"face": face, "address": self.address(name),
-                       # raw-socket drivers (OxfordTriton) give the port separately
-                       **({"port": self.instruments[name]["port"]} if "port" in self.instruments[name] else {})}
-                for name, face in self.simulation.faces.items()
-            },
-        }
+    def simulation_dict(self, *, free_ports: bool = False) -> dict[str, Any]:
+        """The config a simulator launcher takes: world + each face with the address it listens on.
+
+        ``free_ports``: every face listens on port 0 of loopback instead (the simulators pick
+        free ports and report them; :func:`cryodaq.station.bringup.with_simulator_ports` then
+        points the instruments there). Raises StationConfigError for a simulated instrument
+        whose address is not a socket (VISA socket, ``http://host:port``, host + ``port``).
+        """
+        instruments = {}
+        for name, face in self.simulation.faces.items():
+            entry = self.instruments[name]
+            if free_ports:
+                try:
+                    entry = with_endpoint(entry, LOOPBACK, 0)
+                except ValueError as exc:
+                    raise StationConfigError(str(self.path), f"instruments.{name}.address",
+                                             f"a socket address for the simulated instrument ({exc})") from None
+            # raw-socket drivers (OxfordTriton) give the port separately
+            instruments[name] = {"face": face, "address": entry.get("address"),
+                                 **({"port": entry["port"]} if "port" in entry else {})}
+        return {"world": copy.deepcopy(self.simulation.world), "instruments": instruments}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

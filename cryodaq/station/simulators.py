@@ -24,10 +24,13 @@ DEFAULT_PLUGIN = "sim_instruments"
 class SimulatorLauncher(Protocol):
     """Starts the simulated world and instrument faces a station's ``simulation`` section describes.
 
-    Returns a context manager: entering it waits until every simulated instrument listens
-    (ports filled in), leaving it stops them. ``in_process`` runs them as threads of this
-    process (tests reach the world as ``.world``); otherwise in a child process that exits
-    with its parent.
+    Returns a context manager: entering it waits until every simulated instrument listens and
+    gives an object whose ``ports`` maps each instrument name to the port it listens on (port 0
+    in an address asks for a free one: this is where the real one is reported); leaving it
+    stops them. A face that cannot listen raises :class:`~cryodaq.errors.ListenError` naming the
+    instrument (``PortInUseError`` when the port is taken). ``in_process`` runs them as threads
+    of this process (tests reach the world as ``.world``); otherwise in a child process that
+    exits with its parent and ignores the stop signals (the parent decides when it stops).
     """
 
     def __call__(self, simulation: Mapping[str, Any], *, in_process: bool = False) -> AbstractContextManager[Any]: ...

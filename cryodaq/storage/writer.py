@@ -458,8 +458,11 @@ class RunWriter:
 
     # ------------------------------------------------------------ commit / close
     def _groups(self) -> list[AppendGroup]:
-        out = [g for g in (self._stream, self._spectra) if g is not None]
-        return [*out, self._events, self._gaps, *self._hk.values()]
+        """The groups in commit order: what describes the stream (gaps first, then events, housekeeping,
+        spectra) before the stream, so a process killed half-way through a commit never leaves stream
+        rows committed after a gap whose record is not (a reader would see a stitched-over gap)."""
+        out = [g for g in (self._spectra, self._stream) if g is not None]
+        return [self._gaps, self._events, *self._hk.values(), *out]
 
     @_locked
     def commit(self) -> None:

@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.console import Console
+
+from cryodaq.cli_options import non_negative
+from cryodaq.console import stderr_console
 
 __all__ = ["register"]
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -33,28 +35,35 @@ def _console_log_level(level: int) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from cryodaq.station.shipped import station_path
+    from cryodaq.console import print_json, results_to_stdout
+    from cryodaq.station.shipped import script_path, station_path
     from cryodaq.sweeps.progress import SweepProgress
     from cryodaq.sweeps.script import run_script
 
     _console_log_level(logging.getLogger().getEffectiveLevel())
-    progress = SweepProgress(console, enabled=None if not args.quiet else False, title=str(args.script))
+    script = script_path(args.script)
+    progress = SweepProgress(console, enabled=None if not args.quiet else False, title=str(script))
     if args.resume:
-        console.print(f"resuming [bold]{args.resume}[/] with {args.script}")
-    outcome = run_script(
-        args.script, station_path(args.station), args.out, resume=args.resume, simulate=args.simulate,
-        options=dict(args.option or []), run_id=args.run_id, tags=args.tag or [], progress=progress,
-        on_ready=lambda ctx: console.print(f"run [bold]{ctx.run.path}[/] ({'resumed' if ctx.resumed else 'new'}); "
-                                           f"log {ctx.run.log_path}"),
-    )
-    style = "green" if outcome.exit_code == 0 else "yellow" if outcome.interrupted else "red"
-    note = " (interrupted; continue with --resume)" if outcome.interrupted and outcome.status == "complete" else ""
-    console.print(f"[{style}]run {outcome.status}{note}[/]: {outcome.path}")
-    if outcome.status == "aborted" and outcome.end_reason:
-        console.print(outcome.end_reason.rstrip())
-    if outcome.results_dir.exists():
-        console.print(f"plots and tables: {outcome.results_dir}")
-    print(outcome.path)  # stdout: the run's path, for scripts
+        console.print(f"resuming [bold]{args.resume}[/] with {script}", highlight=False)
+    with results_to_stdout() as stdout:  # qcodes' "Connected to: ..." and the script's prints go to stderr
+        outcome = run_script(
+            script, station_path(args.station), args.out, resume=args.resume, simulate=args.simulate,
+            options=dict(args.option or []), run_id=args.run_id, tags=args.tag or [], progress=progress,
+            on_ready=lambda ctx: console.print(f"run [bold]{ctx.run.path}[/] ({'resumed' if ctx.resumed else 'new'}); "
+                                               f"log {ctx.run.log_path}", highlight=False),
+            min_free_bytes=args.min_free_gb * 1e9,
+        )
+        style = "green" if outcome.exit_code == 0 else "yellow" if outcome.interrupted else "red"
+        note = " (interrupted; continue with --resume)" if outcome.interrupted and outcome.status == "complete" else ""
+        console.print(f"[{style}]run {outcome.status}{note}[/]: {outcome.path}", highlight=False)
+        if outcome.status == "aborted" and outcome.end_reason:
+            console.print(outcome.end_reason.rstrip(), highlight=False, markup=False)
+        if outcome.results_dir.exists():
+            console.print(f"plots and tables: {outcome.results_dir}", highlight=False)
+        if args.json:
+            print_json(outcome.as_dict(), stdout)
+        else:
+            print(outcome.path, file=stdout, flush=True)  # stdout: the run's path, for scripts
     return outcome.exit_code
 
 
@@ -63,9 +72,10 @@ def register(sub: Any) -> None:
     p = sub.add_parser("sweep", help="run a sweep script (main(ctx)) on a station into a resumable sweep run",
                        description="Run SCRIPT.py's main(ctx) on the station: ctx.sweep(...) measures into "
                                    "sweeps/<name> of a new run, or of RUN with --resume (points already done are "
-                                   "skipped). Ctrl-C pauses and asks (stops cleanly without a terminal); a second "
-                                   "Ctrl-C aborts.")
-    p.add_argument("script", type=Path, help="Python file defining main(ctx)")
+                                   "skipped). Ctrl-C pauses and asks (stops cleanly without a terminal; so do SIGTERM "
+                                   "and SIGHUP); a second signal aborts.")
+    p.add_argument("script", type=Path,
+                   help="Python file defining main(ctx), or a shipped script's name (e.g. resonator_overnight)")
     p.add_argument("--station", required=True, help="station YAML file (or a shipped station's name, e.g. demo_sweep)")
     p.add_argument("--out", type=Path, default=Path("runs"), metavar="DIR",
                    help="directory for the run (default: %(default)s)")
@@ -80,5 +90,8 @@ def register(sub: Any) -> None:
                      help="start the station's simulated instruments (default: as the station file says)")
     sim.add_argument("--no-simulate", dest="simulate", action="store_false",
                      help="talk to the instruments at the file's addresses, even for a simulated station")
+    p.add_argument("--min-free-gb", type=non_negative, default=0.5, metavar="GB",
+                   help="refuse to start with less free disk space than this under --out (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary of the run on stdout instead of its path")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress display")
     p.set_defaults(func=cmd_sweep)

@@ -1,12 +1,14 @@
-"""Operator control of a running sweep: pause / resume / stop / abort, and what Ctrl-C does.
+"""Operator control of a running sweep: pause / resume / stop / abort, and what Ctrl-C, SIGTERM and SIGHUP do.
 
 Requests are flags the engine reads at point boundaries (safe to set from any thread or a
-signal handler). Ctrl-C (:meth:`SweepControl.handle_sigint`, installed by :meth:`sigint`):
+signal handler). Signals (:meth:`SweepControl.handle_signal`, installed for SIGINT, SIGTERM
+and SIGHUP by :meth:`signals` through :mod:`cryodaq.stop_signals`, as for a run):
 
-- first press: pause at the next point boundary and ask on the terminal — resume, stop
+- first Ctrl-C on a terminal: pause at the next point boundary and ask — resume, stop
   (end cleanly; the run is resumable) or abort. When stdin is not a terminal (a service,
-  CI, a test) there is nobody to ask, and the first press means *stop cleanly*;
-- second press before the first was dealt with (or at the prompt): abort now
+  CI, a test) there is nobody to ask, and the first Ctrl-C means *stop cleanly*; so does a
+  first SIGTERM (systemd, Slurm, ``timeout``, ``docker stop``) or SIGHUP (the terminal closed);
+- a second signal before the first was dealt with (or at the prompt): abort now
   (``KeyboardInterrupt`` where the program is; the point in progress is not committed).
 """
 
@@ -19,6 +21,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, TextIO
+
+from cryodaq.stop_signals import handling_signals, signal_name
 
 __all__ = ["Decision", "SweepAborted", "SweepControl", "SweepStopped", "terminal_prompt"]
 
@@ -126,28 +130,23 @@ class SweepControl:
                 self.abort_requested = True
         return decision
 
-    # -- Ctrl-C ---------------------------------------------------------------------------------
-    def handle_sigint(self, signum: int = signal.SIGINT, frame: Any = None) -> None:
-        """First press: pause and ask (a terminal) or stop (no terminal); second: abort now."""
+    # -- signals (Ctrl-C, SIGTERM, SIGHUP) ----------------------------------------------------------
+    def handle_signal(self, signum: int = signal.SIGINT, frame: Any = None) -> None:
+        """First signal: pause and ask (Ctrl-C on a terminal) or stop cleanly (otherwise); second: abort now."""
+        name = signal_name(signum)
         self._presses += 1
         if self._presses >= 2 or self.abort_requested:
-            self.request_abort("aborted by the operator (second Ctrl-C)")
+            self.request_abort(f"aborted by the operator (second {name})")
             raise KeyboardInterrupt
-        if self.interactive:
-            self.notify("Ctrl-C: pausing at the next point (press again to abort now)")
-            self.request_pause("paused by the operator (Ctrl-C)", ask=True)
+        if self.interactive and signum == signal.SIGINT:
+            self.notify(f"{name}: pausing at the next point (press again to abort now)")
+            self.request_pause(f"paused by the operator ({name})", ask=True)
         else:
-            self.notify("Ctrl-C: stopping cleanly at the next point (press again to abort now)")
-            self.request_stop("stopped by the operator (Ctrl-C)")
+            self.notify(f"{name}: stopping cleanly at the next point (send it again to abort now)")
+            self.request_stop(f"stopped by the operator ({name})")
 
     @contextmanager
-    def sigint(self) -> Iterator[SweepControl]:
-        """Install :meth:`handle_sigint` for SIGINT while the block runs (main thread only; elsewhere a no-op)."""
-        if threading.current_thread() is not threading.main_thread():
+    def signals(self) -> Iterator[SweepControl]:
+        """Install :meth:`handle_signal` for SIGINT, SIGTERM and SIGHUP while the block runs (main thread only)."""
+        with handling_signals(self.handle_signal):
             yield self
-            return
-        previous = signal.signal(signal.SIGINT, self.handle_sigint)
-        try:
-            yield self
-        finally:
-            signal.signal(signal.SIGINT, previous)

@@ -19,6 +19,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from cryodaq.console import stderr_console
 from cryodaq.sweeps.engine import Point, SweepEngine, SweepResult, SweepState
 
 __all__ = ["SweepProgress", "format_duration"]
@@ -41,7 +42,7 @@ class SweepProgress:
     """Rich live display fed by the engine; use as a context manager around the script."""
 
     def __init__(self, console: Console | None = None, *, enabled: bool | None = None, title: str = "") -> None:
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self.enabled = self.console.is_terminal if enabled is None else enabled
         self.title = title
         self.engine: SweepEngine | None = None

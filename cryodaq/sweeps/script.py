@@ -4,14 +4,15 @@ A script is a Python file with ``main(ctx)``; ``ctx`` (:class:`SweepContext`) gi
 the run, ``ctx.sweep(...)``, interlocks, options and a folder for plots. :func:`run_script`
 loads the script (before touching anything: a syntax error costs nothing), brings the station
 up (its simulators too when simulated), creates the run — or reopens it with ``resume`` —,
-runs ``main(ctx)`` with Ctrl-C handled (:mod:`cryodaq.sweeps.control`) and closes the run:
+runs ``main(ctx)`` with Ctrl-C, SIGTERM and SIGHUP handled (:mod:`cryodaq.sweeps.control`) and closes the run:
 
 =================================  =========  ============  =============================================
 how ``main`` ended                 status     interrupted   end_reason
 =================================  =========  ============  =============================================
 returned                           complete   false         ""
 operator stop (Ctrl-C, no tty)     complete   true          "stopped by the operator (Ctrl-C)"
-operator abort (second Ctrl-C)     aborted    true          "aborted by the operator ..."
+SIGTERM or SIGHUP                  complete   true          "stopped by the operator (SIGTERM)", ...
+operator abort (second signal)     aborted    true          "aborted by the operator ..."
 an exception                       aborted    false         the traceback
 process killed                     running on disk; read as crashed; ``--resume`` continues it
 =================================  =========  ============  =============================================
@@ -40,6 +41,7 @@ from qcodes.station import Station
 from cryodaq.errors import CryodaqError
 from cryodaq.station import StationConfig, load_station_config
 from cryodaq.station.bringup import station_up
+from cryodaq.station.preflight import DEFAULT_MIN_FREE_BYTES, preflight
 from cryodaq.storage import open_run
 from cryodaq.storage.format import RunStatus
 from cryodaq.storage.sweep_store import SweepRun, read_sweep
@@ -155,6 +157,12 @@ class SweepOutcome:
     resumed: bool
     results_dir: Path
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe summary (``cryodaq sweep --json``)."""
+        return {"path": str(self.path), "status": self.status, "interrupted": self.interrupted,
+                "end_reason": self.end_reason, "resumed": self.resumed, "results_dir": str(self.results_dir),
+                "exit_code": self.exit_code}
+
     @property
     def exit_code(self) -> int:
         """0 complete, 130 stopped/aborted by the operator, 1 aborted by an error."""
@@ -234,12 +242,15 @@ def run_script(
     progress: Any = None,
     sweep_defaults: Mapping[str, Any] | None = None,
     on_ready: Callable[[SweepContext], Any] | None = None,
+    min_free_bytes: float = DEFAULT_MIN_FREE_BYTES,
 ) -> SweepOutcome:
     """Run a sweep script against a station into a new run, or into ``resume`` (see the module docstring).
 
     ``progress``: a :class:`~cryodaq.sweeps.progress.SweepProgress` (used as context manager
     around the script) or None. ``sweep_defaults`` are keyword arguments for every
-    ``ctx.sweep`` (e.g. ``poll_s``). ``on_ready(ctx)`` runs just before ``main(ctx)``.
+    ``ctx.sweep`` (e.g. ``poll_s``). ``on_ready(ctx)`` runs just before ``main(ctx)``. Before the
+    station comes up, :func:`~cryodaq.station.preflight.preflight` checks the output folder
+    (``min_free_bytes`` free) and the simulators' fixed ports.
     """
     script = Path(script)
     module = load_script(script)
@@ -255,6 +266,11 @@ def run_script(
             log.warning("resuming %s with a changed script %s (the sweeps' axes must still match)", run_path, script)
     opts = {**stored_options, **dict(options or {})}
     control = control or SweepControl()
+    # before any instrument is touched: the run's folder takes data, the simulators' fixed ports are free
+    simulated = config.simulation.enabled if simulate is None else bool(simulate)
+    for warning in preflight(config, run_path.parent if run_path is not None else out_dir, simulate=simulated,
+                             min_free_bytes=min_free_bytes):
+        log.warning("%s", warning)
     with station_up(config, simulate=simulate, in_process=in_process_simulators) as live:
         run_config = {"script": _script_info(script), "station_file": str(config.path), "options": opts,
                       "simulated": live.simulated}
@@ -277,7 +293,7 @@ def run_script(
                 control.prompt = lambda: progress.suspended(terminal_prompt)
             status, interrupted, reason = RunStatus.COMPLETE, False, ""
             try:
-                with control.sigint(), (progress if progress is not None else nullcontext()):
+                with control.signals(), (progress if progress is not None else nullcontext()):
                     if on_ready is not None:
                         on_ready(ctx)
                     module.main(ctx)

@@ -14,11 +14,6 @@ from typing import TYPE_CHECKING
 from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
-    from sim_instruments.servers.addresses import (
-        parse_face_address as parse_face_address,
-        parse_visa_address as parse_visa_address,
-        socket_address as socket_address,
-    )
     from sim_instruments.servers.command_line import main as main
     from sim_instruments.servers.launcher import SimServers as SimServers, serve as serve
     from sim_instruments.servers.line_server import (

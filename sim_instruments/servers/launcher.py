@@ -9,7 +9,9 @@ Config (the ``simulation`` section of a station file as cryodaq hands it over; t
       readout: {face: mkid_readout_board, address: "TCPIP0::127.0.0.1::47001::SOCKET",
                 stream_dest: "127.0.0.1,50000"}    # other keys are the face's options
 
-Port 0 in an address asks for an ephemeral port; the real ports are reported back. The same
+Port 0 in an address asks for an ephemeral port; the real ports are reported back (``.ports``). A
+face that cannot listen raises :class:`cryodaq.errors.ListenError` (``PortInUseError`` for a
+port in use) naming the instrument, host and port. The same
 world and faces in a child process: :mod:`sim_instruments.servers.simulated_station`.
 """
 
@@ -20,8 +22,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cryodaq.errors import ListenError
+from cryodaq.wire.addresses import parse_network_address, socket_address
 from sim_instruments.faces.registry import FACES, Face
-from sim_instruments.servers.addresses import parse_face_address, socket_address
 from sim_instruments.world.world import World
 
 __all__ = ["SimServers", "serve"]
@@ -97,14 +100,18 @@ def serve(config: Mapping[str, Any], clock: Callable[[], float] | None = None) -
                 # a raw-socket driver (qcodes IPInstrument, e.g. the Oxford Triton) has a
                 # bare host as its address and a separate port
                 host, port = ((str(address), int(port_option)) if port_option is not None
-                              else parse_face_address(address))
+                              else parse_network_address(address))
             except ValueError as err:
                 raise ValueError(f"{where}.address: {err}") from None
             try:
                 face = FACES[kind](world, host=host, port=port, name=name, **options)
             except TypeError as err:
                 raise ValueError(f"{where}: bad option for face {kind!r}: {err}") from None
-            face.start()
+            try:
+                face.start()
+            except OSError as err:  # the port is taken (or the host is not this machine's): say which
+                raise ListenError.from_os_error(err, port, host=host, listener=f"simulated instrument {name!r}",
+                                                instrument=name) from None
             servers.faces[name] = face
             servers.kinds[name] = kind
     except BaseException:

@@ -1,9 +1,12 @@
 """The simulated world and faces in a child process, for cryodaq's station bring-up, end-to-end tests and demos.
 
 The child ('spawn') serves :func:`sim_instruments.servers.launcher.serve` until its parent
-asks it to stop or dies. It ignores SIGINT: a Ctrl-C in the terminal reaches the whole
-foreground process group, and the parent, which owns the run, decides how to stop; the
-child must neither die half-way nor print a KeyboardInterrupt traceback.
+asks it to stop or dies. It ignores the stop signals (SIGINT, SIGTERM, SIGHUP;
+:mod:`cryodaq.stop_signals`): a Ctrl-C in the terminal reaches the whole foreground process
+group, systemd's SIGTERM the whole service, a closed terminal's SIGHUP the whole session, and
+the parent, which owns the run, decides how to stop (it still needs the simulated board to
+stop its stream cleanly); the child must neither die half-way nor print a traceback. When the
+parent dies without stopping it (SIGKILL), the child notices within half a second and exits.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ import logging
 import multiprocessing as mp
 import queue
 import signal
-import threading
 import time
 import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from typing import Any
 
-from sim_instruments.servers.addresses import socket_address
+from cryodaq.errors import ListenError, PortInUseError
+from cryodaq.stop_signals import STOP_SIGNALS, stop_signals_ignored_by_children
+from cryodaq.wire.addresses import socket_address
 from sim_instruments.servers.launcher import serve
 
 __all__ = ["SimulatedStation"]
@@ -28,9 +31,13 @@ log = logging.getLogger(__name__)
 
 
 def _child_main(config: Mapping[str, Any], ready: Any, stop: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C (inherited already; see start())
+    for sig in STOP_SIGNALS:  # the parent decides how to stop (inherited already; see start())
+        signal.signal(sig, signal.SIG_IGN)
     try:
         servers = serve(config)
+    except ListenError as err:  # a port in use: the parent raises the same one-line error
+        ready.put({"listen_error": err.fields(), "in_use": isinstance(err, PortInUseError)})
+        return
     except BaseException as err:
         ready.put({"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
         return
@@ -44,22 +51,6 @@ def _child_main(config: Mapping[str, Any], ready: Any, stop: Any) -> None:
                 break
     finally:
         servers.stop()
-
-
-@contextmanager
-def _sigint_ignored_by_children() -> Iterator[None]:
-    """Ignore SIGINT while a child starts, so that it inherits SIG_IGN from its very first instruction
-    (Python keeps a SIGINT disposition it starts with), before it could set it itself. Only the main
-    thread may change signal handlers; elsewhere the child's own ``signal.signal`` has to do."""
-    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
-    if previous is None:
-        yield
-        return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class SimulatedStation:
@@ -80,11 +71,15 @@ class SimulatedStation:
         self._stop = None
 
     def start(self) -> SimulatedStation:
-        ready = self._ctx.Queue()
-        self._stop = self._ctx.Event()
-        self._process = self._ctx.Process(target=_child_main, args=(self.config, ready, self._stop),
-                                          name="sim_instruments", daemon=True)
-        with _sigint_ignored_by_children():
+        # The queue and event are the first semaphores of the process, which start multiprocessing's
+        # resource tracker (a helper process of its own): created here, it inherits the ignored stop
+        # signals too. Python ignores SIGINT and SIGTERM there itself, but not SIGHUP, which would
+        # kill it and make a new one print KeyError tracebacks at exit.
+        with stop_signals_ignored_by_children():
+            ready = self._ctx.Queue()
+            self._stop = self._ctx.Event()
+            self._process = self._ctx.Process(target=_child_main, args=(self.config, ready, self._stop),
+                                              name="sim_instruments", daemon=True)
             self._process.start()
         deadline = time.monotonic() + self.timeout_s
         msg = None
@@ -98,6 +93,9 @@ class SimulatedStation:
                     why = (f"exited with code {exitcode} before reporting ready (see its stderr)"
                            if exitcode is not None else f"did not report ready within {self.timeout_s} s")
                     raise RuntimeError(f"sim_instruments child process {why}") from None
+        if "listen_error" in msg:
+            self.stop()
+            raise (PortInUseError if msg["in_use"] else ListenError)(**msg["listen_error"])
         if "error" in msg:
             self.stop()
             raise RuntimeError(f"sim_instruments failed to start: {msg['error']}\n{msg['traceback']}")

@@ -19,14 +19,13 @@ from typing import Any
 
 import yaml
 
+from cryodaq.wire.addresses import LOOPBACK, entry_endpoint, with_endpoint
 from sim_instruments.faces.registry import FACES
-from sim_instruments.servers.addresses import is_http_address, parse_face_address, socket_address
 from sim_instruments.world.world import WorldConfig
 
 __all__ = ["read_simulation", "simulation_from_station"]
 
 SIMULATION_KEYS = ("enabled", "auto_ports", "world", "instruments")
-LOOPBACK = "127.0.0.1"
 
 
 def read_simulation(path: str | Path) -> dict[str, Any]:
@@ -84,20 +83,15 @@ def _listen_address(entry: Mapping[str, Any], key: str, auto_ports: bool) -> dic
     """``address`` (and a raw-socket driver's separate ``port``) a face listens on; free ports with ``auto_ports``."""
     if "address" not in entry:
         raise ValueError(f"{key}.address: missing; a simulated instrument needs an address to listen on")
-    address = str(entry["address"])
-    if "port" in entry:  # a raw-socket driver (qcodes IPInstrument): a bare host and a separate port
-        port = entry["port"]
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ValueError(f"{key}.port: expected a port 0..65535, got {port!r}")
-        return {"address": LOOPBACK, "port": 0} if auto_ports else {"address": address, "port": port}
     try:
-        host, port = parse_face_address(address)
-    except ValueError as err:
-        raise ValueError(f"{key}.address: {err}") from None
-    if not auto_ports:
-        return {"address": address}
-    free = f"http://{LOOPBACK}:0" if is_http_address(address) else socket_address(LOOPBACK, 0)
-    return {"address": free}
+        endpoint = entry_endpoint(entry)
+    except ValueError as err:  # a raw-socket driver's separate port that is not a port
+        raise ValueError(f"{key}.port: {err}") from None
+    if endpoint is None:
+        raise ValueError(f"{key}.address: expected 'TCPIP0::<host>::<port>::SOCKET' or 'http://<host>:<port>' "
+                         f"(or a host with a separate 'port'), got {entry['address']!r}")
+    listen = with_endpoint(entry, LOOPBACK, 0) if auto_ports else dict(entry)
+    return {k: listen[k] for k in ("address", "port") if k in listen}
 
 
 def _mapping(value: Any, key: str) -> Mapping[str, Any]:

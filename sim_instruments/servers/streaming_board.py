@@ -34,6 +34,7 @@ from typing import Protocol
 
 import numpy as np
 
+from cryodaq.wire.addresses import LOOPBACK, is_loopback
 from cryodaq.wire.packet import HEADER_SIZE, MAX_DATAGRAM, PacketHeader, encode
 from sim_instruments.servers.line_server import LineServer, ServedFace
 from sim_instruments.servers.scpi_parsing import (
@@ -238,6 +239,9 @@ class StreamingBoardFace(ServedFace, ABC):
         seq = 0
         first = 0
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if is_loopback(self.dest[0]):
+            # sending to this machine: bind loopback, not (implicitly, on the first send) every interface
+            sock.bind((LOOPBACK, 0))
         try:
             while not self._stop.is_set():
                 with self._fault_lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -122,3 +123,28 @@ def test_tes_station_streams_pulses_in_amperes(tmp_path):
     # the Mn K-alpha line (5.9 keV) of the simulated source: ~8.8 uA pulses
     amp = np.median(events["amplitude"].values)
     assert 7e-6 < amp < 11e-6
+
+
+def test_a_data_port_taken_after_the_pre_flight_check_is_named_when_the_receiver_binds(tmp_path):
+    """The second, real check: the receiver binds before the run is created, and a port taken in between
+    is the same one-line error as the pre-flight check's (a stand-in source; the receiver is the real one)."""
+    from cryodaq.errors import PortInUseError
+    from cryodaq.readout.udp_receiver import UDPReceiver
+
+    class Source:
+        def open_receiver(self, host, port, **kwargs):
+            return UDPReceiver(host, port, **kwargs)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:
+        other.bind(("127.0.0.1", 0))
+        port = other.getsockname()[1]
+        path = tmp_path / "station.yaml"
+        path.write_text(DEMO.read_text().replace("data_port: 0 ", f"data_port: {port} "))
+        session = StreamSession(load_station_config(path), tmp_path / "runs", simulate=True)
+        with pytest.raises(PortInUseError) as info:
+            session._open_receiver(Source())
+    assert str(info.value) == (
+        f"{path}: cryodaq.readout.data_port: the UDP data receiver of 'readout' cannot listen on UDP port {port} of "
+        "127.0.0.1: in use by another program; free it, or set cryodaq.readout.data_port: 0 (any free port; the "
+        "board is told where to send)")
+    assert not (tmp_path / "runs").exists()

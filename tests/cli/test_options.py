@@ -4,12 +4,21 @@ stations are found by name, and the top-level parser knows every subcommand."""
 from __future__ import annotations
 
 import argparse
+from importlib.resources import files
+from pathlib import Path
 
 import pytest
 
 from cryodaq.cli import build_parser
 from cryodaq.cli_options import add_renamed_option
-from cryodaq.station.shipped import STATIONS_DIR, shipped_stations, station_path
+from cryodaq.station.shipped import (
+    SCRIPTS_DIR,
+    STATIONS_DIR,
+    script_path,
+    shipped_scripts,
+    shipped_stations,
+    station_path,
+)
 
 
 def test_renamed_option_takes_both_spellings_and_warns_on_the_old(capsys):
@@ -38,8 +47,13 @@ def test_subcommands_use_one_name_per_meaning(argv, dest, value):
     assert str(getattr(args, dest)) == value
 
 
-def test_shipped_stations_are_found_by_name(tmp_path):
+def test_shipped_stations_and_scripts_are_package_data_found_by_name(tmp_path):
+    # inside the installed package (a non-editable install has no source tree to look in)
+    assert STATIONS_DIR == Path(str(files("cryodaq.stations")))
+    assert (STATIONS_DIR / "demo_mkid.yaml").is_file()
     assert {"demo_mkid", "demo_tes", "demo_paramp", "demo_sweep", "demo_tes_sweep"} <= set(shipped_stations())
+    assert {"resonator_overnight", "paramp_tuneup", "tes_iv", "tes_noise_vs_bias"} <= set(shipped_scripts())
+    assert script_path("tes_iv") == script_path("tes_iv.py") == SCRIPTS_DIR / "tes_iv.py"
     assert station_path("demo_tes") == STATIONS_DIR / "demo_tes.yaml"
     assert station_path("demo_tes.yaml") == STATIONS_DIR / "demo_tes.yaml"
     mine = tmp_path / "demo_tes.yaml"

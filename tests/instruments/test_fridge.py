@@ -245,11 +245,12 @@ def test_bluefors_station_on_the_simulator(tmp_path):
 
     path = tmp_path / "bf.yaml"
     path.write_text(BLUEFORS_STATION)
-    config = with_simulator_ports(load_station_config(path))
-    sim_cfg = config.simulation_dict()
+    config = load_station_config(path)
+    sim_cfg = config.simulation_dict(free_ports=True)
+    assert sim_cfg["instruments"]["bluefors"]["address"] == "TCPIP0::127.0.0.1::0::SOCKET"
     sim_cfg["instruments"]["bluefors"]["api_key"] = "demo-key"  # a face option
     with serve(sim_cfg) as servers:
-        station = build_station(config)
+        station = build_station(with_simulator_ports(config, servers.ports))
         try:
             fridge = station.components["fridge"]
             assert fridge.mxc() == pytest.approx(0.012, rel=0.01)

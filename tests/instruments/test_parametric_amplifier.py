@@ -326,9 +326,9 @@ def test_works_with_a_keysight_n51x1_pump(bench):
 def test_demo_station_safety_limit_on_the_pump_sends_nothing():
     """stations/demo_paramp.yaml builds and snapshots; pump power outside the station's
     [-60, -10] dBm raises SafetyLimitError and no power command reaches the source."""
-    cfg = with_simulator_ports(load_station_config(DEMO))
-    with serve(cfg.simulation_dict()) as sim:
-        station = build_station(cfg)
+    cfg = load_station_config(DEMO)
+    with serve(cfg.simulation_dict(free_ports=True)) as sim:
+        station = build_station(with_simulator_ports(cfg, sim.ports))
         try:
             snap = station.snapshot(update=True)
             assert set(snap["instruments"]) >= {"pump", "flux", "vna", "analyzer", "load_switch", "paramp"}
@@ -354,12 +354,12 @@ def test_demo_station_safety_limit_on_the_pump_sends_nothing():
 def test_demo_station_snapshots_against_the_simulator_process():
     """The station file against SimulatedStation (a child process: ~3-6 s to spawn), and a gain
     measurement through it."""
-    cfg = with_simulator_ports(load_station_config(DEMO))
+    cfg = load_station_config(DEMO)
     truth = World(cfg.simulation.world).paramp
     truth.set_flux_current(FLUX_A)
     truth.set_pump(frequency_hz=10.0008e9, power_dbm=PUMP_DBM, on=True)
-    with SimulatedStation(cfg.simulation_dict()):
-        station = build_station(cfg)
+    with SimulatedStation(cfg.simulation_dict(free_ports=True)) as sim:
+        station = build_station(with_simulator_ports(cfg, sim.ports))
         try:
             snap = station.snapshot(update=True)
             assert snap["instruments"]["flux"]["parameters"]["current"]["value"] == pytest.approx(FLUX_A)

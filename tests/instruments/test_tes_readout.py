@@ -127,10 +127,10 @@ def test_tes_readout_board_driver_streams_and_calibrates(sim):
 
 
 def test_demo_tes_station_loads_snapshots_and_enforces_limits():
-    cfg = with_simulator_ports(load_station_config(STATION))
+    cfg = load_station_config(STATION)
     assert cfg.readout.instrument == "tes_readout"
-    with serve(cfg.simulation_dict()) as sim:
-        station = build_station(cfg)
+    with serve(cfg.simulation_dict(free_ports=True)) as sim:
+        station = build_station(with_simulator_ports(cfg, sim.ports))
         try:
             snap = station.snapshot(update=True)
             assert {"fridge_thermometer", "tes_bias", "squid", "tes_readout"} <= set(snap["instruments"])

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
+import signal
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import xarray as xr
 
@@ -16,9 +20,11 @@ from cryodaq.cli import main as cli_main
 from cryodaq.errors import DerivedExistsError, StationConfigError
 from cryodaq.reprocess import reprocess_run
 from cryodaq.reprocess._optimal import line_peaks
-from cryodaq.reprocess._run import stored_thresholds
+from cryodaq.reprocess._run import _executor, stored_thresholds
 from cryodaq.station import load_station_config
+from cryodaq.stop_signals import StopSignals
 from cryodaq.storage import open_run
+from cryodaq.wire.addresses import is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "stations" / "demo_mkid.yaml"
@@ -61,7 +67,7 @@ def raw_before(demo_run: Path) -> tuple[dict[str, str], dict]:
 def cluster2():
     from dask.distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster:
         yield cluster
 
 
@@ -74,9 +80,24 @@ def _assert_same_events(run_path: Path, label: str) -> None:
     np.testing.assert_array_equal(rep["records"].values, acq["records"].values)
 
 
-def test_acquisition_config_reproduces_events_with_one_worker(demo_run: Path, raw_before) -> None:
+def _listening(procs: list[psutil.Process]) -> set[tuple[str, int]]:
+    return {(c.laddr.ip, c.laddr.port) for p in procs for c in p.net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN}
+
+
+def test_acquisition_config_reproduces_events_with_one_worker_of_a_loopback_cluster(demo_run: Path,
+                                                                                   raw_before) -> None:
+    """The local Dask cluster ``--workers 1`` starts (``_executor``) and everything it listens on — the
+    scheduler, its dashboard, the worker and its nanny — is on loopback."""
     assert len(open_run(demo_run).gaps()["first_sample"]) == 1
-    result = reprocess_run(demo_run, None, label="one-worker", workers=1, progress=False)
+    me = psutil.Process()
+    before = _listening([me])
+    with _executor(1, None, 1) as (client, n_workers):
+        new = _listening([me, *me.children(recursive=True)]) - before
+        assert n_workers == 1 and client.dashboard_link.startswith("http://127.0.0.1:")
+        result = reprocess_run(demo_run, None, label="one-worker", scheduler=client, progress=False)
+    assert len(new) >= 3, new
+    assert all(is_loopback(host) for host, _ in new), new
     assert result.workers == 1 and result.n_segments == 2
     _assert_same_events(demo_run, "one-worker")
 
@@ -93,6 +114,31 @@ def test_many_chunk_edges_reproduce_events(demo_run: Path, raw_before) -> None:
     result = reprocess_run(demo_run, {"chunk_s": 0.02}, label="small-chunks", workers=0, progress=False)
     assert result.n_chunks >= result.rows // 320 > 150
     _assert_same_events(demo_run, "small-chunks")
+
+
+def test_a_stop_signal_stops_reprocessing_and_nothing_is_written(demo_run: Path, raw_before, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM (as systemd or Slurm sends it) ends ``cryodaq reprocess`` as Ctrl-C does: the chunks left are
+    cancelled, no output group is written, one line says so, exit status 130."""
+    config = tmp_path / "small_chunks.yaml"
+    config.write_text("chunk_s: 0.02\n")
+
+    def terminate_once_handled() -> None:
+        deadline = time.monotonic() + 60
+        while not isinstance(signal.getsignal(signal.SIGTERM), StopSignals) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_once_handled, daemon=True).start()
+    code = cli_main(["reprocess", str(demo_run), "--config", str(config), "--label", "stopped", "--workers", "0",
+                     "-q"])
+    err = capsys.readouterr().err
+    assert code == 130, err
+    assert "SIGTERM: stopping reprocessing cleanly" in err and "Traceback" not in err
+    assert re.search(rf"{re.escape(str(demo_run))}: reprocessing stopped after \d+ of \d+ chunks; nothing was "
+                     r"written", err), err
+    assert "stopped" not in open_run(demo_run).reprocessed_labels
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back
 
 
 def test_output_group_is_xarray_readable_with_provenance(demo_run: Path, raw_before) -> None:

@@ -25,10 +25,10 @@ def test_terminal_prompt_reads_a_choice_and_end_of_input_means_stop():
 
 def test_ctrl_c_without_a_terminal_stops_then_aborts():
     c = quiet(interactive=False)
-    c.handle_sigint()
+    c.handle_signal()
     assert c.stop_requested and not c.pause_requested and not c.abort_requested
     with pytest.raises(KeyboardInterrupt):
-        c.handle_sigint()
+        c.handle_signal()
     assert c.abort_requested
 
 
@@ -40,7 +40,7 @@ def test_ctrl_c_on_a_terminal_pauses_and_asks():
     def measure(p):
         seen.append(p["a"])
         if p["a"] in (1, 3):
-            c.handle_sigint()  # Ctrl-C during these points: pause at the boundary, ask
+            c.handle_signal()  # Ctrl-C during these points: pause at the boundary, ask
         return {"y": float(p["a"])}
 
     with pytest.raises(SweepStopped):
@@ -48,9 +48,9 @@ def test_ctrl_c_on_a_terminal_pauses_and_asks():
     assert seen == [0, 1, 2, 3]  # resumed after the first question, stopped after the second
 
     c2 = quiet(interactive=True, prompt=lambda: Decision.RESUME)
-    c2.handle_sigint()
+    c2.handle_signal()
     with pytest.raises(KeyboardInterrupt):  # a second press before the boundary aborts at once
-        c2.handle_sigint()
+        c2.handle_signal()
 
 
 def test_a_programmatic_pause_waits_for_resume_and_is_recorded():

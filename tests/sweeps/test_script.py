@@ -1,9 +1,11 @@
 """``cryodaq sweep SCRIPT.py``: a script error aborts the run with everything before it readable;
 SIGKILL mid-sweep, then ``--resume``, gives the same result as an uninterrupted run; Ctrl-C
-without a terminal stops cleanly and the run resumes."""
+without a terminal stops cleanly and the run resumes; SIGTERM and SIGHUP stop it as Ctrl-C does,
+and stdout has only the run's path (or its ``--json`` summary)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -205,3 +207,57 @@ def test_ctrl_c_without_a_terminal_stops_cleanly_and_the_run_resumes(bench, tmp_
     np.testing.assert_allclose(final_arrays(run)["z"], EXPECTED_Z)
     measured = [i for _, s, i in calls(calls_file) if s == "grid"]
     assert sorted(measured) == list(range(12))  # nothing measured twice, nothing lost
+
+
+# An instrument that greets on stdout when it connects, as qcodes' drivers do ("Connected to: ...").
+CHATTY = """\
+from qcodes.instrument_drivers.mock_instruments import DummyInstrument
+
+
+class Chatty(DummyInstrument):
+    def __init__(self, name, **kwargs):
+        super().__init__(name, **kwargs)
+        self.connect_message()
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_and_sighup_stop_a_sweep_cleanly_and_stdout_has_only_the_result(bench, tmp_path):
+    station, script = bench
+    (tmp_path / "chatty.py").write_text(CHATTY)
+    station.write_text(station.read_text().replace("qcodes.instrument_drivers.mock_instruments.DummyInstrument",
+                                                   "chatty.Chatty"))
+    script.write_text(script.read_text().replace("    dac = ctx[\"dac\"]", "    print('the script says hello')\n"
+                                                 "    dac = ctx[\"dac\"]"))
+    procs = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        json_out = ["--json"] if sig == signal.SIGTERM else []
+        procs[sig] = subprocess.Popen(
+            [sys.executable, "-m", "cryodaq", "sweep", str(script), "--station", str(station), "-q",
+             "--out", str(tmp_path / sig.name), "--run-id", "night", "-p", f"calls_file={tmp_path / sig.name}.txt",
+             "-p", "delay_s=0.15", *json_out],
+            cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        for sig, proc in procs.items():
+            wait_for_points(tmp_path / sig.name / "night.zarr", 2, proc)
+            os.killpg(proc.pid, sig)  # the whole group, as systemd or a closing terminal sends it
+        outputs = {sig: proc.communicate(timeout=60) for sig, proc in procs.items()}
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+    for sig, (stdout, stderr) in outputs.items():
+        run = tmp_path / sig.name / "night.zarr"
+        assert procs[sig].returncode == 130, stderr
+        assert f"{sig.name}: stopping cleanly" in stderr and "Traceback" not in stderr, stderr
+        assert "Connected to: QCoDeS" in stderr and "the script says hello" in stderr  # not on stdout
+        r = open_run(run)
+        assert r.status.value == "complete" and r.attrs["interrupted"]
+        assert r.attrs["end_reason"] == f"stopped by the operator ({sig.name})"
+        assert 2 <= int(r.dataset("sweeps/grid")["done"].values.sum()) < 12
+        if sig == signal.SIGTERM:
+            summary = json.loads(stdout)
+            assert summary["path"] == str(run) and summary["interrupted"] and summary["exit_code"] == 130
+        else:
+            assert stdout == f"{run}\n"

@@ -44,10 +44,10 @@ def ask(port: int, cmd: str, term: str = "\n") -> str:
     return data.decode().strip()
 
 
-def start(path: Path) -> subprocess.Popen:
+def start(path: Path | str, *options: str, cwd: Path = PROJECT_ROOT) -> subprocess.Popen:
     env = dict(os.environ, PYTHONPATH=str(PROJECT_ROOT))
-    return subprocess.Popen([sys.executable, "-m", "sim_instruments", str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=PROJECT_ROOT)
+    return subprocess.Popen([sys.executable, "-m", "sim_instruments", str(path), *options], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
 
 
 def ready_ports(proc: subprocess.Popen) -> dict[str, int]:
@@ -85,11 +85,22 @@ def test_python_m_sim_instruments_bad_config_exits_2(tmp_path):
     assert main([str(path)]) == 2
 
 
+def readme_command() -> list[str]:
+    """The README's ``python -m sim_instruments ...`` command line (what a reader will type)."""
+    lines = [line.split("#")[0].split() for line in (PROJECT_ROOT / "README.md").read_text().splitlines()
+             if line.startswith("python -m sim_instruments ")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
 @pytest.mark.slow
-def test_a_station_file_is_served_on_free_ports_and_sigint_stops_it_cleanly():
-    """stations/demo_mkid.yaml (auto_ports: true): the Lakeshore face answers over TCP on the port
-    the ready line reports, not the station's 47372; Ctrl-C (SIGINT) ends it with status 0 and no traceback."""
-    proc = start(STATIONS / "demo_mkid.yaml")
+def test_the_readme_command_serves_a_station_on_free_ports_and_sigint_stops_it_cleanly(tmp_path):
+    """The README's command, from a directory outside the repository (a shipped station by name,
+    demo_mkid, auto_ports: true): the Lakeshore face answers over TCP on the port the ready line reports,
+    not the station's 47372; Ctrl-C (SIGINT) ends it with status 0 and no traceback."""
+    command = readme_command()
+    assert command[:3] == ["python", "-m", "sim_instruments"]
+    proc = start(*command[3:], cwd=tmp_path)
     try:
         ports = ready_ports(proc)
         assert set(ports) == {"fridge_thermometer", "readout"}

@@ -8,7 +8,6 @@ import time
 import pytest
 
 from sim_instruments.faces.registry import FACES
-from sim_instruments.servers.addresses import parse_visa_address
 from sim_instruments.servers.launcher import serve
 from sim_instruments.servers.simulated_station import SimulatedStation
 
@@ -36,14 +35,6 @@ def ask(port: int, cmd: str, term: str = "\n") -> str:
                 break
             data += chunk
     return data.decode().strip()
-
-
-def test_parse_visa_address():
-    assert parse_visa_address("TCPIP0::127.0.0.1::47372::SOCKET") == ("127.0.0.1", 47372)
-    assert parse_visa_address("tcpip::localhost::0::socket") == ("localhost", 0)
-    for bad in ("GPIB0::12::INSTR", "TCPIP0::127.0.0.1::SOCKET", "TCPIP0::h::70000::SOCKET"):
-        with pytest.raises(ValueError):
-            parse_visa_address(bad)
 
 
 def test_registry_has_the_faces():
