@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
-    from cryodaq.readout.blocks import Block as Block, Gap as Gap
+    from cryodaq.readout.blocks import Block as Block, Gap as Gap, TimeBase as TimeBase
     from cryodaq.readout.capture import (
         Capture as Capture,
         CaptureGapError as CaptureGapError,
@@ -30,7 +30,6 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ReadoutSource as ReadoutSource,
         ReceiverStats as ReceiverStats,
         StreamDescription as StreamDescription,
-        TimeBase as TimeBase,
     )
     from cryodaq.readout.udp_receiver import UDPReceiver as UDPReceiver
 

@@ -33,27 +33,11 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from cryodaq.readout.blocks import Block
+from cryodaq.readout.blocks import Block, TimeBase
 
 __all__ = ["BlockReceiver", "ReadoutSource", "ReceiverStats", "StreamDescription", "StreamKind", "TimeBase"]
 
 StreamKind = Literal["adc", "channels", "iq", "records"]
-
-
-@dataclass(frozen=True)
-class TimeBase:
-    """Where a stream's timestamps come from, and how far to trust them.
-
-    ``source``: e.g. ``"host_utc"`` (the receiving host's clock when the packet was made or
-    received), ``"board"`` (the board's own clock), ``"irig_b"`` (a CRS board's IRIG-B
-    decoder). ``uncertainty_s``: the stated 1-sigma uncertainty of an absolute time
-    (None: not known). ``disciplined``: the board's clock follows an external reference.
-    """
-
-    source: str = "host_utc"
-    uncertainty_s: float | None = None
-    disciplined: bool = False
-    detail: str = ""
 
 
 @dataclass(frozen=True)
