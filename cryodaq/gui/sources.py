@@ -148,11 +148,14 @@ class ReplaySource(QtCore.QObject):
         groups = set(run.groups)
         cfg = attrs.get("config", {})
         self.adc_rate_hz = float(cfg.get("readout", {}).get("sample_rate_hz", 0.0))
-        self.stream_name = run.stream_names[0] if run.stream_names else None
+        self.stream_name = run.main_stream
         times: list[int] = []
+        self._iq_data = None  # the stored IQ (stream variables i and q), when the run kept it
         if self.stream_name is not None:
             ds = run.stream(self.stream_name)
             self._data = ds[self.stream_name].data
+            if {"i", "q"} <= set(run.stream_names):
+                self._iq_data = (run.stream("i")["i"].data, run.stream("q")["q"].data)
             self._t = ds["t"].data
             self.n_rows = int(self._t.shape[0])
             self.output_rate_hz = float(ds.attrs["sample_rate_hz"])
@@ -333,13 +336,16 @@ class ReplaySource(QtCore.QObject):
         td, y = self._decimator.push(t, data)
         if len(td):
             self._emit(lp.stream_message(td, y, self._cols, self.stream_rate_hz))
-        # inverse of IQCalibration.phase: phase = sign * angle((iq - centre) e^{-i rotation})
         c = self._cols
-        iq = (self._centre[c] + self._radius[c] * np.exp(1j * (self._sign[c] * data + self._rotation[c])))
-        iq = iq.astype(np.complex64)
+        if self._iq_data is not None:  # the IQ the run stored
+            i_rows, q_rows = (np.asarray(a[i:i + k][:, c].compute(), np.float32) for a in self._iq_data)
+            iq = (i_rows + 1j * q_rows).astype(np.complex64)
+        else:  # inverse of IQCalibration.phase: phase = sign * angle((iq - centre) e^{-i rotation})
+            iq = (self._centre[c] + self._radius[c] * np.exp(1j * (self._sign[c] * data + self._rotation[c])))
+            iq = iq.astype(np.complex64)
         points, op = self._iqr.push(iq)
         msg = lp.iq_message(points, op, self._cols, int(t[-1]))
-        msg.header["reconstructed"] = True
+        msg.header["reconstructed"] = self._iq_data is None
         self._emit(msg)
         if self._monitor is not None:
             snap = self._monitor.push(data, t)

@@ -53,11 +53,13 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
                launcher: SimulatorLauncher | None = None) -> Iterator[LiveStation]:
     """Start the station's simulators if it is simulated (``simulate`` overrides the file), then build it.
 
-    The simulators come from ``launcher``, by default the plugin registered in the
-    ``cryodaq.simulators`` entry-point group (:mod:`cryodaq.station.simulators`). They run in a
-    child process that exits with its parent, or with ``in_process`` as threads of this process
-    (tests reach the simulated world as ``live.simulators.world``). With
-    ``simulation.auto_ports`` every simulated instrument gets a free loopback port.
+    The simulators come from ``launcher``, by default the plugin the station names
+    (``simulation.plugin``, registered in the ``cryodaq.simulators`` entry-point group,
+    :mod:`cryodaq.station.simulators`). They run in a child process that exits with its parent,
+    or with ``in_process`` as threads of this process (tests reach the simulated world as
+    ``live.simulators.world``). With ``simulation.auto_ports`` every simulated instrument gets a
+    free loopback port; settings a simulator could only choose once started (its
+    ``instrument_overrides``, e.g. the port rfmux's mock took) are merged into the instruments.
     """
     simulate = config.simulation.enabled if simulate is None else bool(simulate)
     if simulate and config.simulation.auto_ports:
@@ -65,8 +67,11 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
     with ExitStack() as stack:
         sims = None
         if simulate:
-            launch = launcher or find_simulator_launcher()
+            launch = launcher or find_simulator_launcher(config.simulation.plugin)
             sims = stack.enter_context(launch(config.simulation_dict(), in_process=in_process))
+            overrides = getattr(sims, "instrument_overrides", None)
+            if overrides:
+                config = config.with_overrides(overrides)
         station = build_station(config)
         stack.callback(close_station, station)
         yield LiveStation(station, config, sims, simulate)

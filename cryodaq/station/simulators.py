@@ -26,8 +26,11 @@ class SimulatorLauncher(Protocol):
 
     Returns a context manager: entering it waits until every simulated instrument listens
     (ports filled in), leaving it stops them. ``in_process`` runs them as threads of this
-    process (tests reach the world as ``.world``); otherwise in a child process that exits
-    with its parent.
+    process (tests reach the world as ``.world``) where the plugin can; otherwise in a child
+    process that exits with its parent. What entering returns may carry
+    ``instrument_overrides`` (``{instrument name: {station entry key: value}}``): settings the
+    simulator chose once started (e.g. the port rfmux's mock took), which station bring-up
+    merges into the instruments' entries before building them.
     """
 
     def __call__(self, simulation: Mapping[str, Any], *, in_process: bool = False) -> AbstractContextManager[Any]: ...

@@ -1,6 +1,7 @@
 """cryodaq.wire: byte formats on the wire, shared by the product and the simulators.
 
 - :mod:`cryodaq.wire.packet` — the cryodaq readout-board UDP packet (docs/readout-stream.md).
+- :mod:`cryodaq.wire.crs` — a CRS board's readout packet (rfmux's format; docs/readouts.md).
 - :mod:`cryodaq.wire.live` — the live-view protocol over ZeroMQ (docs/gui.md).
 
 Each module depends on numpy, the standard library and :mod:`cryodaq.errors` only, so a simulator (or any

@@ -29,9 +29,10 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
-    "GROUP", "LONG_CHANNELS", "LONG_SIZE", "LONG_VERSION", "MAGIC", "PFB_PORT", "PORT", "SHORT_CHANNELS",
-    "SHORT_SIZE", "SHORT_VERSION", "SOURCES", "CRSPacketError", "Packets", "decode", "decode_many", "encode",
-    "irig_to_utc_ns", "sample_rate_hz", "time_source",
+    "ADC_RATE_HZ", "GROUP", "HEADER", "LONG_CHANNELS", "LONG_SIZE", "LONG_VERSION", "MAGIC", "PFB_PORT", "PORT",
+    "SAMPLE_GAIN", "SHORT_CHANNELS", "SHORT_SIZE", "SHORT_VERSION", "SOURCES", "SS_PER_SECOND", "TIMESTAMP",
+    "CRSPacketError", "Packets", "channels_of_size", "decode", "decode_many", "encode", "irig_to_utc_ns",
+    "packet_dtype", "sample_rate_hz", "time_source",
 ]
 
 MAGIC = 0x5344494B
