@@ -78,8 +78,7 @@ def qt_ok() -> None:
         pytest.skip(str(exc))
 
 
-# --- rfmux's mock CRS (its own Python environment; tests/wire/test_crs.py, tests/readout, tests/instruments, e2e)
-CRS_STATION = STATIONS / "demo_crs.yaml"
+# --- rfmux's own environment (tests/wire/test_crs.py: its parser; tests/readout/test_crs_mock.py: its mock CRS)
 
 
 @pytest.fixture(scope="session")
@@ -95,16 +94,3 @@ def rfmux_python() -> Path:
         if exc.index_unreachable:
             pytest.skip(str(exc))
         raise
-
-
-@pytest.fixture(scope="session")
-def rfmux_mock(rfmux_python: Path):  # noqa: ANN201 - sim_instruments.servers.rfmux_mock.RfmuxMock
-    """One mock CRS for the whole session, started as the demo station's simulation section asks
-    (4 resonators, periodic pulses, streaming to a free multicast port): every test that needs a
-    board shares it (each start costs ~10-30 s, mostly ``import rfmux``)."""
-    from cryodaq.station import load_station_config
-    from sim_instruments.servers.rfmux_mock import RfmuxMock
-
-    config = load_station_config(CRS_STATION)
-    with RfmuxMock(config.simulation_dict()) as mock:
-        yield mock

@@ -107,10 +107,10 @@ def _lazy_searchsorted(arr: Any, value: int) -> int:
 class ReplaySource(QtCore.QObject):
     """Plays a stored run as live messages at ``speed`` × real time (``math.inf``: as fast as it goes).
 
-    Timestreams are read from ``stream/`` and decimated like the publisher does;
-    IQ points are rebuilt from the stored phase with the run's calibration
-    (centre, radius, rotation and sign: the stored run has no raw IQ, so the loop is the
-    calibration circle); PSDs come from ``spectra/`` (or are computed from the
+    Timestreams are read from ``stream/`` (its main stream, :attr:`Run.main_stream`) and
+    decimated like the publisher does; IQ points are the run's own (stream variables ``i`` and
+    ``q``, e.g. a CRS run) or, where it kept none, rebuilt from the stored phase with the run's
+    calibration (centre, radius, rotation and sign: the loop is then the calibration circle); PSDs come from ``spectra/`` (or are computed from the
     replayed channels when the run has none); events, housekeeping and gaps are
     emitted when the play clock passes them; status counters are synthesised.
     """

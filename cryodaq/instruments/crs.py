@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from qcodes.instrument import ChannelList, Instrument, InstrumentChannel
 from qcodes.parameters import Parameter
-from qcodes.validators import Bool, Enum, Ints, Numbers, Strings
+from qcodes.validators import Bool, Enum, Ints, MultiType, Numbers, Strings
 
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments.tuber import TuberCall, TuberClient
@@ -160,7 +160,7 @@ class CRSBoard(Instrument):
             initial_value=4, vals=Ints(1, 10000), docstring="get_samples averaged at each point of a tone sweep.")
         self.stream_group: Parameter = self.add_parameter(
             "stream_group", label="multicast group of the readout stream", get_cmd=None, set_cmd=None,
-            initial_value=stream_group, vals=Strings() if stream_group is not None else None,
+            initial_value=stream_group, vals=MultiType(Strings(), Enum(None)),
             docstring="The board's multicast group (None: take unicast datagrams only, e.g. from a relay).")
         self.stream_port: Parameter = self.add_parameter(
             "stream_port", label="UDP port of the readout stream", get_cmd=None, set_cmd=None,
@@ -343,7 +343,7 @@ class CRSBoard(Instrument):
         return [m.module for m in self.modules]
 
     def feedline_band(self, line: int) -> tuple[float, float]:
-        nco = float(self.module(line).nco_frequency())
+        nco = float(self.module(line).nco_frequency.cache.get())
         return nco - MAX_OFFSET_HZ, nco + MAX_OFFSET_HZ
 
     def max_sweep_tones(self, line: int) -> int:
@@ -359,11 +359,11 @@ class CRSBoard(Instrument):
         """Offsets from the NCO and the tone amplitude, checked by a channel's validators (station limits
         included) before any of them is sent."""
         module = self.module(line)
-        nco = float(module.nco_frequency())
-        offsets = np.asarray(frequencies, dtype=float) - nco
         probe = module.channels[0]
         amplitude = float(self.tone_amplitude())
         probe.amplitude.validate(amplitude)
+        nco = float(module.nco_frequency.cache.get())  # read once; kept up to date by every set and read
+        offsets = np.asarray(frequencies, dtype=float) - nco
         for value in (offsets.min(), offsets.max()):
             probe.frequency.validate(float(value))
         return module, offsets, amplitude

@@ -176,14 +176,17 @@ class MockCRSProcess:
     def pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """SIGTERM (the child exits through rfmux's atexit hook, which stops its server), then SIGKILL."""
+    def stop(self, timeout_s: float = 10.0, *, wait: bool = True) -> None:
+        """SIGTERM (the child exits through rfmux's atexit hook, which stops its server), then SIGKILL
+        after ``timeout_s``; ``wait=False`` only sends SIGTERM (the child exits by itself)."""
         proc, self._proc = self._proc, None
         if self.tuber is not None:
             self.tuber.close_connection()
         if proc is None or proc.poll() is not None:
             return
         proc.send_signal(signal.SIGTERM)
+        if not wait:
+            return
         try:
             proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -237,9 +240,10 @@ class RfmuxMock:
             raise
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop every mock; ``wait=False``: send them SIGTERM and go on (each exits by itself)."""
         for board in self.boards.values():
-            board.stop()
+            board.stop(wait=wait)
 
     def __enter__(self) -> RfmuxMock:
         return self.start()
