@@ -127,7 +127,8 @@ class MockCRSProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1", NUMBA_CACHE_DIR=str(cache_dir() / "numba-cache"))
         started = time.monotonic()
         # its own session: a terminal's Ctrl-C is the run's to handle, not the mock's
-        self._proc = subprocess.Popen([str(self.python), str(CHILD), self.serial], stdout=subprocess.PIPE,
+        self._proc = subprocess.Popen([str(self.python), str(CHILD), self.serial, str(os.getpid())],
+                                      stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True, env=env,
                                       start_new_session=True)
         threading.Thread(target=self._read, name=f"rfmux-mock-{self.name}-output", daemon=True).start()

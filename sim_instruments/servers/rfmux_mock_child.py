@@ -1,7 +1,7 @@
 """rfmux's mock CRS in a process of its own: run by :mod:`sim_instruments.servers.rfmux_mock`.
 
 This file is executed with the Python of the rfmux environment (``python rfmux_mock_child.py
-SERIAL``), never imported by cryodaq or sim_instruments: rfmux imports PyQt6, which cannot share
+SERIAL [PARENT_PID]``), never imported by cryodaq or sim_instruments: rfmux imports PyQt6, which cannot share
 a process with cryodaq's PySide6 GUI, and rfmux is no dependency of cryodaq. It uses the
 standard library and rfmux only.
 
@@ -21,17 +21,17 @@ import time
 
 
 def _exit_with_parent(parent: int) -> None:
-    while True:
+    while os.getppid() == parent:
         time.sleep(0.5)
-        if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)
-            return
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SystemExit runs atexit: rfmux stops its server
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    # the launcher's pid comes along: a parent that died before this line ran is noticed too
+    parent = int(sys.argv[2]) if len(sys.argv) > 2 else os.getppid()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     serial = sys.argv[1] if len(sys.argv) > 1 else "0000"
     started = time.monotonic()
     import rfmux
