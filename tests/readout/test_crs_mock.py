@@ -1,7 +1,7 @@
 """cryodaq's CRS support against rfmux's own mock CRS: every test that needs the mock, sharing one.
 
-The mock is started once for this module, as the demo station's ``simulation`` section asks
-(``rfmux_mock`` launcher: 4 resonators, periodic pulses, streaming to a free multicast port);
+The mock is started once for this module by station bring-up, as the demo station's ``simulation``
+section asks (``rfmux_mock`` plugin: 4 resonators, periodic pulses, streaming to a free multicast port);
 each start costs ~10-30 s, mostly ``import rfmux``, and a streaming mock costs CPU, so it lives
 only while these tests run.
 
@@ -12,13 +12,14 @@ only while these tests run.
   module, with exactly the number of samples dropped; nothing is stitched;
 - ``cryodaq run stations/demo_crs.yaml`` end to end: the shipped station, pointed
   (``--no-simulate``) at this mock with the Tuber address and stream port the mock chose filled
-  in, as station bring-up does. It finds the resonators, fits them, calibrates, streams with the
+  in, as station bring-up did when it started the mock for this module. It finds the resonators, fits them, calibrates, streams with the
   mock's pulses on, and stores IQ and phase at the board's rate with its time source; the GUI's
   replay source plays it with the stored IQ.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import queue
 import socket
@@ -36,6 +37,8 @@ from cryodaq.instruments.crs import CRSBoard
 from cryodaq.readout.blocks import CAUSE_PACKET_LOSS, Block
 from cryodaq.readout.crs_receiver import join_multicast
 from cryodaq.readout.receive import receiving
+from cryodaq.station import load_station_config
+from cryodaq.station.bringup import station_up
 from cryodaq.storage import open_run
 from cryodaq.wire import crs as wire
 
@@ -45,13 +48,30 @@ STATION = Path(__file__).resolve().parents[2] / "stations" / "demo_crs.yaml"
 
 
 @pytest.fixture(scope="module")
-def rfmux_mock(rfmux_python: Path):  # noqa: ANN201 - sim_instruments.servers.rfmux_mock.RfmuxMock
-    from cryodaq.station import load_station_config
-    from sim_instruments.servers.rfmux_mock import RfmuxMock
+def crs_station(rfmux_python: Path):  # noqa: ANN201 - cryodaq.station.bringup.LiveStation
+    """The demo station brought up as ``cryodaq run`` does: its ``simulation`` section names the
+    ``rfmux_mock`` plugin, which starts the mock and reports the Tuber address and stream port it took
+    (merged into ``live.config``). Its board is closed once snapshotted, so that the run below can
+    open its own under the same name; the mock stays up for the module."""
+    with station_up(load_station_config(STATION)) as live:
+        live.snapshot = live.station.snapshot(update=True)
+        live.station.components["crs"].close()
+        yield live
 
-    mock = RfmuxMock(load_station_config(STATION).simulation_dict()).start()
-    yield mock
-    mock.stop(wait=False)  # it exits on SIGTERM (or with this process) by itself
+
+@pytest.fixture(scope="module")
+def rfmux_mock(crs_station):  # noqa: ANN201 - sim_instruments.servers.rfmux_mock.RfmuxMock
+    return crs_station.simulators
+
+
+def test_the_station_comes_up_on_the_mock_and_snapshots(crs_station):
+    snap = crs_station.snapshot
+    assert set(crs_station.config.instruments) <= set(snap["instruments"])
+    json.dumps(snap, default=str)  # storable in the run attrs
+    crs = snap["instruments"]["crs"]
+    assert crs["parameters"]["decimation"]["value"] == 6 and crs["parameters"]["firmware"]["value"]["version"]
+    assert crs["submodules"]["module1"]["parameters"]["nco_frequency"]["value"] == 1.204e9
+    assert crs_station.config.instruments["crs"]["address"] == crs_station.simulators.boards["crs"].address
 
 OFF_RESONANCE = 1.1995e9  # below the demo's resonators: a plain carrier
 
@@ -198,7 +218,7 @@ def crs_run(rfmux_mock, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("crs_run")
     doc = yaml.safe_load(STATION.read_text())
     crs = doc["instruments"]["crs"]
-    crs["address"] = rfmux_mock.instrument_overrides["crs"]["address"]
+    crs["address"] = rfmux_mock.instrument_overrides["crs"]["address"]  # what bring-up merged in
     crs["init"]["stream_port"] = rfmux_mock.instrument_overrides["crs"]["init"]["stream_port"]
     doc["cryodaq"]["publish"]["address"] = "tcp://127.0.0.1:0"
     station = out / "demo_crs.yaml"
