@@ -109,3 +109,16 @@ def _alive(p: psutil.Process) -> bool:
         return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def test_python_m_sim_instruments_serves_a_crs_station_with_this_plugin(tmp_path: Path):
+    from sim_instruments.servers.station_file import read_simulation
+
+    station = Path(__file__).resolve().parents[3] / "stations" / "demo_crs.yaml"
+    simulation = read_simulation(station)
+    assert simulation["plugin"] == "rfmux_mock" and simulation["instruments"] == {"crs": {"face": "mock_crs"}}
+    RfmuxMock({k: v for k, v in simulation.items() if k != "plugin"})  # what it would start: checked
+    other = tmp_path / "other.yaml"
+    other.write_text(station.read_text().replace("plugin: rfmux_mock", "plugin: qick_mock"))
+    with pytest.raises(ValueError, match="cryodaq.simulation.plugin: 'qick_mock' is no plugin"):
+        read_simulation(other)
