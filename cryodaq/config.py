@@ -22,14 +22,14 @@ from cryodaq.errors import StationConfigError
 
 __all__ = [
     "CALIBRATION_METHODS", "CalibrationConfig", "ConfigSection", "OptimalFilterConfig", "PipelineConfig",
-    "TriggerConfig", "check_value", "number_list", "parse_calibration", "parse_optimal_filter", "parse_pipeline",
+    "SearchConfig", "TriggerConfig", "check_value", "number_list", "parse_calibration", "parse_optimal_filter", "parse_pipeline",
     "parse_trigger", "read_yaml_file",
 ]
 
 _UNSET = object()
 
 #: IQ calibration methods of MKID pipelines (``cryodaq.pipeline.calibration.method``)
-CALIBRATION_METHODS = ("loop_sweep", "baseline")
+CALIBRATION_METHODS = ("loop_sweep", "resonator_fit", "baseline")
 
 
 class ConfigSection:
@@ -124,13 +124,33 @@ class TriggerConfig:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """Where a board that sweeps its own tones looks for resonators before a run (:mod:`cryodaq.readout.tone_sweep`).
+
+    A comb of up to ``tones`` tones steps over ``[start_hz, stop_hz]`` by ``step_hz`` (well under a
+    linewidth); dips at least ``min_depth_db`` deep and ``min_separation_hz`` apart are resonances.
+    """
+
+    start_hz: float
+    stop_hz: float
+    step_hz: float = 5e3
+    tones: int = 128
+    min_depth_db: float = 3.0
+    min_separation_hz: float = 100e3
+
+
+@dataclass(frozen=True)
 class CalibrationConfig:
     """How an MKID pipeline finds each tone's IQ-loop centre and rotation before a run.
 
     ``loop_sweep``: step every tone over ``±span_hz`` in ``points`` (odd: 0 is one) steps,
     ``settle_s`` after each change then ``dwell_s`` of data each, and fit each loop's circle
-    (:mod:`cryodaq.readout.loop_sweep`): phase about the loop centre. ``baseline``:
-    phase about the IQ origin, rotated to the mean of the first data (no sweep).
+    (:mod:`cryodaq.readout.loop_sweep`): phase about the loop centre. ``resonator_fit`` (a board
+    that sweeps its own tones, e.g. a CRS): the same sweep, then a resonator fit per tone puts
+    the tone on the fitted resonance and gives the loop (:mod:`cryodaq.readout.tone_sweep`).
+    ``baseline``: phase about the IQ origin, rotated to the mean of the first data (no sweep).
+    ``search``: first find the resonators and put the tones on them (boards that sweep their own
+    tones only).
     """
 
     method: str = "loop_sweep"
@@ -138,6 +158,7 @@ class CalibrationConfig:
     points: int = 21
     dwell_s: float = 0.03
     settle_s: float = 0.01
+    search: SearchConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +173,7 @@ class PipelineConfig:
     block_packets: int = 8
     queue_blocks: int = 256
     store_stream: bool = True
+    store_iq: bool = False  # also keep the IQ (stream variables i and q, in the source's counts)
     psd_nperseg: int = 1024
     psd_interval_s: float = 2.0
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
@@ -163,6 +185,9 @@ class PipelineConfig:
         for name in sub:
             part = getattr(self, name)
             out[name] = {f.name: getattr(part, f.name) for f in fields(part)}
+        search = self.calibration.search
+        out["calibration"]["search"] = None if search is None else {f.name: getattr(search, f.name)
+                                                                    for f in fields(search)}
         return out
 
 
@@ -229,6 +254,25 @@ def parse_trigger(trig: ConfigSection, defaults: TriggerConfig | None = None) ->
     return trigger
 
 
+def parse_search(sec: ConfigSection) -> SearchConfig | None:
+    """A ``cryodaq.pipeline.calibration.search`` section (None when absent)."""
+    if not sec.data:
+        return None
+    d = SearchConfig(0.0, 0.0)
+    out = SearchConfig(
+        start_hz=float(sec.get("start_hz", "posnum")),
+        stop_hz=float(sec.get("stop_hz", "posnum")),
+        step_hz=float(sec.get("step_hz", "posnum", d.step_hz)),
+        tones=sec.get("tones", "posint", d.tones),
+        min_depth_db=float(sec.get("min_depth_db", "posnum", d.min_depth_db)),
+        min_separation_hz=float(sec.get("min_separation_hz", "posnum", d.min_separation_hz)),
+    )
+    sec.finish()
+    if out.stop_hz <= out.start_hz:
+        raise StationConfigError(sec.file, sec.key("stop_hz"), f"more than start_hz ({out.start_hz:g})", out.stop_hz)
+    return out
+
+
 def parse_calibration(cal: ConfigSection, defaults: CalibrationConfig | None = None) -> CalibrationConfig:
     """A ``cryodaq.pipeline.calibration`` section, missing keys from ``defaults``."""
     c0 = defaults or CalibrationConfig()
@@ -238,8 +282,12 @@ def parse_calibration(cal: ConfigSection, defaults: CalibrationConfig | None = N
         points=cal.get("points", "odd_points", c0.points),
         dwell_s=float(cal.get("dwell_s", "posnum", c0.dwell_s)),
         settle_s=float(cal.get("settle_s", "nonneg", c0.settle_s)),
+        search=parse_search(cal.section("search")) if "search" in cal.data else c0.search,
     )
     cal.finish()
+    if out.method == "resonator_fit" and out.points < 21:
+        raise StationConfigError(cal.file, cal.key("points"), "at least 21 points for method resonator_fit "
+                                 "(a resonator fit needs them)", out.points)
     return out
 
 
@@ -256,6 +304,7 @@ def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
         block_packets=sec.get("block_packets", "posint", d.block_packets),
         queue_blocks=sec.get("queue_blocks", "posint", d.queue_blocks),
         store_stream=sec.get("store_stream", "bool", d.store_stream),
+        store_iq=sec.get("store_iq", "bool", d.store_iq),
         psd_nperseg=sec.get("psd_nperseg", "pow2", d.psd_nperseg),
         psd_interval_s=sec.get("psd_interval_s", "posnum", d.psd_interval_s),
         trigger=trigger,

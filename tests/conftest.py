@@ -76,3 +76,21 @@ def qt_ok() -> None:
         require_qt()
     except GuiUnavailableError as exc:
         pytest.skip(str(exc))
+
+
+# --- rfmux's own environment (tests/wire/test_crs.py: its parser; tests/readout/test_crs_mock.py: its mock CRS)
+
+
+@pytest.fixture(scope="session")
+def rfmux_python() -> Path:
+    """The Python with rfmux (``$RFMUX_PYTHON`` or the cached venv, built on first use: ~2 min once).
+
+    Skips only when PyPI cannot be reached to build it; any other failure fails the tests."""
+    from sim_instruments.servers.rfmux_env import RfmuxUnavailableError, rfmux_python as find
+
+    try:
+        return find()
+    except RfmuxUnavailableError as exc:
+        if exc.index_unreachable:
+            pytest.skip(str(exc))
+        raise

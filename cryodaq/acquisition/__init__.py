@@ -1,7 +1,7 @@
 """cryodaq.acquisition: the live run — readout source → pipeline → sinks, with housekeeping.
 
 - :class:`StreamSession` runs a station: bring-up, calibration, streaming, clean stop.
-- Pipelines (:class:`MKIDPipeline`, :class:`TESPipeline`, chosen by :func:`pipeline_for_source`)
+- Pipelines (:class:`MKIDPipeline`, :class:`IQPipeline`, :class:`TESPipeline`, chosen by :func:`pipeline_for_source`)
   turn blocks into timestreams and events with the :mod:`cryodaq.dsp` kernels.
 - Sinks: the :class:`Sink` seam, :class:`SinkFanout`, :class:`RunWriterSink` (Zarr); the live
   view's publisher is in :mod:`cryodaq.live`.
@@ -13,6 +13,7 @@ from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from cryodaq.acquisition.pipeline import (
+        IQPipeline as IQPipeline,
         MKIDPipeline as MKIDPipeline,
         PipelineOutput as PipelineOutput,
         StreamPipeline as StreamPipeline,

@@ -204,7 +204,61 @@ class StreamPipeline(ABC):
         return out
 
 
-class MKIDPipeline(StreamPipeline):
+class IQPipeline(StreamPipeline):
+    """Channelized IQ (a CRS board's stream, kind ``iq``) -> phase -> trigger; no channelizer.
+
+    ``calibration`` (e.g. from a calibration sweep, :func:`~cryodaq.readout.loop_sweep.calibrate_source`):
+    phase about each IQ loop's centre, photon pulses positive (:mod:`cryodaq.dsp.iqcal`). Without it
+    the phase is measured about the IQ origin, rotated to the mean of the first data
+    (:meth:`IQCalibration.from_baseline`), which saturates for loops that do not enclose the origin.
+    The MKID pipeline is this pipeline behind a channelizer.
+    """
+
+    stream_name = "phase"
+    units = "rad"
+
+    def __init__(self, config: PipelineConfig, *, fs: float, n_channels: int, backend: Backend | None = None,
+                 channel_coords: dict[str, np.ndarray] | None = None, calibration: IQCalibration | None = None,
+                 output_rate: float | None = None) -> None:
+        super().__init__(config, fs=fs, output_rate=fs if output_rate is None else output_rate,
+                         n_channels=n_channels, backend=backend, channel_coords=channel_coords or {})
+        if calibration is not None and calibration.n_tones != n_channels:
+            raise ValueError(f"{type(self).__name__}: the IQ calibration has {calibration.n_tones} tones, "
+                             f"the stream {n_channels} channels")
+        self.calibration: IQCalibration | None = calibration
+        self.calibration_method = "baseline" if calibration is None else "given"
+
+    def _convert(self, samples: np.ndarray) -> np.ndarray:
+        return np.asarray(samples).reshape(len(samples), -1)
+
+    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+        # Not unwrapped: about a loop's centre the phase stays within (-pi, pi) (the off-resonance point
+        # is at pi), and at a board's decimated rate a pulse can rise by more than pi in one sample,
+        # which unwrapping would turn into a 2 pi step for the rest of the block.
+        assert self.calibration is not None
+        return self.backend.to_numpy(self.calibration.phase(raw, unwrap=False, backend=self.backend)).astype(np.float32)
+
+    def _offset(self, k: np.ndarray) -> np.ndarray:
+        return np.asarray(k, dtype=np.float64)
+
+    def _calibrate_more(self, raw: np.ndarray) -> None:
+        if self.calibration is None:
+            self.calibration = IQCalibration.from_baseline(raw)
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.calibration is not None:
+            cal = self.calibration
+            out["iq_calibration"] = self.calibration_method
+            out["rotation_rad"] = cal.rotation.tolist()
+            out["radius"] = cal.radius.tolist()
+            out["centre_i"] = cal.centre.real.tolist()
+            out["centre_q"] = cal.centre.imag.tolist()
+            out["phase_sign"] = cal.sign.tolist()
+        return out
+
+
+class MKIDPipeline(IQPipeline):
     """PFB channelizer -> tone DDC -> IQ -> phase (rotated so each operating point is 0 rad).
 
     ``calibration`` (e.g. from an IQ-loop sweep, :mod:`cryodaq.readout.loop_sweep`): phase
@@ -212,9 +266,6 @@ class MKIDPipeline(StreamPipeline):
     the mean of the first data (:meth:`IQCalibration.from_baseline`), which saturates for
     loops that do not enclose the origin.
     """
-
-    stream_name = "phase"
-    units = "rad"
 
     def __init__(self, config: PipelineConfig, *, fs: float, tone_if_hz: np.ndarray,
                  backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None,
@@ -225,43 +276,26 @@ class MKIDPipeline(StreamPipeline):
             self.tone_if_hz, fs, config.n_channels, config.n_taps, config.decimation,
             config.oversampling, backend=backend, window=config.window,
         )
-        super().__init__(config, fs=fs, output_rate=self.channelizer.output_rate, n_channels=len(self.tone_if_hz),
-                         backend=backend, channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})})
-        if calibration is not None and calibration.n_tones != len(self.tone_if_hz):
-            raise ValueError(f"MKID pipeline: the IQ calibration has {calibration.n_tones} tones, "
-                             f"the board {len(self.tone_if_hz)}")
-        self.calibration: IQCalibration | None = calibration
-        self.calibration_method = "baseline" if calibration is None else "given"
+        super().__init__(config, fs=fs, n_channels=len(self.tone_if_hz), backend=backend,
+                         channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})},
+                         calibration=calibration, output_rate=self.channelizer.output_rate)
 
     def _convert(self, samples: np.ndarray) -> np.ndarray:
         return self.backend.to_numpy(self.channelizer.process(self.backend.asarray(samples)))
 
     def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
-        assert self.calibration is not None
+        assert self.calibration is not None  # unwrapped within the block, as the pinned MKID events were made
         return self.backend.to_numpy(self.calibration.phase(raw, backend=self.backend)).astype(np.float32)
 
     def _offset(self, k: np.ndarray) -> np.ndarray:
         return self.channelizer.sample_index(k) - self._segment_first
 
-    def _calibrate_more(self, raw: np.ndarray) -> None:
-        if self.calibration is None:
-            self.calibration = IQCalibration.from_baseline(raw)
-
     def _reset_more(self) -> None:
         self.channelizer.reset(self._segment_first)
 
     def _extra_attrs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"tone_if_hz": self.tone_if_hz.tolist(),
-                               "bins": np.asarray(self.channelizer.bins).tolist()}
-        if self.calibration is not None:
-            cal = self.calibration
-            out["iq_calibration"] = self.calibration_method
-            out["rotation_rad"] = cal.rotation.tolist()
-            out["radius"] = cal.radius.tolist()
-            out["centre_i"] = cal.centre.real.tolist()
-            out["centre_q"] = cal.centre.imag.tolist()
-            out["phase_sign"] = cal.sign.tolist()
-        return out
+        return {"tone_if_hz": self.tone_if_hz.tolist(), "bins": np.asarray(self.channelizer.bins).tolist(),
+                **super()._extra_attrs()}
 
 
 class TESPipeline(StreamPipeline):
@@ -300,12 +334,19 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
                         calibration_method: str | None = None) -> StreamPipeline:
     """The pipeline for what a readout source streams (its :class:`~cryodaq.readout.source.StreamDescription`).
 
-    ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``channels`` (demultiplexed
-    channels in amperes, ``counts_per_unit`` given) the :class:`TESPipeline`. ``calibration``: an MKID
-    stream's IQ calibration (e.g. from :func:`~cryodaq.readout.loop_sweep.calibrate_source`),
-    recorded in :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
+    ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``iq`` (channelized IQ, e.g. a
+    CRS) the :class:`IQPipeline`, ``channels`` (demultiplexed channels in amperes, ``counts_per_unit``
+    given) the :class:`TESPipeline`. ``calibration``: an IQ stream's calibration (e.g. from
+    :func:`~cryodaq.readout.loop_sweep.calibrate_source`), recorded in
+    :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
     """
     coords = {k: np.asarray(v) for k, v in stream.channel_coords.items()}
+    if stream.kind == "iq":
+        pipeline: IQPipeline = IQPipeline(config, fs=stream.sample_rate_hz, n_channels=stream.n_channels,
+                                          backend=backend, channel_coords=coords, calibration=calibration)
+        if calibration is not None and calibration_method:
+            pipeline.calibration_method = calibration_method
+        return pipeline
     if stream.kind == "adc":
         if "tone_if_hz" not in coords:
             raise ValueError(f"{stream.source}: an 'adc' stream needs the tones' IFs (channel coordinate 'tone_if_hz')")
@@ -322,7 +363,7 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
         return TESPipeline(config, fs=stream.sample_rate_hz, counts_per_ampere=np.array(stream.counts_per_unit, float),
                            backend=backend, channel_coords=coords)
     raise ValueError(f"{stream.source}: no readout pipeline for a {stream.kind!r} stream "
-                     "(this version handles 'adc' and 'channels' streams)")
+                     "(this version handles 'adc', 'iq' and 'channels' streams)")
 
 
 def make_trigger(config: PipelineConfig, thresholds: np.ndarray, rate: float, backend: Backend) -> ThresholdTrigger:

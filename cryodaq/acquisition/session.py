@@ -41,6 +41,7 @@ from cryodaq.acquisition.sinks import RunWriterSink, SessionStats, Sink, SinkFan
 from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, get_backend
 from cryodaq.errors import StationConfigError, StoppedError
+from cryodaq.readout.blocks import TimeBase
 from cryodaq.readout.loop_sweep import calibrate_source, write_loop_sweep
 from cryodaq.readout.receive import receiving
 from cryodaq.readout.source import BlockReceiver, ReadoutSource
@@ -122,6 +123,9 @@ class StreamSession:
         self._stop = threading.Event()
         self._stop_reason = ""
         self._abort_reason = ""
+        self._time_base: TimeBase | None = None  # the run's clock as last recorded
+        self._stream_clock_seen = False
+        self._clock_changes: list[dict[str, Any]] = []
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
 
@@ -157,11 +161,18 @@ class StreamSession:
         with station_up(self.config, simulate=self.simulate) as live:
             self.station, self.config = live.station, live.config
             source = readout_source(self.station, self.config)
-            # IQ-loop calibration sweep (a tone comb with method loop_sweep) before the run's own stream
-            # starts, so the stored stream begins clean, with no restart gap
-            loop = calibrate_source(source, self.config.pipeline, self.backend, host=self.config.readout.data_host)
-            pipeline = pipeline_for_source(self.config.pipeline, source.describe(), self.backend,
-                                           calibration=loop[1] if loop else None, calibration_method="loop_sweep")
+            # calibration sweep (IQ loops through the stream, or a board's own tone sweep and resonator
+            # search) before the run's own stream starts, so the stored stream begins clean
+            try:
+                loop = calibrate_source(source, self.config.pipeline, self.backend,
+                                        host=self.config.readout.data_host)
+            except ValueError as exc:  # a method the source cannot do
+                raise StationConfigError(str(self.config.path), "cryodaq.pipeline.calibration", str(exc)) from None
+            stream = source.describe()
+            pipeline = pipeline_for_source(self.config.pipeline, stream, self.backend,
+                                           calibration=loop[1] if loop else None,
+                                           calibration_method=(loop[0].detail.get("method", "loop_sweep")
+                                                               if loop else None))
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
             # bind the data port before the run exists: a port taken since the pre-flight check costs nothing
             receiver = self._open_receiver(source)
@@ -172,19 +183,21 @@ class StreamSession:
                 self.writer = RunWriter.create(
                     self.out_dir, kind="stream", station_name=self.config.name,
                     station_snapshot=self.station.snapshot(update=True), config=self._run_config(pipeline.fs),
-                    run_id=self.run_id,
+                    run_id=self.run_id, clock=stream.time_base.as_attrs(),
                 )
             except BaseException:
                 receiver.stop(drain_s=0.0)
                 raise
+            self._time_base = stream.time_base
             if loop is not None:
                 write_loop_sweep(self.writer, *loop)
-            self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream)
+            self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream,
+                                              store_iq=self.config.pipeline.store_iq)
             self.sinks = SinkFanout([self._writer_sink, *self.sinks.sinks])
             info = StreamInfo(
                 station=self.config.name, stream=pipeline.stream_name, units=pipeline.units,
                 output_rate_hz=pipeline.output_rate, adc_rate_hz=pipeline.fs,
-                channel_coords=pipeline.channel_coords, run_path=str(self.writer.path),
+                channel_coords=pipeline.channel_coords, run_path=str(self.writer.path), iq_units=stream.units,
             )
             self.sinks.start(info)
             spectra = SpectrumMonitor(pipeline.output_rate, info.n_channels, units=f"{pipeline.units}^2/Hz",
@@ -293,11 +306,29 @@ class StreamSession:
             self._error = self._error or exc
         return reason
 
+    def _record_time_base(self, time_base: TimeBase, t_ns: int) -> None:
+        """The stream's own word on its clock (e.g. a CRS packet's time source) into the run's ``clock``;
+        a change during the run is kept in ``clock.changes``."""
+        if time_base == self._time_base:
+            return
+        first = not self._stream_clock_seen
+        self._stream_clock_seen = True
+        changes = list(self._clock_changes)
+        if not first:
+            changes.append({"t_ns": int(t_ns), **time_base.as_attrs()})
+            log.warning("the stream's clock changed at %d ns: %s", t_ns, time_base.detail)
+        self._clock_changes = changes
+        self._time_base = time_base
+        self._writer_sink.annotate(clock={**time_base.as_attrs(), "changes": changes} if changes
+                                   else time_base.as_attrs())
+
     def _process_loop(self, receiver: BlockReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
         while True:
             block = receiver.blocks.get()
             if block is None:
                 break
+            if block.time_base is not None:
+                self._record_time_base(block.time_base, block.t_ns)
             for gap in block.gaps:
                 self.sinks.gap(gap)
                 self.stats.gaps += 1

@@ -65,6 +65,7 @@ class StreamInfo:
     adc_rate_hz: float
     channel_coords: dict[str, np.ndarray] = field(default_factory=dict)  # "channel" + per-channel metadata
     run_path: str | None = None
+    iq_units: str = "counts"  # units of the IQ behind the stream (an IQ pipeline's)
 
     @property
     def n_channels(self) -> int:
@@ -137,26 +138,40 @@ class SinkFanout:
 
 
 class RunWriterSink:
-    """Stores a session in a Zarr run (``cryodaq.storage``); commits about once a second."""
+    """Stores a session in a Zarr run (``cryodaq.storage``); commits about once a second.
 
-    def __init__(self, writer: RunWriter, *, store_stream: bool, commit_every_s: float = 1.0) -> None:
+    ``store_stream``: the timestream (e.g. ``phase``); ``store_iq``: also the IQ an IQ pipeline
+    works from, as stream variables ``i`` and ``q`` (in the source's units, e.g. ADC counts).
+    """
+
+    def __init__(self, writer: RunWriter, *, store_stream: bool, store_iq: bool = False,
+                 commit_every_s: float = 1.0) -> None:
         self.writer = writer
         self.store_stream = store_stream
+        self.store_iq = store_iq
         self.commit_every_s = commit_every_s
         self._last_commit = time.monotonic()
         self._stream = ""
 
     def start(self, info: StreamInfo) -> None:
         self._stream = info.stream
-        if self.store_stream:
+        variables = {info.stream: info.units} if self.store_stream else {}
+        if self.store_iq:
+            variables.update(i=info.iq_units, q=info.iq_units)
+        for name, units in variables.items():
             self.writer.declare_stream(
-                info.stream, n_channels=info.n_channels, dtype="float32", sample_rate_hz=info.output_rate_hz,
-                units=info.units, channel_coords=info.channel_coords,
+                name, n_channels=info.n_channels, dtype="float32", sample_rate_hz=info.output_rate_hz,
+                units=units, channel_coords=info.channel_coords,
             )
 
     def output(self, out: PipelineOutput) -> None:
         if self.store_stream and len(out.sample_index):
             self.writer.append_stream(self._stream, out.data, out.sample_index, out.t_ns)
+        if self.store_iq and len(out.sample_index):
+            if out.iq is None:
+                raise ValueError("store_iq: this pipeline gives no IQ to store (an IQ stream's pipeline does)")
+            self.writer.append_stream("i", out.iq.real.astype(np.float32), out.sample_index, out.t_ns)
+            self.writer.append_stream("q", out.iq.imag.astype(np.float32), out.sample_index, out.t_ns)
         if len(out.events):
             self.writer.append_events(out.event_columns())
         if time.monotonic() - self._last_commit >= self.commit_every_s:

@@ -24,7 +24,7 @@ With ``y = (fr - f_tone)/fr`` (negative for a photon):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -95,13 +95,15 @@ class LoopSweep:
     """IQ of every tone at each common frequency offset.
 
     ``iq[i, k]`` is tone ``k`` at RF ``tones_rf_hz[k] + offsets_hz[i]`` (complex128, the
-    pipeline's IQ units); ``duration_s`` is the wall time the sweep took.
+    pipeline's IQ units); ``duration_s`` is the wall time the sweep took; ``detail``: what else
+    the sweep found (e.g. resonator fits), JSON-safe, stored with it.
     """
 
     offsets_hz: np.ndarray
     iq: np.ndarray
     tones_rf_hz: np.ndarray
     duration_s: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_tones(self) -> int:

@@ -107,10 +107,10 @@ def _lazy_searchsorted(arr: Any, value: int) -> int:
 class ReplaySource(QtCore.QObject):
     """Plays a stored run as live messages at ``speed`` × real time (``math.inf``: as fast as it goes).
 
-    Timestreams are read from ``stream/`` and decimated like the publisher does;
-    IQ points are rebuilt from the stored phase with the run's calibration
-    (centre, radius, rotation and sign: the stored run has no raw IQ, so the loop is the
-    calibration circle); PSDs come from ``spectra/`` (or are computed from the
+    Timestreams are read from ``stream/`` (its main stream, :attr:`Run.main_stream`) and
+    decimated like the publisher does; IQ points are the run's own (stream variables ``i`` and
+    ``q``, e.g. a CRS run) or, where it kept none, rebuilt from the stored phase with the run's
+    calibration (centre, radius, rotation and sign: the loop is then the calibration circle); PSDs come from ``spectra/`` (or are computed from the
     replayed channels when the run has none); events, housekeeping and gaps are
     emitted when the play clock passes them; status counters are synthesised.
     """
@@ -148,11 +148,14 @@ class ReplaySource(QtCore.QObject):
         groups = set(run.groups)
         cfg = attrs.get("config", {})
         self.adc_rate_hz = float(cfg.get("readout", {}).get("sample_rate_hz", 0.0))
-        self.stream_name = run.stream_names[0] if run.stream_names else None
+        self.stream_name = run.main_stream
         times: list[int] = []
+        self._iq_data = None  # the stored IQ (stream variables i and q), when the run kept it
         if self.stream_name is not None:
             ds = run.stream(self.stream_name)
             self._data = ds[self.stream_name].data
+            if {"i", "q"} <= set(run.stream_names):
+                self._iq_data = (run.stream("i")["i"].data, run.stream("q")["q"].data)
             self._t = ds["t"].data
             self.n_rows = int(self._t.shape[0])
             self.output_rate_hz = float(ds.attrs["sample_rate_hz"])
@@ -333,13 +336,16 @@ class ReplaySource(QtCore.QObject):
         td, y = self._decimator.push(t, data)
         if len(td):
             self._emit(lp.stream_message(td, y, self._cols, self.stream_rate_hz))
-        # inverse of IQCalibration.phase: phase = sign * angle((iq - centre) e^{-i rotation})
         c = self._cols
-        iq = (self._centre[c] + self._radius[c] * np.exp(1j * (self._sign[c] * data + self._rotation[c])))
-        iq = iq.astype(np.complex64)
+        if self._iq_data is not None:  # the IQ the run stored
+            i_rows, q_rows = (np.asarray(a[i:i + k][:, c].compute(), np.float32) for a in self._iq_data)
+            iq = (i_rows + 1j * q_rows).astype(np.complex64)
+        else:  # inverse of IQCalibration.phase: phase = sign * angle((iq - centre) e^{-i rotation})
+            iq = (self._centre[c] + self._radius[c] * np.exp(1j * (self._sign[c] * data + self._rotation[c])))
+            iq = iq.astype(np.complex64)
         points, op = self._iqr.push(iq)
         msg = lp.iq_message(points, op, self._cols, int(t[-1]))
-        msg.header["reconstructed"] = True
+        msg.header["reconstructed"] = self._iq_data is None
         self._emit(msg)
         if self._monitor is not None:
             snap = self._monitor.push(data, t)

@@ -3,9 +3,11 @@
 - :class:`ReadoutSource` (protocol): what the session, captures and calibration sweeps talk to;
   :class:`StreamDescription` says what a source streams; :class:`Block` and :class:`Gap` are
   what arrives (docs/architecture.md, "Seams").
-- :func:`receiving`: the receiver dance, once; :class:`UDPReceiver` for cryodaq's packet format.
+- :func:`receiving`: the receiver dance, once; :class:`UDPReceiver` for cryodaq's packet format,
+  :class:`CRSReceiver` for a CRS board's multicast packets.
 - :func:`capture_stream`: a few seconds of a source into arrays (sweep points).
-- :func:`measure_iq_loops` / :func:`calibrate_source`: the IQ-loop calibration sweep of a tone comb.
+- :func:`measure_iq_loops` / :func:`calibrate_source`: the IQ-loop calibration sweep of a tone comb;
+  :func:`calibrate_tones`: the sweep (and resonator search) of a board that measures its own tones.
 """
 
 from typing import TYPE_CHECKING
@@ -13,12 +15,13 @@ from typing import TYPE_CHECKING
 from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
-    from cryodaq.readout.blocks import Block as Block, Gap as Gap
+    from cryodaq.readout.blocks import Block as Block, Gap as Gap, TimeBase as TimeBase
     from cryodaq.readout.capture import (
         Capture as Capture,
         CaptureGapError as CaptureGapError,
         capture_stream as capture_stream,
     )
+    from cryodaq.readout.crs_receiver import CRSReceiver as CRSReceiver
     from cryodaq.readout.loop_sweep import (
         calibrate_source as calibrate_source,
         measure_iq_loops as measure_iq_loops,
@@ -30,8 +33,9 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ReadoutSource as ReadoutSource,
         ReceiverStats as ReceiverStats,
         StreamDescription as StreamDescription,
-        TimeBase as TimeBase,
+        ToneSweepSource as ToneSweepSource,
     )
+    from cryodaq.readout.tone_sweep import calibrate_tones as calibrate_tones, search_resonators as search_resonators
     from cryodaq.readout.udp_receiver import UDPReceiver as UDPReceiver
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

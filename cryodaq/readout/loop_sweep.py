@@ -39,7 +39,8 @@ from cryodaq.dsp.iqcal import LoopSweep, loop_calibration, sweep_offsets
 from cryodaq.errors import InstrumentError
 from cryodaq.readout.blocks import Block
 from cryodaq.readout.receive import receiving, source_address
-from cryodaq.readout.source import BlockReceiver, ReadoutSource
+from cryodaq.readout.source import BlockReceiver, ReadoutSource, ToneSweepSource
+from cryodaq.readout.tone_sweep import calibrate_tones
 
 __all__ = ["calibrate_source", "measure_iq_loops", "write_loop_sweep"]
 
@@ -138,13 +139,26 @@ def _dwell(receiver: BlockReceiver, channelizer: ToneChannelizer, not_before_ns:
 
 def calibrate_source(source: ReadoutSource, config: PipelineConfig, backend: Backend | None = None,
                      host: str = "127.0.0.1") -> tuple[LoopSweep, IQCalibration] | None:
-    """The loop sweep and calibration ``config.calibration`` asks for, for a tone-comb source.
+    """The calibration sweep ``config.calibration`` asks for, and the IQ calibration it gives.
 
-    None for ``method: baseline`` or a source whose stream is not a tone comb on an ADC (the
-    pipeline then calibrates itself from its first data).
+    A source that measures its own tones (a :class:`~cryodaq.readout.source.ToneSweepSource`, e.g. a
+    CRS) sweeps them itself, searching for resonators first when ``calibration.search`` says so
+    (:func:`~cryodaq.readout.tone_sweep.calibrate_tones`); a tone comb on an ADC is swept through
+    its stream and a channelizer (:func:`measure_iq_loops`). None for ``method: baseline`` or a
+    stream that is no tone comb (the pipeline then calibrates itself from its first data).
+    Raises ValueError for a method or search the source cannot do.
     """
     cal: CalibrationConfig = config.calibration
-    if cal.method != "loop_sweep" or source.describe().kind != "adc":
+    if cal.method == "baseline":
+        if cal.search is not None:
+            raise ValueError("calibration.search needs a sweep: method loop_sweep or resonator_fit")
+        return None
+    if isinstance(source, ToneSweepSource):
+        return calibrate_tones(source, cal)
+    if cal.method == "resonator_fit" or cal.search is not None:
+        what = "method resonator_fit" if cal.method == "resonator_fit" else "calibration.search"
+        raise ValueError(f"{source.name!r}: {what} needs a board that measures its own tones (e.g. a CRS)")
+    if source.describe().kind != "adc":
         return None
     sweep = measure_iq_loops(source, config, backend=backend, span_hz=cal.span_hz, points=cal.points,
                              dwell_s=cal.dwell_s, settle_s=cal.settle_s, host=host)
@@ -162,6 +176,6 @@ def write_loop_sweep(writer: SweepStore, sweep: LoopSweep, calibration: IQCalibr
                "tones_rf_hz": sweep.tones_rf_hz.tolist(),
                "centre_i": calibration.centre.real.tolist(), "centre_q": calibration.centre.imag.tolist(),
                "radius": calibration.radius.tolist(), "rotation_rad": calibration.rotation.tolist(),
-               "phase_sign": calibration.sign.tolist()},
+               "phase_sign": calibration.sign.tolist(), **sweep.detail},
         array_attrs={"offset_hz": {"units": "Hz"}, "tone_frequency_hz": {"units": "Hz"}},
     )

@@ -33,27 +33,12 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from cryodaq.readout.blocks import Block
+from cryodaq.readout.blocks import Block, TimeBase
 
-__all__ = ["BlockReceiver", "ReadoutSource", "ReceiverStats", "StreamDescription", "StreamKind", "TimeBase"]
+__all__ = ["BlockReceiver", "ReadoutSource", "ReceiverStats", "StreamDescription", "StreamKind", "TimeBase",
+           "ToneSweepSource"]
 
 StreamKind = Literal["adc", "channels", "iq", "records"]
-
-
-@dataclass(frozen=True)
-class TimeBase:
-    """Where a stream's timestamps come from, and how far to trust them.
-
-    ``source``: e.g. ``"host_utc"`` (the receiving host's clock when the packet was made or
-    received), ``"board"`` (the board's own clock), ``"irig_b"`` (a CRS board's IRIG-B
-    decoder). ``uncertainty_s``: the stated 1-sigma uncertainty of an absolute time
-    (None: not known). ``disciplined``: the board's clock follows an external reference.
-    """
-
-    source: str = "host_utc"
-    uncertainty_s: float | None = None
-    disciplined: bool = False
-    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,6 +110,11 @@ class ReadoutSource(Protocol):
     sends the stream to ``host:port``; :meth:`stop_stream` ends it. :meth:`open_receiver`
     binds a receiver for this source's wire format (not started) whose blocks hold
     ``packets_per_block`` of the source's packets (fewer after a gap or a latency flush).
+
+    ``is_streaming()`` says whether a stream to another consumer is running that a new
+    stream would take over (:func:`~cryodaq.readout.receive.receiving` then refuses the
+    source). A source that multicasts to any number of receivers (a CRS board streams to its
+    group all the time) takes nothing over by being joined, and answers False.
     """
 
     name: str
@@ -140,3 +130,34 @@ class ReadoutSource(Protocol):
     def stop_stream(self) -> None: ...
 
     def open_receiver(self, host: str, port: int, *, packets_per_block: int, queue_blocks: int) -> BlockReceiver: ...
+
+
+@runtime_checkable
+class ToneSweepSource(Protocol):
+    """A readout that measures its own tones' IQ at frequencies it is given (a CRS board's
+    ``get_samples``), in the units of its stream: the calibration sweep then needs no stream.
+
+    Tones are grouped by feedline (a CRS module: one NCO, one DAC and ADC, its own resonators).
+    :meth:`measure_iq` puts tone ``k`` of ``line`` at ``frequencies[i, k]`` (RF, Hz) for each
+    point ``i`` and returns the IQ there, ``(n_points, n_tones)`` complex128; it uses the line's
+    first ``n_tones`` channels and leaves them at the last point. :meth:`set_tones` makes the
+    line's first ``len(frequencies)`` channels the streamed tones (others off), in that order, so
+    that the stream's channels follow the lines in order. Station safety limits apply to every
+    amplitude and frequency either sets, before anything reaches the hardware.
+    """
+
+    name: str
+
+    def feedlines(self) -> list[int]: ...
+
+    def feedline_band(self, line: int) -> tuple[float, float]: ...
+
+    def max_sweep_tones(self, line: int) -> int: ...
+
+    def max_stream_tones(self, line: int) -> int: ...
+
+    def tones(self, line: int) -> np.ndarray: ...
+
+    def measure_iq(self, line: int, frequencies: np.ndarray) -> np.ndarray: ...
+
+    def set_tones(self, line: int, frequencies: np.ndarray) -> None: ...

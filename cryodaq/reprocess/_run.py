@@ -96,10 +96,7 @@ def _stream_name(run: Run, cfg: ReprocessConfig) -> str:
             raise StationConfigError(cfg.path or "(reprocess config)", "stream", f"one of the run's streams {names}",
                                      cfg.stream)
         return cfg.stream
-    acquired = (run.attrs.get("pipeline_calibration") or {}).get("stream")  # the one acquisition triggered on
-    if acquired in names:
-        return str(acquired)
-    return "phase" if "phase" in names else names[0]
+    return str(run.main_stream)  # the one acquisition triggered on
 
 
 def _acquisition_trigger(run: Run) -> TriggerConfig:

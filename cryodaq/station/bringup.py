@@ -14,7 +14,7 @@ from qcodes.station import Station
 from cryodaq.errors import ListenError
 from cryodaq.station.config import StationConfig
 from cryodaq.station.loader import build_station, close_station
-from cryodaq.station.simulators import SimulatorLauncher, find_simulator_launcher
+from cryodaq.station.simulators import DEFAULT_PLUGIN, SimulatorLauncher, find_simulator_launcher
 from cryodaq.wire.addresses import LOOPBACK, with_endpoint
 
 __all__ = ["LiveStation", "free_port", "station_up", "with_simulator_ports"]
@@ -59,22 +59,25 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
                launcher: SimulatorLauncher | None = None) -> Iterator[LiveStation]:
     """Start the station's simulators if it is simulated (``simulate`` overrides the file), then build it.
 
-    The simulators come from ``launcher``, by default the plugin registered in the
-    ``cryodaq.simulators`` entry-point group (:mod:`cryodaq.station.simulators`). They run in a
-    child process that exits with its parent, or with ``in_process`` as threads of this process
-    (tests reach the simulated world as ``live.simulators.world``). With
-    ``simulation.auto_ports`` every simulated instrument binds port 0 of loopback and the
-    instruments are pointed at the ports the simulators report, so no other program can take a
-    port between its choice and its use. A simulator that cannot listen (``auto_ports: false``
-    and its port taken) raises :class:`~cryodaq.errors.ListenError` naming the file, the
-    instrument's key and the port.
+    The simulators come from ``launcher``, by default the plugin the station names
+    (``simulation.plugin``, registered in the ``cryodaq.simulators`` entry-point group,
+    :mod:`cryodaq.station.simulators`). They run in a child process that exits with its parent,
+    or with ``in_process`` as threads of this process (tests reach the simulated world as
+    ``live.simulators.world``). With ``simulation.auto_ports`` every instrument the
+    ``sim_instruments`` plugin serves binds port 0 of loopback and the instruments are pointed at
+    the ports the simulators report, so no other program can take a port between its choice and
+    its use. Settings another plugin could only choose once started (its
+    ``instrument_overrides``, e.g. the port rfmux's mock took) are merged into the instruments. A
+    simulator that cannot listen (``auto_ports: false`` and its port taken) raises
+    :class:`~cryodaq.errors.ListenError` naming the file, the instrument's key and the port.
     """
     simulate = config.simulation.enabled if simulate is None else bool(simulate)
-    auto_ports = simulate and config.simulation.auto_ports
+    # free ports for the faces sim_instruments serves; another plugin picks its own and reports them
+    auto_ports = simulate and config.simulation.auto_ports and config.simulation.plugin == DEFAULT_PLUGIN
     with ExitStack() as stack:
         sims = None
         if simulate:
-            launch = launcher or find_simulator_launcher()
+            launch = launcher or find_simulator_launcher(config.simulation.plugin)
             try:
                 sims = stack.enter_context(launch(config.simulation_dict(free_ports=auto_ports),
                                                   in_process=in_process))
@@ -85,6 +88,9 @@ def station_up(config: StationConfig, *, simulate: bool | None = None, in_proces
                 raise exc.located(str(config.path), _address_key(config, exc.instrument), hint) from None
             if auto_ports:
                 config = with_simulator_ports(config, sims.ports)
+            overrides = getattr(sims, "instrument_overrides", None)
+            if overrides:
+                config = config.with_overrides(overrides)
         station = build_station(config)
         stack.callback(close_station, station)
         yield LiveStation(station, config, sims, simulate)

@@ -49,12 +49,14 @@ class HousekeepingConfig:
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """The simulated hardware that stands in for the instruments (sim_instruments)."""
+    """The simulated hardware that stands in for the instruments: ``plugin`` names the launcher in the
+    ``cryodaq.simulators`` entry-point group (``sim_instruments``, or ``rfmux_mock`` for rfmux's mock CRS)."""
 
     enabled: bool = False
     auto_ports: bool = True
     world: dict[str, Any] = field(default_factory=dict)
     faces: dict[str, str] = field(default_factory=dict)  # instrument name -> sim face
+    plugin: str = "sim_instruments"
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,18 @@ class StationConfig:
 
         return replace(self, instruments=instruments)
 
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> StationConfig:
+        """A copy whose instrument entries have ``overrides`` merged in (mappings key by key, e.g.
+        ``{"crs": {"address": "127.0.0.1:40123", "init": {"stream_port": 41000}}}``)."""
+        instruments = copy.deepcopy(self.instruments)
+        for name, entry in overrides.items():
+            if name not in instruments:
+                raise StationConfigError(str(self.path), "cryodaq.simulation.instruments",
+                                         f"one of the instruments {sorted(instruments)} (the simulator reported "
+                                         "settings for another)", name)
+            _merge(instruments[name], entry)
+        return self.with_instruments(instruments)
+
     def simulation_dict(self, *, free_ports: bool = False) -> dict[str, Any]:
         """The config a simulator launcher takes: world + each face with the address it listens on.
 
@@ -128,6 +142,14 @@ class StationConfig:
             instruments[name] = {"face": face, "address": entry.get("address"),
                                  **({"port": entry["port"]} if "port" in entry else {})}
         return {"world": copy.deepcopy(self.simulation.world), "instruments": instruments}
+
+
+def _merge(target: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -243,6 +265,7 @@ def load_station_config(path: str | Path) -> StationConfig:
         auto_ports=sim.get("auto_ports", "bool", True),
         world=sim.get("world", "mapping", {}),
         faces=faces,
+        plugin=sim.get("plugin", "str", "sim_instruments"),
     )
     sim.finish()
 

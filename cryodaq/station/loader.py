@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from qcodes.instrument import InstrumentBase, IPInstrument, VisaInstrument
+from qcodes.instrument import ChannelTuple, InstrumentBase, IPInstrument, VisaInstrument
 from qcodes.parameters import ParameterBase
 from qcodes.station import Station
 
@@ -19,21 +19,38 @@ log = logging.getLogger(__name__)
 
 def resolve_parameter(station: Station, path: str, *, file: str = "", key: str = "") -> ParameterBase:
     """``"instrument.channel.param"`` -> the qcodes parameter, or a StationConfigError."""
+    obj = _walk(station, path, file=file, key=key or path)
+    if not isinstance(obj, ParameterBase):
+        raise StationConfigError(file, key or path, "a path that ends at a qcodes parameter", path)
+    return obj
+
+
+def resolve_parameters(station: Station, path: str, *, file: str = "", key: str = "") -> list[ParameterBase]:
+    """Like :func:`resolve_parameter`, but a path through a channel list (``"crs.channels.amplitude"``)
+    gives that parameter of every channel in it (so one safety limit covers them all)."""
+    head, _, tail = path.rpartition(".")
+    if head:
+        container = _walk(station, head, file=file, key=key or path)
+        if isinstance(container, ChannelTuple):
+            params = [ch.parameters.get(tail) for ch in container]
+            if not params or any(p is None for p in params):
+                raise StationConfigError(file, key or path, f"a parameter every channel of {head!r} has", path)
+            return params  # type: ignore[return-value]
+    return [resolve_parameter(station, path, file=file, key=key)]
+
+
+def _walk(station: Station, path: str, *, file: str, key: str) -> Any:
     parts = path.split(".")
     obj: Any = station.components.get(parts[0])
     if obj is None:
-        raise StationConfigError(file, key or path, f"a loaded instrument named {parts[0]!r}", path)
+        raise StationConfigError(file, key, f"a loaded instrument named {parts[0]!r}", path)
     for part in parts[1:]:
         nxt = None
         if isinstance(obj, InstrumentBase):
             nxt = obj.parameters.get(part) or obj.submodules.get(part)
-        if nxt is None:
-            nxt = getattr(obj, part, None)
-        if nxt is None:
-            raise StationConfigError(file, key or path, f"a parameter path that exists on {parts[0]!r}", path)
-        obj = nxt
-    if not isinstance(obj, ParameterBase):
-        raise StationConfigError(file, key or path, "a path that ends at a qcodes parameter", path)
+        obj = nxt if nxt is not None else getattr(obj, part, None)
+        if obj is None:
+            raise StationConfigError(file, key, f"a parameter path that exists on {parts[0]!r}", path)
     return obj
 
 
@@ -74,8 +91,8 @@ def build_station(config: StationConfig) -> Station:
             make_reliable(instrument, policy, rel.timeout_s)
         log.info("loaded instrument %s (%s)", name, address)
     for target, (low, high) in config.safety_limits.items():
-        parameter = resolve_parameter(station, target, file=file, key=f"cryodaq.safety_limits.{target}")
-        apply_safety_limit(parameter, low, high)
+        for parameter in resolve_parameters(station, target, file=file, key=f"cryodaq.safety_limits.{target}"):
+            apply_safety_limit(parameter, low, high)
     return station
 
 

@@ -31,6 +31,9 @@ class SimulatorLauncher(Protocol):
     instrument (``PortInUseError`` when the port is taken). ``in_process`` runs them as threads
     of this process (tests reach the world as ``.world``); otherwise in a child process that
     exits with its parent and ignores the stop signals (the parent decides when it stops).
+    What entering returns may also carry ``instrument_overrides`` (``{instrument name: {station
+    entry key: value}}``): settings a plugin that picks its own ports chose once started (e.g. the
+    port rfmux's mock took), which station bring-up merges into the instruments' entries.
     """
 
     def __call__(self, simulation: Mapping[str, Any], *, in_process: bool = False) -> AbstractContextManager[Any]: ...

@@ -201,6 +201,18 @@ class Run:
         grp = self.root[STREAM]
         return sorted(name for name, arr in grp.arrays() if arr.metadata.dimension_names == (TIME, CHANNEL))
 
+    @property
+    def main_stream(self) -> str | None:
+        """The stream acquisition triggered on (``pipeline_calibration.stream``), else ``phase``, else the
+        first (None: no stream stored). Other variables (e.g. ``i`` and ``q``) stand beside it."""
+        names = self.stream_names
+        if not names:
+            return None
+        acquired = (self.attrs.get("pipeline_calibration") or {}).get("stream")
+        if acquired in names:
+            return str(acquired)
+        return "phase" if "phase" in names else names[0]
+
     def committed(self, group: str) -> int:
         """Committed length of a group ('events', 'housekeeping/mxc_temperature', ...) or of an array in it."""
         path = group.strip("/")

@@ -7,6 +7,9 @@
 - ``launcher`` (:func:`serve`, in-process), ``simulated_station`` (:class:`SimulatedStation`, a
   child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls); ``station_file`` and
   ``command_line``: ``python -m sim_instruments FILE.yaml`` (a station file or a simulation dict).
+- ``rfmux_mock`` (:class:`RfmuxMock`, the ``rfmux_mock`` entry point): rfmux's own mock CRS in a
+  child process of rfmux's environment (``rfmux_env``: ``$RFMUX_PYTHON`` or a cached venv);
+  ``rfmux_mock_child`` is the script that environment runs.
 """
 
 from typing import TYPE_CHECKING
@@ -23,6 +26,11 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ServedFace as ServedFace,
     )
     from sim_instruments.servers.plugin import launch as launch
+    from sim_instruments.servers.rfmux_env import (
+        RfmuxUnavailableError as RfmuxUnavailableError,
+        rfmux_python as rfmux_python,
+    )
+    from sim_instruments.servers.rfmux_mock import MockCRSProcess as MockCRSProcess, RfmuxMock as RfmuxMock
     from sim_instruments.servers.scpi_command_tree import CommandTree as CommandTree, ScpiFace as ScpiFace
     from sim_instruments.servers.scpi_parsing import ErrorQueue as ErrorQueue, ScpiError as ScpiError
     from sim_instruments.servers.simulated_station import SimulatedStation as SimulatedStation

@@ -25,7 +25,7 @@ from sim_instruments.world.world import WorldConfig
 
 __all__ = ["read_simulation", "simulation_from_station"]
 
-SIMULATION_KEYS = ("enabled", "auto_ports", "world", "instruments")
+SIMULATION_KEYS = ("enabled", "auto_ports", "world", "instruments", "plugin")
 
 
 def read_simulation(path: str | Path) -> dict[str, Any]:
@@ -61,6 +61,14 @@ def simulation_from_station(station: Mapping[str, Any]) -> dict[str, Any]:
     auto_ports = sim.get("auto_ports", True)
     if not isinstance(auto_ports, bool):
         raise ValueError(f"cryodaq.simulation.auto_ports: expected true or false, got {auto_ports!r}")
+    plugin = sim.get("plugin", "sim_instruments")
+    if plugin == "rfmux_mock":  # rfmux's own mock CRS (servers/rfmux_mock.py), which checks its own section
+        return {"plugin": plugin, "world": dict(_mapping(sim.get("world") or {}, "cryodaq.simulation.world")),
+                "instruments": {name: {"face": face} for name, face in
+                                _mapping(sim.get("instruments") or {}, "cryodaq.simulation.instruments").items()}}
+    if plugin != "sim_instruments":
+        raise ValueError(f"cryodaq.simulation.plugin: {plugin!r} is no plugin this command serves "
+                         "(sim_instruments, rfmux_mock)")
     world = _mapping(sim.get("world") or {}, "cryodaq.simulation.world")
     WorldConfig.from_dict(world, where="cryodaq.simulation.world")  # a bad key is named here, before any face starts
     faces = _mapping(sim.get("instruments") or {}, "cryodaq.simulation.instruments")

@@ -67,6 +67,8 @@ def test_every_shipped_station_reads_as_a_simulation():
     for path in sorted(STATIONS.glob("*.yaml")):
         sim = read_simulation(path)
         assert sim["instruments"], path.name
+        if sim.get("plugin") == "rfmux_mock":  # rfmux's mock picks its own port (test_rfmux_mock.py)
+            continue
         assert all(spec["address"].endswith("::0::SOCKET") for spec in sim["instruments"].values()), path.name
 
 
