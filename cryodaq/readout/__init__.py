@@ -3,7 +3,8 @@
 - :class:`ReadoutSource` (protocol): what the session, captures and calibration sweeps talk to;
   :class:`StreamDescription` says what a source streams; :class:`Block` and :class:`Gap` are
   what arrives (docs/architecture.md, "Seams").
-- :func:`receiving`: the receiver dance, once; :class:`UDPReceiver` for cryodaq's packet format.
+- :func:`receiving`: the receiver dance, once; :class:`UDPReceiver` for cryodaq's packet format,
+  :class:`DastardReceiver` for DASTARD's triggered records (:class:`RecordBlock` batches).
 - :func:`capture_stream`: a few seconds of a source into arrays (sweep points).
 - :func:`measure_iq_loops` / :func:`calibrate_source`: the IQ-loop calibration sweep of a tone comb.
 """
@@ -13,11 +14,21 @@ from typing import TYPE_CHECKING
 from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
-    from cryodaq.readout.blocks import Block as Block, Gap as Gap
+    from cryodaq.readout.blocks import (
+        Block as Block,
+        Gap as Gap,
+        ReceivedBlock as ReceivedBlock,
+        RecordBlock as RecordBlock,
+        StatusMessage as StatusMessage,
+    )
     from cryodaq.readout.capture import (
         Capture as Capture,
         CaptureGapError as CaptureGapError,
         capture_stream as capture_stream,
+    )
+    from cryodaq.readout.dastard_receiver import (
+        DastardReceiver as DastardReceiver,
+        TriggerRateCheck as TriggerRateCheck,
     )
     from cryodaq.readout.loop_sweep import (
         calibrate_source as calibrate_source,
