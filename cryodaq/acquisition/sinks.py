@@ -47,6 +47,7 @@ class SessionStats:
     housekeeping: dict[str, float] = field(default_factory=dict)
     housekeeping_errors: int = 0
     queue_fill: int = 0
+    sample_unit: str = "samples"  # what ``samples`` counts: "records" for a source of triggered records
 
     @property
     def elapsed(self) -> float:
@@ -144,9 +145,11 @@ class RunWriterSink:
         self.commit_every_s = commit_every_s
         self._last_commit = time.monotonic()
         self._stream = ""
+        self._record_rate_hz = 0.0
 
     def start(self, info: StreamInfo) -> None:
         self._stream = info.stream
+        self._record_rate_hz = info.output_rate_hz  # records are sampled like the stream they come from
         if self.store_stream:
             self.writer.declare_stream(
                 info.stream, n_channels=info.n_channels, dtype="float32", sample_rate_hz=info.output_rate_hz,
@@ -157,7 +160,8 @@ class RunWriterSink:
         if self.store_stream and len(out.sample_index):
             self.writer.append_stream(self._stream, out.data, out.sample_index, out.t_ns)
         if len(out.events):
-            self.writer.append_events(out.event_columns())
+            self.writer.append_events(out.event_columns(), record_presamples=out.events.presamples,
+                                      record_sample_rate_hz=self._record_rate_hz or None)
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.writer.commit()
             self._last_commit = time.monotonic()
