@@ -5,7 +5,8 @@
   SCPI messages, arguments, errors and the command-tree framework; ``streaming_board``: the UDP
   streaming readout board (:class:`StreamingBoardFace`).
 - ``launcher`` (:func:`serve`, in-process), ``simulated_station`` (:class:`SimulatedStation`, a
-  child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls); ``station_file`` and
+  child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls); ``jsonrpc_server``
+  (:class:`JsonRpcServer`, Go-style JSON-RPC over TCP, e.g. DASTARD's control port); ``station_file`` and
   ``command_line``: ``python -m sim_instruments FILE.yaml`` (a station file or a simulation dict).
 """
 
@@ -15,11 +16,14 @@ from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from sim_instruments.servers.addresses import (
+        free_base_port as free_base_port,
+        is_tcp_url as is_tcp_url,
         parse_face_address as parse_face_address,
         parse_visa_address as parse_visa_address,
         socket_address as socket_address,
     )
     from sim_instruments.servers.command_line import main as main
+    from sim_instruments.servers.jsonrpc_server import JsonRpcServer as JsonRpcServer, RpcError as RpcError
     from sim_instruments.servers.launcher import SimServers as SimServers, serve as serve
     from sim_instruments.servers.line_server import (
         Faults as Faults,

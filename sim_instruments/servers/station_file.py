@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from sim_instruments.faces.registry import FACES
-from sim_instruments.servers.addresses import is_http_address, parse_face_address, socket_address
+from sim_instruments.servers.addresses import is_http_address, is_tcp_url, parse_face_address, socket_address
 from sim_instruments.world.world import WorldConfig
 
 __all__ = ["read_simulation", "simulation_from_station"]
@@ -96,7 +96,8 @@ def _listen_address(entry: Mapping[str, Any], key: str, auto_ports: bool) -> dic
         raise ValueError(f"{key}.address: {err}") from None
     if not auto_ports:
         return {"address": address}
-    free = f"http://{LOOPBACK}:0" if is_http_address(address) else socket_address(LOOPBACK, 0)
+    free = (f"http://{LOOPBACK}:0" if is_http_address(address) else f"tcp://{LOOPBACK}:0" if is_tcp_url(address)
+            else socket_address(LOOPBACK, 0))
     return {"address": free}
 
 
