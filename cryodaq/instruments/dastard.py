@@ -18,6 +18,7 @@ receiver that :meth:`open_receiver` made, and :meth:`is_streaming` reflects that
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import time
@@ -39,6 +40,9 @@ __all__ = ["DastardPublisher"]
 
 _STATUS_TOPICS = ("STATUS", "CHANNELNAMES")
 _ASK_EVERY_S = 0.5  # SendAllStatus again while the status socket has not delivered (slow joiner)
+_SUBSCRIBE_SETTLE_S = 0.05
+
+log = logging.getLogger(__name__)
 
 
 def channel_numbers(names: Sequence[str]) -> np.ndarray:
@@ -253,11 +257,19 @@ class DastardPublisher(Instrument):
         return self._receiver
 
     def start_stream(self, host: str, port: int) -> None:
-        """Subscribe the receiver from :meth:`open_receiver` (``host``/``port`` are its own address)."""
+        """Subscribe the receiver from :meth:`open_receiver` (``host``/``port`` are its own address), then
+        ask DASTARD to re-send its status, so the stream begins with STATUS, CHANNELNAMES, TRIGGER and
+        WRITING (a run records them)."""
         if self._receiver is None:
             raise self._error("no receiver to subscribe: open_receiver() first")
         self._receiver.subscribe()
         self._streaming = True
+        if self._receiver.wait_subscribed(self.timeout_s):
+            time.sleep(_SUBSCRIBE_SETTLE_S)  # ZeroMQ: the subscription reaches DASTARD's PUB a moment later
+        try:
+            self.rpc("SourceControl.SendAllStatus", "")
+        except InstrumentError as exc:  # the records still flow; only the status snapshot is missing
+            log.warning("%s: could not ask for DASTARD's status at stream start: %s", self.name, exc)
 
     def stop_stream(self) -> None:
         """Unsubscribe; DASTARD goes on publishing (and writing its own files if it does)."""

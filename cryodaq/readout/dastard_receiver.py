@@ -70,10 +70,12 @@ class TriggerRateCheck:
     ``first_sample`` -1: which records is not known).
 
     Status and records come on different sockets, so a window is evaluated ``grace_s`` after its
-    message arrived (:meth:`due`), when its records are in. Windows that start before
-    ``start_ns`` (``subscribed()`` + 1 s: records published before our subscription took effect
-    never reach us) and the first window after a subscription are skipped. ``channels``: the
-    channel indices subscribed (None: all).
+    message arrived (:meth:`due`), when its records are in. Records published before our
+    subscription took effect never reach us, so the check starts on DASTARD's own clock: the
+    first ``TRIGGERRATE`` after :meth:`subscribed` is skipped and sets ``start_ns`` to its
+    ``HiTime`` + 1 s; windows that begin before ``start_ns`` are skipped too. (No host clock is
+    involved: a DASTARD on another host, or one that lags, is checked the same way.)
+    ``channels``: the channel indices subscribed (None: all).
     """
 
     def __init__(self, channels: Sequence[int] | None = None, *, grace_s: float = 1.0,
@@ -92,9 +94,9 @@ class TriggerRateCheck:
         self._last_hi: int | None = None
         self._skip_next = True
 
-    def subscribed(self, t_ns: int | None = None) -> None:
-        """Our subscription took effect around ``t_ns`` (default now): check windows from 1 s later."""
-        self.start_ns = (time.time_ns() if t_ns is None else int(t_ns)) + _NS
+    def subscribed(self) -> None:
+        """Our subscription took effect: windows are checked from 1 s after the next TRIGGERRATE's end."""
+        self.start_ns = None
         self._skip_next = True
 
     def record(self, channel: int, t_ns: int) -> None:
@@ -113,6 +115,7 @@ class TriggerRateCheck:
             raise dw.DastardFormatError(f"TRIGGERRATE status {payload!r} lacks HiTime/Duration/CountsSeen: {exc}") from None
         if self._skip_next:  # its window may have begun before our subscription
             self._skip_next = False
+            self.start_ns = hi + _NS
             return
         self._windows.append((time.monotonic() if arrived is None else arrived, hi, duration, counts))
 
@@ -192,6 +195,7 @@ class DastardReceiver:
             sock.connect(endpoint)
         self._want: bool | None = None  # subscription change asked for, applied by the thread
         self._subscribed = False
+        self._subscribed_event = threading.Event()
         self._stop = threading.Event()
         self._drain_until = 0.0
         self._thread = threading.Thread(target=self._run, name="cryodaq-dastard-receiver", daemon=True)
@@ -217,6 +221,10 @@ class DastardReceiver:
     def subscribe(self) -> None:
         """Start receiving records (of ``channels``) and status; applied by the receiver thread."""
         self._want = True
+
+    def wait_subscribed(self, timeout: float = 2.0) -> bool:
+        """Wait until the receiver thread has subscribed (after :meth:`subscribe` and :meth:`start`)."""
+        return self._subscribed_event.wait(timeout)
 
     def unsubscribe(self) -> None:
         """Stop receiving; what is already in the sockets is still read."""
@@ -259,6 +267,10 @@ class DastardReceiver:
             self._records.setsockopt(option, prefix)
         self._status.setsockopt(option, b"")  # every topic: dispatch on the exact topic, not a prefix
         self._subscribed = want
+        if want:
+            self._subscribed_event.set()
+        else:
+            self._subscribed_event.clear()
         if want:
             self.rate_check.subscribed()
             log.info("subscribed to DASTARD records at %s (channels: %s)", self.address,
