@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ import yaml
 from cryodaq.errors import SafetyLimitError, StationConfigError
 from cryodaq.station import SafetyLimit, load_station_config
 
-DEMO = Path(__file__).resolve().parents[2] / "stations" / "demo_mkid.yaml"
+STATIONS = Path(__file__).resolve().parents[2] / "stations"
+DEMO = STATIONS / "demo_mkid.yaml"
 
 
 def _variant(tmp_path: Path, edit) -> Path:
@@ -84,3 +86,16 @@ def test_safety_limit_validator_message():
     assert "readout.tone_amplitudes" in msg and "[0, 0.25]" in msg and "nothing was sent" in msg
     with pytest.raises(SafetyLimitError):
         lim.validate(float("nan"))
+
+
+def test_simulated_ports_for_a_tcp_base_address_are_a_free_block():
+    from cryodaq.station.bringup import TCP_BASE_BLOCK, with_simulator_ports
+
+    config = with_simulator_ports(load_station_config(STATIONS / "demo_dastard.yaml"))
+    address = config.address("dastard")
+    assert address.startswith("tcp://127.0.0.1:") and address != "tcp://127.0.0.1:5500"
+    base = int(address.rsplit(":", 1)[1])
+    for port in range(base, base + TCP_BASE_BLOCK):  # DASTARD serves base+0 .. base+4
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))
+    assert config.address("fridge_thermometer").startswith("TCPIP0::127.0.0.1::")

@@ -12,8 +12,9 @@ from cryodaq.wire import dastard as dw
 
 # The worked example of /work/notes/dastard.md §2.2 (bytes from DASTARD's field order, little-endian):
 # channel 3, uint16, 3 presamples, 6 samples, 9.6 µs, 1/65535 V/arb, t = 1700000000123456789 ns, frame 987654321
-EXAMPLE_HEADER = bytes.fromhex("030000030300000006000000b00f2137800080371 5cd853dfe9c9717b168de3a00000000".replace(" ", ""))
-EXAMPLE_DATA = bytes.fromhex("640065006600881 3a00fb80b".replace(" ", ""))
+EXAMPLE_HEADER = bytes.fromhex("03 00 00 03 03 00 00 00 06 00 00 00 b0 0f 21 37 80 00 80 37"
+                               "15 cd 85 3d fe 9c 97 17 b1 68 de 3a 00 00 00 00")
+EXAMPLE_DATA = bytes.fromhex("64 00 65 00 66 00 88 13 a0 0f b8 0b")
 
 
 def test_a_record_encodes_to_dastards_bytes_and_back():
