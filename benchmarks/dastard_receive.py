@@ -1,8 +1,9 @@
 """DASTARD records into cryodaq: records per second one receiver takes, and what the record pipeline and the
 Zarr writer add (prints figures; not a test).
 
-A publisher process sends N records (C channels, L uint16 samples each) in DASTARD's format over loopback
-ZeroMQ, as fast as it can, once a subscriber is connected. Measured in one run, each with a fresh publisher:
+A publisher process encodes N records (C channels, L uint16 samples each) in DASTARD's format and sends them
+over loopback ZeroMQ, as fast as it can, once a subscriber is connected. Measured in one run, each with a fresh
+publisher:
 
 1. bare pyzmq: ``recv_multipart`` of every message, nothing else (the ceiling of one Python thread here);
 2. :class:`~cryodaq.readout.DastardReceiver`: decode, per-channel frame order, trigger-count bookkeeping,
@@ -45,16 +46,16 @@ def publish(base: int, n: int, samples: int, channels: int, ready: mp.Event) -> 
     sock.bind(f"tcp://127.0.0.1:{base + dw.PORT_RECORDS}")
     status = ctx.socket(zmq.PUB)
     status.bind(f"tcp://127.0.0.1:{base + dw.PORT_STATUS}")
+    rng = np.random.default_rng(0)
+    data = [rng.integers(0, 65536, samples).astype(np.uint16) for _ in range(16)]
+    messages = [dw.encode_record(dw.RecordHeader(k % channels, 3, samples // 5, samples, 1e-5, 1 / 65535,
+                                                 1_800_000_000_000_000_000 + k * 1000, k // channels), data[k % 16])
+                for k in range(n)]  # encoded first, so that sending outpaces any receiver
     ready.set()
     sock.recv()  # a subscription
     time.sleep(0.2)
-    rng = np.random.default_rng(0)
-    data = [rng.integers(0, 65536, samples).astype(np.uint16) for _ in range(16)]
-    for k in range(n):
-        ch = k % channels
-        header = dw.RecordHeader(ch, 3, samples // 5, samples, 1e-5, 1 / 65535, 1_800_000_000_000_000_000 + k * 1000,
-                                 k // channels)
-        sock.send_multipart(dw.encode_record(header, data[k % 16]))
+    for frames in messages:
+        sock.send_multipart(frames)
     time.sleep(1.0)  # let the last messages leave before the socket closes
     sock.close(linger=2000)
     status.close(linger=0)

@@ -73,6 +73,7 @@ class RunProgress:
         table.add_row("duration", f"{summary.duration_s:.1f} s")
         table.add_row(st.sample_unit, f"{st.samples} in {st.packets} packets")
         table.add_row("events", f"{st.events}; per channel: {', '.join(str(int(n)) for n in st.events_per_channel)}")
-        table.add_row("gaps", f"{st.gaps} ({st.samples_lost} {st.sample_unit} missing), {st.dropped_blocks} blocks dropped")
+        table.add_row("gaps", f"{st.gaps} ({st.samples_lost} {st.sample_unit} missing), "
+                              f"{st.dropped_blocks} blocks dropped")
         table.add_row("run", str(summary.path))
         console.print(table)

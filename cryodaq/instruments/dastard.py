@@ -60,7 +60,8 @@ class DastardPublisher(Instrument):
 
     ``channels``: channel indices to subscribe (None: all). ``timeout_s``: how long to wait for
     DASTARD's control port and status. ``drop_check_grace_s``: how long after a ``TRIGGERRATE``
-    message its window is compared with the records received (:class:`~cryodaq.readout.dastard_receiver.TriggerRateCheck`).
+    message its window is compared with the records received
+    (:class:`~cryodaq.readout.dastard_receiver.TriggerRateCheck`).
     """
 
     def __init__(self, name: str, address: str, *, channels: Sequence[int] | None = None, timeout_s: float = 5.0,

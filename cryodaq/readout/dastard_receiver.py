@@ -112,7 +112,8 @@ class TriggerRateCheck:
             duration = int(payload["Duration"])
             counts = [int(c) for c in payload["CountsSeen"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise dw.DastardFormatError(f"TRIGGERRATE status {payload!r} lacks HiTime/Duration/CountsSeen: {exc}") from None
+            raise dw.DastardFormatError(f"TRIGGERRATE status {payload!r} lacks HiTime/Duration/CountsSeen: "
+                                        f"{exc}") from None
         if self._skip_next:  # its window may have begun before our subscription
             self._skip_next = False
             self.start_ns = hi + _NS

@@ -50,7 +50,8 @@ __all__ = [
     "DEFAULT_BASE_PORT", "DTYPE_CODES", "PORT_RECORDS", "PORT_RPC", "PORT_STATUS", "PORT_SUMMARIES",
     "RECORD_HEADER", "RECORD_HEADER_SIZE", "DastardFormatError", "JsonStream", "RecordHeader",
     "channel_prefix", "decode_record", "decode_rpc_reply", "decode_status", "dtype_code", "encode_record",
-    "encode_rpc_request", "encode_status", "format_go_time", "status_values", "parse_address", "parse_go_time", "port_addresses",
+    "encode_rpc_request", "encode_status", "format_go_time", "parse_address", "parse_go_time", "port_addresses",
+    "status_values",
 ]
 
 DEFAULT_BASE_PORT = 5500
