@@ -174,7 +174,7 @@ def status_values(topic: str, payload: Any, arrived_ns: int, channel_names: Sequ
 
     ``TRIGGERRATE``: ``dastard_trigger_rate`` (all channels) and ``trigger_rate_<channel name>`` for
     the first ``per_channel_limit`` channels (Hz, at ``HiTime``); ``ALIVE``: ``dastard_data_rate``
-    (MB/s of raw data processed) and ``dastard_running`` (1/0); ``NUMBERWRITTEN``:
+    (B/s of raw data processed) and ``dastard_running`` (1/0); ``NUMBERWRITTEN``:
     ``dastard_records_written`` (records DASTARD wrote to its own files, all channels);
     ``EXTERNALTRIGGER``: ``dastard_external_trigger_rate`` (Hz). Other topics carry no numbers
     (``DATADROP`` is left out: DASTARD's count rises on every processed block, not only on drops).
@@ -196,7 +196,8 @@ def status_values(topic: str, payload: Any, arrived_ns: int, channel_names: Sequ
             out = [("dastard_running", arrived_ns, 1.0 if payload.get("Running") else 0.0, "")]
             seconds = float(payload.get("Time") or 0.0)
             if seconds > 0:
-                out.append(("dastard_data_rate", arrived_ns, float(payload.get("DataMB") or 0.0) / seconds, "MB/s"))
+                rate = float(payload.get("DataMB") or 0.0) * 1e6 / seconds  # SI units, as all housekeeping
+                out.append(("dastard_data_rate", arrived_ns, rate, "B/s"))
             return out
         if topic == "NUMBERWRITTEN":
             return [("dastard_records_written", arrived_ns, float(sum(int(n) for n in payload["NumberWritten"])), "")]

@@ -85,7 +85,7 @@ def test_status_messages_become_housekeeping_and_run_attrs():
     assert [(h.name, h.t_ns, h.value, h.unit) for h in out.housekeeping] == [
         ("dastard_trigger_rate", T0, 7.0, "Hz"), ("trigger_rate_chan1", T0, 3.0, "Hz"),
         ("trigger_rate_chan2", T0, 4.0, "Hz"), ("dastard_running", T0 + 8, 1.0, ""),
-        ("dastard_data_rate", T0 + 8, 2.0, "MB/s")]
+        ("dastard_data_rate", T0 + 8, 2e6, "B/s")]
     attrs = pipe.calibration_attrs()
     assert attrs["source_status"] == {"STATUS": {"Running": True, "Nsamples": 16}}
     assert attrs["state_labels"] == [[T0 + 7, "CALIBRATION"]]

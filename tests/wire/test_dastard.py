@@ -87,7 +87,7 @@ def test_status_values_are_the_numbers_housekeeping_keeps():
                       ("trigger_rate_chan_2", 10 * 10**9, 3.0, "Hz")]
     assert len(dw.status_values("TRIGGERRATE", rate, 0, [], per_channel_limit=1)) == 2
     alive = dw.status_values("ALIVE", {"Running": True, "Time": 2.0, "DataMB": 3.0}, 7, [])
-    assert alive == [("dastard_running", 7, 1.0, ""), ("dastard_data_rate", 7, 1.5, "MB/s")]
+    assert alive == [("dastard_running", 7, 1.0, ""), ("dastard_data_rate", 7, 1.5e6, "B/s")]
     assert dw.status_values("NUMBERWRITTEN", {"NumberWritten": [2, 3]}, 7) == [("dastard_records_written", 7, 5.0, "")]
     assert dw.status_values("STATUS", {"Running": True}, 7) == []
     with pytest.raises(dw.DastardFormatError, match="TRIGGERRATE status"):
