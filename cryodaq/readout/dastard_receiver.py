@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
 _MAX_PER_POLL = 2000  # messages read from one socket before the other gets its turn
+_KEEP_NS = 60 * _NS  # record times kept for the trigger-count check when no TRIGGERRATE comes to use them
+_PRUNE_AT = 100_000  # record times of one channel above which the older ones are pruned
 
 
 def channel_label(index: int, names: Sequence[str]) -> str:
@@ -92,6 +94,7 @@ class TriggerRateCheck:
         self._reported: dict[int, int] = {}
         self._from_ns: int | None = None  # start of the first evaluated window
         self._last_hi: int | None = None
+        self._horizon: int | None = None  # record times before it were pruned: windows reaching back are not checked
         self._skip_next = True
 
     def subscribed(self) -> None:
@@ -102,7 +105,12 @@ class TriggerRateCheck:
     def record(self, channel: int, t_ns: int) -> None:
         """A record of ``channel`` with trigger time ``t_ns`` arrived."""
         if self.channels is None or channel in self.channels:
-            self._times.setdefault(channel, []).append(int(t_ns))
+            times = self._times.setdefault(channel, [])
+            times.append(int(t_ns))
+            if len(times) > _PRUNE_AT:  # no TRIGGERRATE uses them (an old DASTARD, a silent status port): bound memory
+                cutoff = int(t_ns) - _KEEP_NS
+                self._times[channel] = [t for t in times if t >= cutoff]
+                self._horizon = max(self._horizon or cutoff, cutoff)
 
     def trigger_rate(self, payload: Any, arrived: float | None = None) -> None:
         """A ``TRIGGERRATE`` payload (``HiTime``, ``Duration`` in ns, ``CountsSeen``) arrived at ``arrived``
@@ -132,12 +140,19 @@ class TriggerRateCheck:
 
     def _evaluate(self, hi: int, duration: int, counts: list[int], names: Sequence[str]) -> list[Gap]:
         lo = hi - duration
-        if self._last_hi is not None and hi <= self._last_hi:  # DASTARD restarted its counters: start over
-            log.info("TRIGGERRATE window end went back (%d after %d): trigger-count check restarts", hi, self._last_hi)
+        restart = self._last_hi is not None and hi <= self._last_hi  # DASTARD restarted its counters
+        pruned = self._horizon is not None and lo < self._horizon  # records it counts were pruned meanwhile
+        if restart or pruned:
+            log.info("TRIGGERRATE window (%d, %d]: trigger-count check restarts (%s)", lo, hi,
+                     "window end went back" if restart else "records pruned")
             self._counted.clear()
             self._received.clear()
             self._reported.clear()
             self._from_ns = None
+            self._last_hi = hi
+            if pruned:
+                self.start_ns = max(self.start_ns or 0, self._horizon or 0)
+                return []
         self._last_hi = hi
         if self.start_ns is None or lo < self.start_ns:
             return []

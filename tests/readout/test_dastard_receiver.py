@@ -205,3 +205,16 @@ def test_a_full_queue_drops_batches_as_counted_gaps_and_never_blocks(fake_dastar
     assert received + rx.stats.dropped_samples == 20  # every record is either delivered or counted as dropped
     assert [g.cause for g in gaps if g.cause == "bad_record"] == ["bad_record"] and rx.stats.bad_packets == 1
     assert "9 presamples in a 7-sample record" in next(g.detail for g in gaps if g.cause == "bad_record")
+
+
+def test_record_times_stay_bounded_without_trigger_counts_and_no_false_drop_follows():
+    check = TriggerRateCheck([0], grace_s=0.0)
+    check.subscribed()
+    check.trigger_rate(_rate(T0, [0]), arrived=0.0)  # checks would start at T0 + 1 s
+    for k in range(120_000):  # 2 minutes at 1 kHz and no TRIGGERRATE meanwhile (a silent status port)
+        check.record(0, T0 + k * 1_000_000)
+    assert len(check._times[0]) <= 100_001  # noqa: SLF001 - the bound is the point
+    check.trigger_rate(_rate(T0 + 2 * NS, [1000]), arrived=0.0)  # reaches back before the pruned records
+    assert check.due(now=1.0) == [] and check.windows_checked == 0
+    check.trigger_rate(_rate(T0 + 120 * NS, [999]), arrived=0.0)  # within what is kept: checked, all there
+    assert check.due(now=1.0) == [] and check.windows_checked == 1
