@@ -186,6 +186,8 @@ class DastardPublisher(Instrument):
                         topic, payload = dw.decode_status(sock.recv_multipart())
                     except dw.DastardFormatError:
                         continue
+                    if topic == "STATUS" and not isinstance(payload, dict):
+                        continue  # not DASTARD's STATUS object: wait for one that is
                     got[topic] = payload
                     if topic == "STATUS" and not payload.get("Running") and "CHANNELNAMES" in topics:
                         got.setdefault("CHANNELNAMES", [])  # a stopped source re-sends no channel names
