@@ -99,7 +99,10 @@ class RunProgress:
         table.add_row("run", f"{self.name} -> {session.writer.path if session.writer else '...'}")
         table.add_row("elapsed", f"{st.elapsed:.1f} s{total}")
         rate = st.samples / st.elapsed if st.elapsed > 0 else 0.0
-        table.add_row("samples", f"{_fmt_count(st.samples)} ({_fmt_count(rate)}S/s), {st.packets} packets")
+        if st.sample_unit == "samples":
+            table.add_row("samples", f"{_fmt_count(st.samples)} ({_fmt_count(rate)}S/s), {st.packets} packets")
+        else:
+            table.add_row(st.sample_unit, f"{_fmt_count(st.samples)} ({_fmt_count(rate)}/s)")
         per = ", ".join(str(int(n)) for n in st.events_per_channel)
         table.add_row("events", f"{st.events} in all; per channel [{per}]")
         drops = f"{st.lost_packets} packets lost, {st.dropped_blocks} blocks dropped, {st.gaps} gaps"
@@ -117,8 +120,9 @@ class RunProgress:
         table = Table(title="run summary", show_header=False)
         table.add_row("status", state)
         table.add_row("duration", f"{summary.duration_s:.1f} s")
-        table.add_row("samples", f"{st.samples} in {st.packets} packets")
+        table.add_row(st.sample_unit, f"{st.samples} in {st.packets} packets")
         table.add_row("events", f"{st.events}; per channel: {', '.join(str(int(n)) for n in st.events_per_channel)}")
-        table.add_row("gaps", f"{st.gaps} ({st.samples_lost} samples missing), {st.dropped_blocks} blocks dropped")
+        table.add_row("gaps", f"{st.gaps} ({st.samples_lost} {st.sample_unit} missing), "
+                              f"{st.dropped_blocks} blocks dropped")
         table.add_row("run", str(summary.path))
         console.print(table)

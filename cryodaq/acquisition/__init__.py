@@ -2,7 +2,8 @@
 
 - :class:`StreamSession` runs a station: bring-up, calibration, streaming, clean stop.
 - Pipelines (:class:`MKIDPipeline`, :class:`IQPipeline`, :class:`TESPipeline`, chosen by :func:`pipeline_for_source`)
-  turn blocks into timestreams and events with the :mod:`cryodaq.dsp` kernels.
+  turn blocks into timestreams and events with the :mod:`cryodaq.dsp` kernels; :class:`RecordPipeline`
+  turns a source's own triggered records (DASTARD) into events.
 - Sinks: the :class:`Sink` seam, :class:`SinkFanout`, :class:`RunWriterSink` (Zarr); the live
   view's publisher is in :mod:`cryodaq.live`.
 """
@@ -13,9 +14,12 @@ from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from cryodaq.acquisition.pipeline import (
+        HousekeepingValue as HousekeepingValue,
         IQPipeline as IQPipeline,
         MKIDPipeline as MKIDPipeline,
         PipelineOutput as PipelineOutput,
+        ReadoutPipeline as ReadoutPipeline,
+        RecordPipeline as RecordPipeline,
         StreamPipeline as StreamPipeline,
         TESPipeline as TESPipeline,
         make_trigger as make_trigger,

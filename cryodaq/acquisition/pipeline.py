@@ -1,8 +1,10 @@
-"""Readout pipelines: ADC blocks -> timestreams (MKID phase, TES current) -> events.
+"""Readout pipelines: ADC blocks -> timestreams (MKID phase, TES current) -> events; triggered records -> events.
 
 Every stage is a streaming object from :mod:`cryodaq.dsp` (one code path for
 numpy and cupy). A block that follows a gap resets all DSP state: samples on the
-two sides of a gap are never filtered together.
+two sides of a gap are never filtered together. A source that triggers by itself
+(kind ``records``, e.g. DASTARD) gets the :class:`RecordPipeline`: no timestream, its
+records become events as they are.
 
 Sample-index convention: every output (phase sample, event) carries the ADC
 sample index it refers to (``ToneChannelizer.sample_index``), and UTC time is
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -22,8 +24,9 @@ from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
 from cryodaq.dsp.stats import robust_sigma
 from cryodaq.config import PipelineConfig
-from cryodaq.readout.blocks import Block
+from cryodaq.readout.blocks import CAUSE_BAD_RECORD, CAUSE_RECORD_SHAPE, Block, Gap, RecordBlock, StatusMessage
 from cryodaq.readout.source import StreamDescription
+from cryodaq.wire.dastard import DTYPE_CODES, DastardFormatError, status_values
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,23 @@ log = logging.getLogger(__name__)
 _NOISE_ESTIMATE_S = 0.25
 
 
+class HousekeepingValue(NamedTuple):
+    """One housekeeping sample a pipeline found in its source's data (e.g. DASTARD's trigger rate)."""
+
+    name: str
+    t_ns: int
+    value: float
+    unit: str
+
+
 @dataclass
 class PipelineOutput:
-    """What one block produced: timestreams and the events found in them."""
+    """What one block produced: timestreams and the events found in them.
+
+    ``event_extra``: more per-event columns (e.g. a records source's ``volts_per_arb``), stored
+    in ``events/`` next to the standard ones. ``gaps`` and ``housekeeping``: what the pipeline
+    itself found (records it could not store; its source's status values), for the sinks.
+    """
 
     data: np.ndarray  # (n, n_channels) float32 timestream: phase in rad for MKIDs
     sample_index: np.ndarray  # (n,) int64, ADC sample index of each sample
@@ -41,15 +58,37 @@ class PipelineOutput:
     events: EventBatch  # sample_index in ADC samples
     event_t_ns: np.ndarray  # (n_events,) int64 UTC ns
     iq: np.ndarray | None = None  # (n, n_tones) complex64 before calibration, for IQ-plane displays
+    event_extra: dict[str, np.ndarray] = field(default_factory=dict)
+    gaps: list[Gap] = field(default_factory=list)
+    housekeeping: list[HousekeepingValue] = field(default_factory=list)
 
     def event_columns(self) -> dict[str, np.ndarray]:
         """The events as columns of the run format's ``events/`` group."""
         ev = self.events
         cols = {"t": self.event_t_ns, "sample_index": ev.sample_index, "channel": ev.channel,
-                "amplitude": ev.amplitude, "baseline": ev.baseline, "flags": ev.flags}
+                "amplitude": ev.amplitude, "baseline": ev.baseline, "flags": ev.flags, **self.event_extra}
         if ev.records is not None:
             cols["records"] = ev.records
         return cols
+
+
+class ReadoutPipeline(Protocol):
+    """What the session needs of a pipeline: :class:`StreamPipeline` (a timestream, triggered here) or
+    :class:`RecordPipeline` (records triggered by the source)."""
+
+    fs: float
+    output_rate: float
+    n_channels: int
+    stream_name: str
+    units: str
+    has_timestream: bool
+    channel_coords: dict[str, np.ndarray]
+
+    def process(self, block: Any) -> list[PipelineOutput]: ...
+
+    def finish(self) -> list[PipelineOutput]: ...
+
+    def calibration_attrs(self) -> dict[str, Any]: ...
 
 
 
@@ -67,6 +106,7 @@ class StreamPipeline(ABC):
 
     stream_name = "data"
     units = ""
+    has_timestream = True
 
     def __init__(self, config: PipelineConfig, *, fs: float, output_rate: float, n_channels: int,
                  backend: Backend | None, channel_coords: dict[str, np.ndarray]) -> None:
@@ -329,14 +369,152 @@ class TESPipeline(StreamPipeline):
         return {"counts_per_ampere": self.counts_per_ampere.tolist()}
 
 
+class RecordPipeline:
+    """Triggered records (kind ``records``, e.g. a DASTARD publisher) -> events; the source's status -> housekeeping.
+
+    The source has triggered already: every record becomes one event, in arrival order
+    (``sample_index`` = trigger frame index, ``t`` = trigger time, ``channel`` = the source's
+    channel index), with its raw integer samples stored exactly (``records``, in the sample type of
+    the run's first record; a record of another integer type of the same size is stored bit for
+    bit and its type named by the ``sample_dtype`` column, DASTARD's code). ``baseline`` and
+    ``amplitude`` are computed like the trigger's: the mean of the presamples, and the peak of
+    ``polarity * (x - baseline)`` after them (``config.trigger.polarity``), in raw units. Extra
+    columns: ``volts_per_arb``, ``sample_period_s`` (float32, as received) and ``sample_dtype``.
+
+    The run's record shape (length, presamples, sample size) is the first record's; records of
+    another shape cannot share the ``records`` array and are reported as ``record_shape_changed``
+    gaps (DASTARD's record length was changed: start a new run), never stored cut or padded.
+    Status messages become housekeeping (:func:`cryodaq.wire.dastard.status_values`); the latest
+    STATUS/CHANNELNAMES/TRIGGER/WRITING, the experiment-state labels and each channel's trigger
+    count go into :meth:`calibration_attrs`.
+    """
+
+    stream_name = "records"
+    has_timestream = False
+    STATUS_KEPT = ("STATUS", "CHANNELNAMES", "TRIGGER", "WRITING")
+
+    def __init__(self, config: PipelineConfig, stream: StreamDescription) -> None:
+        self.config = config
+        self.units = stream.units
+        self.fs = self.output_rate = float(stream.sample_rate_hz)
+        self.n_channels = int(stream.n_channels)
+        coords = {k: np.asarray(v) for k, v in stream.channel_coords.items()}
+        self.channel_coords = {"channel": np.arange(self.n_channels, dtype=np.int32), **coords}
+        self.channel_names = [str(n) for n in coords.get("channel_name", [])]
+        self.polarity = 1 if config.trigger.polarity >= 0 else -1
+        self.shape: tuple[int, int] | None = None  # (record length, presamples), fixed by the first record
+        self.dtype: np.dtype | None = None
+        self.source = stream.source
+        self.status_latest: dict[str, Any] = {}
+        self.state_labels: list[tuple[int, str]] = []
+        self.trigger_counts = np.zeros(self.n_channels, np.int64)
+        self.records_refused = 0
+
+    def process(self, block: RecordBlock) -> list[PipelineOutput]:
+        """One batch of records (and the status messages that came with it) -> zero or one output."""
+        housekeeping = self._status(block.status)
+        gaps: list[Gap] = []
+        events, extra, t_ns = EventBatch.empty(), {}, np.zeros(0, np.int64)
+        if block.n_records:
+            keep = self._check(block, gaps)
+            if keep.any():
+                events, extra, t_ns = self._events(block, keep)
+        if not (len(events) or gaps or housekeeping):
+            return []
+        empty = np.zeros((0, self.n_channels), np.float32)
+        none = np.zeros(0, np.int64)
+        return [PipelineOutput(empty, none, none, events, t_ns, event_extra=extra, gaps=gaps,
+                               housekeeping=housekeeping)]
+
+    def finish(self) -> list[PipelineOutput]:
+        return []  # nothing is held back: every record is an event when it arrives
+
+    def _check(self, block: RecordBlock, gaps: list[Gap]) -> np.ndarray:
+        """Which records of ``block`` fit the run (shape, channel); the others become gaps."""
+        n = block.n_records
+        length, pre, dtype = block.samples.shape[1], block.presamples, block.samples.dtype
+        if self.shape is None:
+            self.shape, self.dtype = (length, pre), dtype
+        assert self.dtype is not None
+        if (length, pre) != self.shape or dtype.itemsize != self.dtype.itemsize:
+            self.records_refused += n
+            gaps.append(Gap(int(block.frame[0]), n, int(block.t_ns[0]), CAUSE_RECORD_SHAPE,
+                            f"{n} records of {length} samples ({pre} presamples, {dtype}) do not fit this run's "
+                            f"{self.shape[0]}-sample records ({self.shape[1]} presamples, {self.dtype}); not stored. "
+                            "The source's record length changed: start a new run"))
+            return np.zeros(n, bool)
+        keep = (block.channel >= 0) & (block.channel < self.n_channels)
+        if not keep.all():
+            bad = np.unique(block.channel[~keep]).tolist()
+            self.records_refused += int((~keep).sum())
+            gaps.append(Gap(int(block.frame[~keep][0]), int((~keep).sum()), int(block.t_ns[~keep][0]),
+                            CAUSE_BAD_RECORD, f"records of channel indices {bad}, which are not among the "
+                            f"{self.n_channels} channels {self.source} described at the run's start; not stored"))
+        return keep
+
+    def _events(self, block: RecordBlock, keep: np.ndarray) -> tuple[EventBatch, dict[str, np.ndarray], np.ndarray]:
+        assert self.dtype is not None and self.shape is not None
+        raw = block.samples[keep]
+        codes = block.dtype_code[keep]
+        values = raw.astype(np.float32)
+        for code in np.unique(codes):  # rows of another integer type sit bit for bit in the batch's type
+            true = DTYPE_CODES.get(int(code))
+            if true is not None and true != raw.dtype:
+                rows = codes == code
+                values[rows] = raw[rows].view(true).astype(np.float32)
+        if raw.dtype != self.dtype:
+            raw = raw.view(self.dtype)
+        pre = self.shape[1]
+        baseline = values[:, :pre].mean(axis=1) if pre else values[:, 0]
+        amplitude = (self.polarity * (values[:, pre:] - baseline[:, None])).max(axis=1)
+        channel = block.channel[keep]
+        np.add.at(self.trigger_counts, channel, 1)
+        events = EventBatch(block.frame[keep], channel, amplitude, baseline, np.zeros(len(raw), np.uint16),
+                            records=raw, presamples=pre)
+        extra = {"volts_per_arb": block.volts_per_arb[keep].astype(np.float32),
+                 "sample_period_s": block.sample_period_s[keep].astype(np.float32),
+                 "sample_dtype": codes.astype(np.uint8)}
+        return events, extra, block.t_ns[keep]
+
+    def _status(self, messages: list[StatusMessage]) -> list[HousekeepingValue]:
+        out: list[HousekeepingValue] = []
+        for msg in messages:
+            if msg.topic in self.STATUS_KEPT:
+                self.status_latest[msg.topic] = msg.payload
+            if msg.topic == "CHANNELNAMES" and isinstance(msg.payload, list):
+                self.channel_names = [str(n) for n in msg.payload]
+            elif msg.topic == "STATELABEL":
+                self.state_labels.append((msg.t_ns, str(msg.payload)))
+            try:
+                values = status_values(msg.topic, msg.payload, msg.t_ns, self.channel_names)
+            except DastardFormatError as exc:
+                log.warning("%s: %s", self.source, exc)
+                continue
+            out += [HousekeepingValue(*v) for v in values]
+        return out
+
+    def calibration_attrs(self) -> dict[str, Any]:
+        """The record shape, polarity and what the source said about itself (stored in the run attrs)."""
+        out: dict[str, Any] = {"output_rate_hz": self.output_rate, "stream": self.stream_name, "units": self.units,
+                               "source": "records", "polarity": self.polarity,
+                               "records_per_channel": self.trigger_counts.tolist(),
+                               "records_refused": self.records_refused,
+                               "source_status": dict(self.status_latest),
+                               "state_labels": [list(x) for x in self.state_labels]}
+        if self.shape is not None and self.dtype is not None:
+            out.update(record_length=self.shape[0], presamples=self.shape[1], record_dtype=str(self.dtype))
+        return out
+
+
 def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backend: Backend | None = None, *,
                         calibration: IQCalibration | None = None,
-                        calibration_method: str | None = None) -> StreamPipeline:
+                        calibration_method: str | None = None) -> StreamPipeline | RecordPipeline:
     """The pipeline for what a readout source streams (its :class:`~cryodaq.readout.source.StreamDescription`).
 
     ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``iq`` (channelized IQ, e.g. a
     CRS) the :class:`IQPipeline`, ``channels`` (demultiplexed channels in amperes, ``counts_per_unit``
-    given) the :class:`TESPipeline`. ``calibration``: an IQ stream's calibration (e.g. from
+    given) the :class:`TESPipeline`, ``records`` (triggered by the source, e.g.
+    DASTARD) the :class:`RecordPipeline`. ``calibration``: an IQ stream's calibration (e.g. from
     :func:`~cryodaq.readout.loop_sweep.calibrate_source`), recorded in
     :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
     """
@@ -362,8 +540,10 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
                              f"(got units {stream.units!r})")
         return TESPipeline(config, fs=stream.sample_rate_hz, counts_per_ampere=np.array(stream.counts_per_unit, float),
                            backend=backend, channel_coords=coords)
+    if stream.kind == "records":
+        return RecordPipeline(config, stream)
     raise ValueError(f"{stream.source}: no readout pipeline for a {stream.kind!r} stream "
-                     "(this version handles 'adc', 'iq' and 'channels' streams)")
+                     "(this version handles 'adc', 'iq', 'channels' and 'records' streams)")
 
 
 def make_trigger(config: PipelineConfig, thresholds: np.ndarray, rate: float, backend: Backend) -> ThresholdTrigger:

@@ -5,7 +5,9 @@ seam (the station's ``cryodaq.readout.instrument``) and to its outputs through o
 :class:`~cryodaq.acquisition.sinks.SinkFanout`. Threads (the GUI never runs here):
 
 - receiver: the source's packets -> bounded block queue (never blocks; counts drops as gaps)
-- processing: blocks -> :class:`StreamPipeline` (chosen by what the source streams) -> sinks
+- processing: blocks -> a pipeline (chosen by what the source streams: :class:`StreamPipeline`, or
+  :class:`RecordPipeline` for a source that triggers itself) -> sinks; gaps and housekeeping a
+  pipeline finds (e.g. in DASTARD's status) go to the sinks too
 - housekeeping: instrument parameters every ``interval_s`` -> sinks
 - caller's thread: waits for the duration / a stop request, reports progress
 
@@ -36,12 +38,12 @@ from typing import Any
 import numpy as np
 from qcodes.station import Station
 
-from cryodaq.acquisition.pipeline import PipelineOutput, StreamPipeline, pipeline_for_source
+from cryodaq.acquisition.pipeline import PipelineOutput, ReadoutPipeline, pipeline_for_source
 from cryodaq.acquisition.sinks import RunWriterSink, SessionStats, Sink, SinkFanout, StreamInfo
 from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, get_backend
 from cryodaq.errors import StationConfigError, StoppedError
-from cryodaq.readout.blocks import TimeBase
+from cryodaq.readout.blocks import Gap, TimeBase
 from cryodaq.readout.loop_sweep import calibrate_source, write_loop_sweep
 from cryodaq.readout.receive import receiving
 from cryodaq.readout.source import BlockReceiver, ReadoutSource
@@ -174,6 +176,7 @@ class StreamSession:
                                            calibration_method=(loop[0].detail.get("method", "loop_sweep")
                                                                if loop else None))
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
+            self.stats.sample_unit = "samples" if pipeline.has_timestream else "records"
             # bind the data port before the run exists: a port taken since the pre-flight check costs nothing
             receiver = self._open_receiver(source)
             try:
@@ -191,7 +194,8 @@ class StreamSession:
             self._time_base = stream.time_base
             if loop is not None:
                 write_loop_sweep(self.writer, *loop)
-            self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream,
+            self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream
+                                              and pipeline.has_timestream,
                                               store_iq=self.config.pipeline.store_iq)
             self.sinks = SinkFanout([self._writer_sink, *self.sinks.sinks])
             info = StreamInfo(
@@ -200,10 +204,11 @@ class StreamSession:
                 channel_coords=pipeline.channel_coords, run_path=str(self.writer.path), iq_units=stream.units,
             )
             self.sinks.start(info)
-            spectra = SpectrumMonitor(pipeline.output_rate, info.n_channels, units=f"{pipeline.units}^2/Hz",
-                                      backend=self.backend,
-                                      nperseg=self.config.pipeline.psd_nperseg,
-                                      interval_s=self.config.pipeline.psd_interval_s)
+            spectra = (SpectrumMonitor(pipeline.output_rate, info.n_channels, units=f"{pipeline.units}^2/Hz",
+                                       backend=self.backend,
+                                       nperseg=self.config.pipeline.psd_nperseg,
+                                       interval_s=self.config.pipeline.psd_interval_s)
+                       if pipeline.has_timestream else None)  # triggered records have no noise stream
             try:
                 with receiving(source, receiver=receiver, purpose="this run"):
                     self._start_threads(receiver, pipeline, spectra)
@@ -263,7 +268,8 @@ class StreamSession:
         except OSError as exc:
             raise data_listener(self.config).error(exc, self.config.path) from None
 
-    def _start_threads(self, receiver: BlockReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
+    def _start_threads(self, receiver: BlockReceiver, pipeline: ReadoutPipeline,
+                       spectra: SpectrumMonitor | None) -> None:
         processing = threading.Thread(target=self._guard(self._process_loop),
                                       args=(receiver, pipeline, spectra), name="cryodaq-pipeline", daemon=True)
         housekeeping = threading.Thread(target=self._guard(self._housekeeping_loop),
@@ -294,7 +300,7 @@ class StreamSession:
         self.stats.lost_packets, self.stats.dropped_blocks = rs.lost_packets, rs.dropped_blocks
         self.stats.queue_fill = receiver.blocks.qsize()
 
-    def _close_run(self, pipeline: StreamPipeline, interrupted: bool) -> str:
+    def _close_run(self, pipeline: ReadoutPipeline, interrupted: bool) -> str:
         if self._error is None:
             self._writer_sink.annotate(pipeline_calibration=pipeline.calibration_attrs())
         reason = (f"aborted: {self._error}" if self._error is not None
@@ -322,29 +328,38 @@ class StreamSession:
         self._writer_sink.annotate(clock={**time_base.as_attrs(), "changes": changes} if changes
                                    else time_base.as_attrs())
 
-    def _process_loop(self, receiver: BlockReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
+    def _process_loop(self, receiver: BlockReceiver, pipeline: ReadoutPipeline,
+                      spectra: SpectrumMonitor | None) -> None:
         while True:
             block = receiver.blocks.get()
             if block is None:
                 break
-            if block.time_base is not None:
-                self._record_time_base(block.time_base, block.t_ns)
-            for gap in block.gaps:
-                self.sinks.gap(gap)
-                self.stats.gaps += 1
-                self.stats.samples_lost += gap.n_samples
-            if not block.continuous:
+            time_base = getattr(block, "time_base", None)  # a record batch carries none
+            if time_base is not None:
+                self._record_time_base(time_base, block.t_ns)
+            self._gaps(block.gaps)
+            if not block.continuous and spectra is not None:
                 spectra.reset()
             self._handle(pipeline.process(block), spectra)
         self._handle(pipeline.finish(), spectra)
 
-    def _handle(self, outputs: list[PipelineOutput], spectra: SpectrumMonitor) -> None:
+    def _gaps(self, gaps: list[Gap]) -> None:
+        for gap in gaps:
+            self.sinks.gap(gap)
+            self.stats.gaps += 1
+            self.stats.samples_lost += gap.n_samples
+
+    def _handle(self, outputs: list[PipelineOutput], spectra: SpectrumMonitor | None) -> None:
         for out in outputs:
+            self._gaps(out.gaps)
+            for hk in out.housekeeping:
+                self.sinks.housekeeping(hk.name, hk.t_ns, hk.value, hk.unit)
+                self.stats.housekeeping[hk.name] = hk.value
             self.sinks.output(out)
             if len(out.events):
                 np.add.at(self.stats.events_per_channel, out.events.channel, 1)
                 self.stats.events += len(out.events)
-            snapshot = spectra.push(out.data, out.t_ns)
+            snapshot = spectra.push(out.data, out.t_ns) if spectra is not None else None
             if snapshot is not None:
                 t_ns, freq, psd = snapshot
                 self.sinks.spectrum(t_ns, freq, psd, spectra.units)

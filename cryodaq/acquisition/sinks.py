@@ -48,6 +48,7 @@ class SessionStats:
     housekeeping_units: dict[str, str] = field(default_factory=dict)
     housekeeping_errors: int = 0
     queue_fill: int = 0
+    sample_unit: str = "samples"  # what ``samples`` counts: "records" for a source of triggered records
 
     @property
     def elapsed(self) -> float:
@@ -152,9 +153,11 @@ class RunWriterSink:
         self.commit_every_s = commit_every_s
         self._last_commit = time.monotonic()
         self._stream = ""
+        self._record_rate_hz = 0.0
 
     def start(self, info: StreamInfo) -> None:
         self._stream = info.stream
+        self._record_rate_hz = info.output_rate_hz  # records are sampled like the stream they come from
         variables = {info.stream: info.units} if self.store_stream else {}
         if self.store_iq:
             variables.update(i=info.iq_units, q=info.iq_units)
@@ -173,7 +176,8 @@ class RunWriterSink:
             self.writer.append_stream("i", out.iq.real.astype(np.float32), out.sample_index, out.t_ns)
             self.writer.append_stream("q", out.iq.imag.astype(np.float32), out.sample_index, out.t_ns)
         if len(out.events):
-            self.writer.append_events(out.event_columns())
+            self.writer.append_events(out.event_columns(), record_presamples=out.events.presamples,
+                                      record_sample_rate_hz=self._record_rate_hz or None)
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.writer.commit()
             self._last_commit = time.monotonic()

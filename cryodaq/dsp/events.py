@@ -24,9 +24,9 @@ class EventBatch:
     ``sample_index`` (int64) is the input sample index of the trigger; ``amplitude``
     (float32) the peak of ``polarity * (x - baseline)`` in the window after the trigger
     (positive for pulses of the triggered polarity); ``baseline`` (float32) the mean of
-    the presamples; ``records`` (optional, ``(n, record_length)`` float32) the raw
-    snippets starting ``presamples`` before the trigger (NaN where a truncated record
-    had no data).
+    the presamples; ``records`` (optional, ``(n, record_length)``) the snippets starting
+    ``presamples`` before the trigger: float32 from a trigger (NaN where a truncated record
+    had no data), or the raw integer samples a records source delivered, kept exactly.
     """
 
     sample_index: np.ndarray
@@ -48,7 +48,8 @@ class EventBatch:
         self.flags = np.asarray(self.flags, dtype=np.uint16)
         n = {len(getattr(self, c)) for c in self._columns}
         if self.records is not None:
-            self.records = np.asarray(self.records, dtype=np.float32)
+            rec = np.asarray(self.records)
+            self.records = rec if rec.dtype.kind in "iu" else rec.astype(np.float32, copy=False)
             n.add(self.records.shape[0])
         if len(n) > 1:
             raise ValueError(f"EventBatch columns differ in length: {sorted(n)}")

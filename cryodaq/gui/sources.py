@@ -169,17 +169,27 @@ class ReplaySource(QtCore.QObject):
         self.n_channels = len(self.channel_coords.get("channel", []))
         self._ev: dict[str, np.ndarray] = {}
         self._records = None
+        self._ev_order: np.ndarray | None = None  # stored row of each time-sorted event, when not in time order
+        self.record_rate_hz, record_presamples = self.output_rate_hz, None
         if "events" in groups:
             ev = run.events()
             self._ev = {k: np.asarray(ev[k].values) for k in lp.EVENT_FIELDS if k in ev}
             self._records = ev["records"].data if "records" in ev else None
+            if self._records is not None:  # records have their own rate when the run has no stream
+                record_presamples = ev["records"].attrs.get("presamples")
+                self.record_rate_hz = self.output_rate_hz or float(ev["records"].attrs.get("sample_rate_hz") or 0.0)
+            if len(self._ev["t"]) and np.any(np.diff(self._ev["t"]) < 0):
+                # a records source (DASTARD) stores events in arrival order, not time order: play them by time
+                self._ev_order = np.argsort(self._ev["t"], kind="stable")
+                self._ev = {k: v[self._ev_order] for k, v in self._ev.items()}
             if len(self._ev["t"]):
                 times += [int(self._ev["t"][0]), int(self._ev["t"][-1])]
             if not self.n_channels and len(self._ev["channel"]):
                 self.n_channels = int(self._ev["channel"].max()) + 1
                 self.channel_coords = {"channel": np.arange(self.n_channels, dtype=np.int32)}
         trig = cfg.get("pipeline", {}).get("trigger", {})
-        self.presamples = round(trig.get("presamples_s", 0.0) * self.output_rate_hz)
+        self.presamples = (round(trig.get("presamples_s", 0.0) * self.output_rate_hz) if self.output_rate_hz
+                           or record_presamples is None else int(record_presamples))
         self._spectra = None
         if "spectra" in groups:
             sp = run.spectra()
@@ -367,10 +377,11 @@ class ReplaySource(QtCore.QObject):
         records = index = None
         if self._records is not None:
             k = min(b - a, 32)
-            records = np.asarray(self._records[b - k:b].compute(), np.float32)
+            rows = slice(b - k, b) if self._ev_order is None else self._ev_order[b - k:b]
+            records = np.asarray(self._records[rows].compute(), np.float32)
             index = np.arange(b - a - k, b - a, dtype=np.int32)
         self._emit(lp.events_message(cols, records, index, presamples=self.presamples,
-                                     record_rate_hz=self.output_rate_hz))
+                                     record_rate_hz=self.record_rate_hz))
 
     def _spectra_between(self, start: int, target: int) -> None:
         if self._spectra is None:

@@ -2,8 +2,9 @@
 
 Vendor instruments that QCoDeS already drives (Lakeshore 372, Keysight PNA, ...)
 are used through QCoDeS's own drivers, named by their qcodes path in station files.
-The readout boards here (cryodaq's own MKID and TES boards, and CRS boards over Tuber) implement
-the :class:`~cryodaq.readout.source.ReadoutSource` seam.
+The readout boards here (cryodaq's own MKID and TES boards, CRS boards over Tuber) and
+:class:`DastardPublisher` (a running NIST DASTARD) implement the
+:class:`~cryodaq.readout.source.ReadoutSource` seam.
 """
 
 from typing import TYPE_CHECKING
@@ -13,6 +14,7 @@ from cryodaq._lazy import lazy_exports
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from cryodaq.instruments.bluefors import BlueforsControlUnit as BlueforsControlUnit
     from cryodaq.instruments.crs import CRSBoard as CRSBoard, CRSChannel as CRSChannel, CRSModule as CRSModule
+    from cryodaq.instruments.dastard import DastardPublisher as DastardPublisher
     from cryodaq.instruments.fridge import Fridge as Fridge, StabilityResult as StabilityResult
     from cryodaq.instruments.mkid_readout_board import MKIDReadoutBoard as MKIDReadoutBoard
     from cryodaq.instruments.noise_load_switch import NoiseLoadSwitch as NoiseLoadSwitch

@@ -4,7 +4,8 @@
   :class:`StreamDescription` says what a source streams; :class:`Block` and :class:`Gap` are
   what arrives (docs/architecture.md, "Seams").
 - :func:`receiving`: the receiver dance, once; :class:`UDPReceiver` for cryodaq's packet format,
-  :class:`CRSReceiver` for a CRS board's multicast packets.
+  :class:`CRSReceiver` for a CRS board's multicast packets, :class:`DastardReceiver` for DASTARD's
+  triggered records (:class:`RecordBlock` batches).
 - :func:`capture_stream`: a few seconds of a source into arrays (sweep points).
 - :func:`measure_iq_loops` / :func:`calibrate_source`: the IQ-loop calibration sweep of a tone comb;
   :func:`calibrate_tones`: the sweep (and resonator search) of a board that measures its own tones.
@@ -15,13 +16,24 @@ from typing import TYPE_CHECKING
 from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
-    from cryodaq.readout.blocks import Block as Block, Gap as Gap, TimeBase as TimeBase
+    from cryodaq.readout.blocks import (
+        Block as Block,
+        Gap as Gap,
+        ReceivedBlock as ReceivedBlock,
+        RecordBlock as RecordBlock,
+        StatusMessage as StatusMessage,
+        TimeBase as TimeBase,
+    )
     from cryodaq.readout.capture import (
         Capture as Capture,
         CaptureGapError as CaptureGapError,
         capture_stream as capture_stream,
     )
     from cryodaq.readout.crs_receiver import CRSReceiver as CRSReceiver
+    from cryodaq.readout.dastard_receiver import (
+        DastardReceiver as DastardReceiver,
+        TriggerRateCheck as TriggerRateCheck,
+    )
     from cryodaq.readout.loop_sweep import (
         calibrate_source as calibrate_source,
         measure_iq_loops as measure_iq_loops,

@@ -1,21 +1,35 @@
-"""What a readout source delivers: contiguous sample blocks and the gaps between them.
+"""What a readout source delivers: contiguous sample blocks, record batches, and the gaps between them.
 
 A :class:`Block` never spans a gap: the samples missing before it are listed as
 :class:`Gap` records on the block that follows them, and ``continuous`` is False, so
 every DSP stage resets its state there instead of filtering across the hole.
+
+A source of triggered records (kind ``records``, e.g. DASTARD) delivers :class:`RecordBlock`
+batches instead: records in arrival order, their anomalies (dropped, out of order) as
+:class:`Gap` records whose ``first_sample`` is a trigger frame index and whose ``n_samples``
+counts records, and the source's status messages.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-__all__ = ["CAUSE_OVERFLOW", "CAUSE_PACKET_LOSS", "CAUSE_RESTART", "Block", "Gap", "TimeBase"]
+__all__ = [
+    "CAUSE_BAD_RECORD", "CAUSE_OVERFLOW", "CAUSE_PACKET_LOSS", "CAUSE_RECORD_DROPPED", "CAUSE_RECORD_OUT_OF_ORDER",
+    "CAUSE_RECORD_SHAPE", "CAUSE_RESTART", "Block", "Gap", "ReceivedBlock", "RecordBlock", "StatusMessage", "TimeBase",
+]
 
 CAUSE_PACKET_LOSS = "packet_loss"  # missing sequence numbers (network, or the board dropped them)
 CAUSE_OVERFLOW = "pipeline_overflow"  # the receiver's queue was full: processing fell behind
 CAUSE_RESTART = "stream_restart"  # the source started its stream over (sequence went back)
+# triggered records (kind "records"): first_sample is a trigger frame index (-1: not known), n_samples counts records
+CAUSE_RECORD_DROPPED = "record_dropped"  # the source counted more triggers than records arrived
+CAUSE_RECORD_OUT_OF_ORDER = "record_out_of_order"  # a channel's trigger frame index went back or repeated
+CAUSE_BAD_RECORD = "bad_record"  # a message that is not a record in the source's format
+CAUSE_RECORD_SHAPE = "record_shape_changed"  # record length / presamples / sample size differ from the run's
 
 
 @dataclass(frozen=True)
@@ -76,3 +90,59 @@ class Block:
     @property
     def n_samples(self) -> int:
         return int(self.samples.shape[0])
+
+
+@dataclass(frozen=True)
+class StatusMessage:
+    """One status message of a records source (e.g. DASTARD's ``TRIGGERRATE``), with its arrival time."""
+
+    topic: str
+    payload: Any
+    t_ns: int  # UTC ns when it arrived
+
+
+@dataclass
+class RecordBlock:
+    """A batch of triggered records of one shape, in arrival order (kind ``records``).
+
+    Row ``i`` is one record: ``channel[i]`` (the source's channel index), ``frame[i]`` (trigger frame
+    index, in samples of that channel), ``t_ns[i]`` (trigger time, UTC ns), ``samples[i]`` (the raw
+    integer samples, ``presamples`` of them before the trigger, exactly as received) and the
+    per-record ``sample_period_s``, ``volts_per_arb`` and ``dtype_code`` (the source's sample-type
+    code). ``gaps``: anomalies found since the previous block; ``status``: the source's status
+    messages that arrived since then. ``continuous`` is False after records were lost.
+    """
+
+    channel: np.ndarray  # (n,) int32
+    frame: np.ndarray  # (n,) int64
+    t_ns: np.ndarray  # (n,) int64
+    samples: np.ndarray  # (n, record_length) raw integers
+    presamples: int
+    sample_period_s: np.ndarray  # (n,) float64
+    volts_per_arb: np.ndarray  # (n,) float32
+    dtype_code: np.ndarray  # (n,) uint8
+    continuous: bool = True
+    gaps: list[Gap] = field(default_factory=list)
+    status: list[StatusMessage] = field(default_factory=list)
+
+    @property
+    def n_records(self) -> int:
+        return int(self.samples.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        """Records in the block (the unit a records stream counts in)."""
+        return self.n_records
+
+    @classmethod
+    def empty(cls, *, gaps: list[Gap] | None = None, status: list[StatusMessage] | None = None,
+              continuous: bool = True) -> RecordBlock:
+        """A block with no records, carrying only gaps and/or status messages."""
+        z = np.zeros(0)
+        return cls(z.astype(np.int32), z.astype(np.int64), z.astype(np.int64), np.zeros((0, 0), np.uint16), 0,
+                   z.astype(np.float64), z.astype(np.float32), z.astype(np.uint8), continuous,
+                   list(gaps or []), list(status or []))
+
+
+#: what a receiver queues: sample blocks (kinds adc, channels, iq) or record batches (kind records)
+ReceivedBlock = Block | RecordBlock

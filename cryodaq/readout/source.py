@@ -20,7 +20,9 @@ kind        samples                                          pipeline
             channels (e.g. TES SQUID outputs)
 ``iq``      ``(n, n_channels)`` complex64 IQ, already         IQ → phase → trigger (no channelizer)
             channelized by the board (e.g. a CRS)
-``records`` triggered records, not a continuous stream        records → events (no trigger)
+``records`` triggered records, not a continuous stream:        records → events (no trigger)
+            :class:`~cryodaq.readout.blocks.RecordBlock`
+            batches (e.g. a DASTARD publisher)
 ==========  ==============================================  ==========================================
 """
 
@@ -33,7 +35,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from cryodaq.readout.blocks import Block, TimeBase
+from cryodaq.readout.blocks import ReceivedBlock, TimeBase
 
 __all__ = ["BlockReceiver", "ReadoutSource", "ReceiverStats", "StreamDescription", "StreamKind", "TimeBase",
            "ToneSweepSource"]
@@ -49,7 +51,9 @@ class StreamDescription:
     ``channel_coords``: per-channel metadata, each an array of ``n_channels`` values
     (e.g. ``tone_frequency_hz``, ``tone_if_hz``). ``counts_per_unit``: per channel, the counts
     of one ``units`` (a ``channels`` stream in physical units, e.g. a TES board's counts per
-    ampere); None when the counts have no physical scale.
+    ampere); None when the counts have no physical scale. ``record_length`` / ``presamples``: a
+    ``records`` stream's record shape as far as the source knows it before the first record
+    (None: not known; the records themselves carry it).
     """
 
     kind: StreamKind
@@ -61,6 +65,8 @@ class StreamDescription:
     counts_per_unit: np.ndarray | None = None
     time_base: TimeBase = field(default_factory=TimeBase)
     source: str = ""
+    record_length: int | None = None
+    presamples: int | None = None
 
     def __post_init__(self) -> None:
         for name, values in self.channel_coords.items():
@@ -71,7 +77,12 @@ class StreamDescription:
 
 @dataclass
 class ReceiverStats:
-    """Counters of a :class:`BlockReceiver` (plain ints: safe to read from another thread)."""
+    """Counters of a :class:`BlockReceiver` (plain ints: safe to read from another thread).
+
+    A ``records`` receiver counts record messages as packets and records as samples;
+    ``lost_samples`` are records the source counted that never arrived, ``out_of_order`` records
+    whose trigger frame index did not increase on their channel.
+    """
 
     packets: int = 0
     samples: int = 0
@@ -81,19 +92,21 @@ class ReceiverStats:
     dropped_samples: int = 0
     bad_packets: int = 0
     gaps: int = 0
+    out_of_order: int = 0
 
 
 class BlockReceiver(Protocol):
     """Receives one source's stream into blocks on a bounded queue; never blocks on the consumer.
 
-    ``blocks`` gets :class:`~cryodaq.readout.blocks.Block` objects and, once after
+    ``blocks`` gets :class:`~cryodaq.readout.blocks.Block` objects (a ``records`` source's
+    receiver: :class:`~cryodaq.readout.blocks.RecordBlock` batches) and, once after
     :meth:`stop`, ``None``. A full queue drops the block and records it as a gap.
     ``host``/``port``: where the source should send (the bound address).
     """
 
     host: str
     port: int
-    blocks: queue.Queue[Block | None]
+    blocks: queue.Queue[ReceivedBlock | None]
     stats: ReceiverStats
 
     def start(self) -> BlockReceiver: ...

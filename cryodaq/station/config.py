@@ -179,7 +179,20 @@ def _check_instruments(file: str, instruments: Any) -> dict[str, Any]:
             ) from exc
         if not isinstance(cls, type):
             raise StationConfigError(file, f"{key}.type", "a class", type_path)
+        _check_address(file, key, cls, entry)
     return instruments
+
+
+def _check_address(file: str, key: str, cls: type, entry: dict[str, Any]) -> None:
+    """An instrument class with ``check_address(address)`` (raising ValueError that says what is expected)
+    has its address checked now, before anything is started (qcodes only sees it when opening)."""
+    check = getattr(cls, "check_address", None)
+    if not callable(check) or "address" not in entry:
+        return
+    try:
+        check(entry["address"])
+    except ValueError as exc:
+        raise StationConfigError(file, f"{key}.address", str(exc), entry["address"]) from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -40,7 +40,6 @@ from cryodaq.storage._nodes import ARRAY, GROUP, META, Node, Tree, absent_chunks
 from cryodaq.storage.catalog import CATALOG_FILE, Catalog
 from cryodaq.storage.format import (
     COMMITTED_ATTR,
-    EVENTS,
     HOUSEKEEPING,
     REPROCESSED,
     ROOT_ATTR,

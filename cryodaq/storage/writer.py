@@ -290,7 +290,8 @@ class RunWriter:
 
         ``t``, ``sample_index``, ``channel`` and ``amplitude`` are required; ``energy``,
         ``baseline``, ``chi2`` default to NaN and ``flags`` to 0. ``records`` (n, n_samples)
-        is optional but, once a run has stored records, every batch must carry them.
+        is optional but, once a run has stored records, every batch must carry them; they are
+        stored as float32, or, given as integers (raw samples), in the integer type of the first batch.
         Extra numeric columns are accepted if present from the first event on.
         """
         self._check_open()
@@ -328,8 +329,10 @@ class RunWriter:
                     if not first:
                         raise ValueError(f"records appear in {self.path} after events without records were stored")
                     attrs = {"presamples": record_presamples, "sample_rate_hz": record_sample_rate_hz}
+                    # raw integer samples (a records source, e.g. DASTARD) are kept in their own type
+                    dtype = rec.dtype if rec.dtype.kind in "iu" else np.dtype("float32")
                     ev.add_array(
-                        RECORDS, "float32", chunk_rows=chunk_rows(rec.shape[1] * 4, None, hi=2 * 1024**2),
+                        RECORDS, dtype, chunk_rows=chunk_rows(rec.shape[1] * dtype.itemsize, None, hi=2 * 1024**2),
                         trailing=rec.shape[1:], trailing_dims=(SAMPLE,), compressors=stream_compressors(),
                         attributes={k: v for k, v in attrs.items() if v is not None},
                     )

@@ -4,6 +4,8 @@ A station's ``instruments:`` entry reaches a networked instrument in one of thre
 
 - a VISA socket address, ``address: TCPIP0::<host>::<port>::SOCKET`` (SCPI over raw TCP);
 - an HTTP URL, ``address: http://<host>:<port>`` (e.g. the Bluefors control unit's API);
+- a TCP URL, ``address: tcp://<host>:<port>``: a base port with services at fixed offsets
+  above it (DASTARD's control and ZeroMQ ports);
 - a bare host with a separate port, ``address: <host>`` and ``port: <port>`` (qcodes
   ``IPInstrument`` drivers, e.g. the Oxford Triton).
 
@@ -20,14 +22,14 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
-    "LOOPBACK", "entry_endpoint", "is_http_address", "is_loopback", "parse_network_address", "parse_visa_address",
+    "LOOPBACK", "entry_endpoint", "is_http_address", "is_loopback", "is_tcp_url", "parse_network_address", "parse_visa_address",
     "socket_address", "with_endpoint",
 ]
 
 LOOPBACK = "127.0.0.1"
 
 _VISA_SOCKET = re.compile(r"^(?P<board>TCPIP\d*)::(?P<host>[^:]+)::(?P<port>\d+)::SOCKET$", re.IGNORECASE)
-_HTTP_URL = re.compile(r"^(?P<scheme>https?)://(?P<host>[^:/]+):(?P<port>\d+)(?P<path>/?)$", re.IGNORECASE)
+_HTTP_URL = re.compile(r"^(?P<scheme>https?|tcp)://(?P<host>[^:/]+):(?P<port>\d+)(?P<path>/?)$", re.IGNORECASE)
 
 
 def is_loopback(host: str) -> bool:
@@ -57,19 +59,26 @@ def parse_visa_address(address: str) -> tuple[str, int]:
 
 def is_http_address(address: str) -> bool:
     """Whether ``address`` is an ``http://host:port`` URL."""
-    return _HTTP_URL.match(str(address).strip()) is not None
+    m = _HTTP_URL.match(str(address).strip())
+    return m is not None and m["scheme"].lower().startswith("http")
+
+
+def is_tcp_url(address: str) -> bool:
+    """Whether ``address`` is a ``tcp://host:port`` base address (services at fixed offsets above it)."""
+    m = _HTTP_URL.match(str(address).strip())
+    return m is not None and m["scheme"].lower() == "tcp"
 
 
 def parse_network_address(address: str) -> tuple[str, int]:
-    """(host, port) of a VISA socket address or an ``http://host:port`` URL."""
+    """(host, port) of a VISA socket address or an ``http://host:port`` or ``tcp://host:port`` URL."""
     m = _HTTP_URL.match(str(address).strip())
     if m:
         return m["host"], _port(m["port"], address)
     try:
         return parse_visa_address(address)
     except ValueError:
-        raise ValueError(f"expected 'TCPIP0::<host>::<port>::SOCKET' or 'http://<host>:<port>' "
-                         f"(or a host with a separate 'port'), got {address!r}") from None
+        raise ValueError(f"expected 'TCPIP0::<host>::<port>::SOCKET', 'http://<host>:<port>' or "
+                         f"'tcp://<host>:<port>' (or a host with a separate 'port'), got {address!r}") from None
 
 
 def socket_address(host: str, port: int) -> str:
@@ -112,5 +121,5 @@ def with_endpoint(entry: Mapping[str, Any], host: str, port: int) -> dict[str, A
     if m:
         out["address"] = f"{m['board']}::{host}::{int(port)}::SOCKET"
         return out
-    raise ValueError(f"expected 'TCPIP0::<host>::<port>::SOCKET' or 'http://<host>:<port>' "
+    raise ValueError(f"expected 'TCPIP0::<host>::<port>::SOCKET', 'http://<host>:<port>' or 'tcp://<host>:<port>' "
                      f"(or a host with a separate 'port'), got {address!r}")

@@ -5,7 +5,8 @@
   SCPI messages, arguments, errors and the command-tree framework; ``streaming_board``: the UDP
   streaming readout board (:class:`StreamingBoardFace`).
 - ``launcher`` (:func:`serve`, in-process), ``simulated_station`` (:class:`SimulatedStation`, a
-  child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls); ``station_file`` and
+  child process), ``plugin`` (:func:`launch`, the entry point cryodaq calls); ``jsonrpc_server``
+  (:class:`JsonRpcServer`, Go-style JSON-RPC over TCP, e.g. DASTARD's control port); ``station_file`` and
   ``command_line``: ``python -m sim_instruments FILE.yaml`` (a station file or a simulation dict).
 - ``rfmux_mock`` (:class:`RfmuxMock`, the ``rfmux_mock`` entry point): rfmux's own mock CRS in a
   child process of rfmux's environment (``rfmux_env``: ``$RFMUX_PYTHON`` or a cached venv);
@@ -18,6 +19,7 @@ from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from sim_instruments.servers.command_line import main as main
+    from sim_instruments.servers.jsonrpc_server import JsonRpcServer as JsonRpcServer, RpcError as RpcError
     from sim_instruments.servers.launcher import SimServers as SimServers, serve as serve
     from sim_instruments.servers.line_server import (
         Faults as Faults,

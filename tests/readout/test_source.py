@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qcodes.instrument import Instrument
 
-from cryodaq.acquisition.pipeline import MKIDPipeline, TESPipeline, pipeline_for_source
+from cryodaq.acquisition.pipeline import MKIDPipeline, RecordPipeline, TESPipeline, pipeline_for_source
 from cryodaq.config import PipelineConfig
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments import MKIDReadoutBoard, TESReadoutBoard
@@ -52,8 +52,10 @@ def test_pipelines_follow_what_the_source_streams(boards):
     assert isinstance(te, TESPipeline) and list(te.channel_coords) == ["channel", "counts_per_ampere"]
     records = StreamDescription(kind="records", sample_rate_hz=1e5, n_channels=2, sample_dtype="uint16",
                                 source="dastard")
-    with pytest.raises(ValueError, match="dastard: no readout pipeline for a 'records' stream"):
-        pipeline_for_source(cfg, records)
+    assert isinstance(pipeline_for_source(cfg, records), RecordPipeline)
+    iq = StreamDescription(kind="iq", sample_rate_hz=1e5, n_channels=2, sample_dtype="complex64", source="crs")
+    with pytest.raises(ValueError, match="crs: no readout pipeline for a 'iq' stream"):
+        pipeline_for_source(cfg, iq)
     with pytest.raises(ValueError, match="channel coordinate 'x' has 3 values for 2 channels"):
         StreamDescription(kind="iq", sample_rate_hz=1.0, n_channels=2, sample_dtype="complex64",
                           channel_coords={"x": np.zeros(3)})

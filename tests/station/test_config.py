@@ -10,7 +10,8 @@ import yaml
 from cryodaq.errors import SafetyLimitError, StationConfigError
 from cryodaq.station import SafetyLimit, load_station_config
 
-DEMO = Path(__file__).resolve().parents[2] / "stations" / "demo_mkid.yaml"
+STATIONS = Path(__file__).resolve().parents[2] / "stations"
+DEMO = STATIONS / "demo_mkid.yaml"
 
 
 def _variant(tmp_path: Path, edit) -> Path:
@@ -84,3 +85,11 @@ def test_safety_limit_validator_message():
     assert "readout.tone_amplitudes" in msg and "[0, 0.25]" in msg and "nothing was sent" in msg
     with pytest.raises(SafetyLimitError):
         lim.validate(float("nan"))
+
+
+def test_simulated_tcp_base_address_listens_on_a_free_port():
+    """A ``tcp://host:port`` base address (DASTARD) asks its simulator for free ports like the others."""
+    sim = load_station_config(STATIONS / "demo_dastard.yaml").simulation_dict(free_ports=True)
+    assert sim["instruments"]["dastard"]["address"] == "tcp://127.0.0.1:0"
+    assert sim["instruments"]["fridge_thermometer"]["address"] == "TCPIP0::127.0.0.1::0::SOCKET"
+

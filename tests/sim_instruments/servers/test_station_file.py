@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sim_instruments.servers.addresses import parse_face_address
 from sim_instruments.servers.launcher import serve
 from sim_instruments.servers.station_file import read_simulation, simulation_from_station
 
@@ -69,7 +70,7 @@ def test_every_shipped_station_reads_as_a_simulation():
         assert sim["instruments"], path.name
         if sim.get("plugin") == "rfmux_mock":  # rfmux's mock picks its own port (test_rfmux_mock.py)
             continue
-        assert all(spec["address"].endswith("::0::SOCKET") for spec in sim["instruments"].values()), path.name
+        assert all(spec["address"].endswith(("::0::SOCKET", "tcp://127.0.0.1:0")) for spec in sim["instruments"].values()), path.name
 
 
 def test_a_plain_simulation_dict_is_passed_through(tmp_path):
@@ -107,3 +108,12 @@ def test_bad_yaml_names_the_line(tmp_path):
     path.write_text("cryodaq:\n  simulation: [1, 2\n")
     with pytest.raises(ValueError, match=r"not valid YAML: .*\(line 3, column 1\)"):
         read_simulation(path)
+
+
+def test_a_tcp_base_address_is_served_on_a_free_block_or_as_written():
+    doc = {"instruments": {"dastard": {"type": "x.Dastard", "address": "tcp://10.0.0.8:5500"}},
+           "cryodaq": {"simulation": {"world": {"tes": {"enabled": True}}, "instruments": {"dastard": "dastard"}}}}
+    assert simulation_from_station(doc)["instruments"]["dastard"] == {"face": "dastard", "address": "tcp://127.0.0.1:0"}
+    doc["cryodaq"]["simulation"]["auto_ports"] = False
+    assert simulation_from_station(doc)["instruments"]["dastard"]["address"] == "tcp://10.0.0.8:5500"
+    assert parse_face_address("tcp://10.0.0.8:5500") == ("10.0.0.8", 5500)
