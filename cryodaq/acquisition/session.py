@@ -5,7 +5,8 @@ seam (the station's ``cryodaq.readout.instrument``) and to its outputs through o
 :class:`~cryodaq.acquisition.sinks.SinkFanout`. Threads (the GUI never runs here):
 
 - receiver: the source's packets -> bounded block queue (never blocks; counts drops as gaps)
-- processing: blocks -> :class:`StreamPipeline` (chosen by what the source streams) -> sinks
+- pipeline and sinks: blocks -> :class:`StreamPipeline` (chosen by what the source streams) -> sinks,
+  two threads (:class:`~cryodaq.acquisition.workers.StreamWorkers`)
 - housekeeping: instrument parameters every ``interval_s`` -> sinks
 - caller's thread: waits for the duration / a stop request, reports progress
 
@@ -28,9 +29,9 @@ from typing import Any
 import numpy as np
 from qcodes.station import Station
 
-from cryodaq.acquisition.pipeline import PipelineOutput, StreamPipeline, pipeline_for_source
+from cryodaq.acquisition.pipeline import StreamPipeline, pipeline_for_source
 from cryodaq.acquisition.sinks import RunWriterSink, SessionStats, Sink, SinkFanout, StreamInfo
-from cryodaq.acquisition.spectra import SpectrumMonitor
+from cryodaq.acquisition.workers import StreamWorkers
 from cryodaq.backend import Backend, get_backend
 from cryodaq.errors import StationConfigError
 from cryodaq.readout.loop_sweep import calibrate_source, write_loop_sweep
@@ -93,6 +94,7 @@ class StreamSession:
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
+        self.workers: StreamWorkers | None = None
 
     # --- control ------------------------------------------------------------
     def request_stop(self) -> None:
@@ -135,16 +137,14 @@ class StreamSession:
                 channel_coords=pipeline.channel_coords, run_path=str(self.writer.path),
             )
             self.sinks.start(info)
-            spectra = SpectrumMonitor(pipeline.output_rate, info.n_channels, units=f"{pipeline.units}^2/Hz",
-                                      backend=self.backend,
-                                      nperseg=self.config.pipeline.psd_nperseg,
-                                      interval_s=self.config.pipeline.psd_interval_s)
+            pipeline.monitor_spectra(nperseg=self.config.pipeline.psd_nperseg,
+                                     interval_s=self.config.pipeline.psd_interval_s)
             receiver: BlockReceiver | None = None
             try:
                 with receiving(source, host=self.config.readout.data_host, port=self.config.readout.data_port,
                                packets_per_block=self.config.pipeline.block_packets,
                                queue_blocks=self.config.pipeline.queue_blocks, purpose="this run") as receiver:
-                    self._start_threads(receiver, pipeline, spectra)
+                    self._start_threads(receiver, pipeline)
                     interrupted = self._wait(duration_s, receiver, on_progress, progress_interval_s)
             except KeyboardInterrupt:
                 interrupted = True
@@ -188,12 +188,11 @@ class StreamSession:
 
         return run
 
-    def _start_threads(self, receiver: BlockReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
-        processing = threading.Thread(target=self._guard(self._process_loop),
-                                      args=(receiver, pipeline, spectra), name="cryodaq-pipeline", daemon=True)
+    def _start_threads(self, receiver: BlockReceiver, pipeline: StreamPipeline) -> None:
+        self.workers = StreamWorkers(receiver, pipeline, self.sinks, self.stats, guard=self._guard)
         housekeeping = threading.Thread(target=self._guard(self._housekeeping_loop),
                                         name="cryodaq-housekeeping", daemon=True)
-        self._threads = [processing, housekeeping]
+        self._threads = [*self.workers.threads, housekeeping]
         for t in self._threads:
             t.start()
         self.stats.started = time.monotonic()
@@ -227,31 +226,6 @@ class StreamSession:
         except Exception as exc:  # every sink was closed; the first failure ends the run 'aborted'
             self._error = self._error or exc
         return reason
-
-    def _process_loop(self, receiver: BlockReceiver, pipeline: StreamPipeline, spectra: SpectrumMonitor) -> None:
-        while True:
-            block = receiver.blocks.get()
-            if block is None:
-                break
-            for gap in block.gaps:
-                self.sinks.gap(gap)
-                self.stats.gaps += 1
-                self.stats.samples_lost += gap.n_samples
-            if not block.continuous:
-                spectra.reset()
-            self._handle(pipeline.process(block), spectra)
-        self._handle(pipeline.finish(), spectra)
-
-    def _handle(self, outputs: list[PipelineOutput], spectra: SpectrumMonitor) -> None:
-        for out in outputs:
-            self.sinks.output(out)
-            if len(out.events):
-                np.add.at(self.stats.events_per_channel, out.events.channel, 1)
-                self.stats.events += len(out.events)
-            snapshot = spectra.push(out.data, out.t_ns)
-            if snapshot is not None:
-                t_ns, freq, psd = snapshot
-                self.sinks.spectrum(t_ns, freq, psd, spectra.units)
 
     def _housekeeping_loop(self) -> None:
         assert self.station is not None
