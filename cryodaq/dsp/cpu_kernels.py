@@ -15,13 +15,14 @@ operations in the DSP objects themselves.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
 import numba
 import numpy as np
 
-__all__ = ["ddc_mix", "fir_decimate_rows", "pfb_fir", "warm_up"]
+__all__ = ["baseline_edges", "ddc_mix", "fir_decimate_rows", "iq_phase", "pfb_fir", "warm_up"]
 
 _JIT = {"nogil": True, "cache": True, "fastmath": True, "boundscheck": False}
 
@@ -97,6 +98,71 @@ def fir_decimate_rows(src: Any, taps: Any, off: int, step: int, out: Any) -> Non
                 o[c] += g * s[c]
 
 
+@numba.njit(**_JIT)
+def iq_phase(iq: Any, centre: Any, phasor: Any, sign: Any, unwrap: bool, out: Any) -> None:  # pragma: no cover
+    """``out = sign * unwrap(angle((iq - centre) * phasor), axis=0)`` in one pass, float32.
+
+    The unwrap is numpy's (``numpy.unwrap`` with its default ``discont = pi``): a step of at
+    least pi between neighbours gets the multiple of 2 pi that brings it into [-pi, pi).
+    """
+    n, n_tones = iq.shape
+    pi = np.float32(math.pi)
+    two_pi = np.float32(2 * math.pi)
+    prev = np.zeros(n_tones, np.float32)
+    corr = np.zeros(n_tones, np.float32)
+    for i in range(n):
+        z_row = iq[i]
+        o = out[i]
+        for c in range(n_tones):
+            z = (z_row[c] - centre[c]) * phasor[c]
+            p = np.float32(math.atan2(z.imag, z.real))
+            if unwrap and i > 0:
+                d = p - prev[c]
+                if abs(d) >= pi:
+                    dm = (d + pi) % two_pi - pi
+                    if dm == -pi and d > 0:
+                        dm = pi
+                    corr[c] += dm - d
+            prev[c] = p
+            o[c] = (p + corr[c]) * sign[c]
+
+
+@numba.njit(**_JIT)
+def baseline_edges(u: Any, b: int, thr: Any, polarity: int, prev_in: Any, prev_out: Any, rows: Any,
+                   cols: Any) -> int:  # pragma: no cover - compiled
+    """Rising crossings of ``polarity * (u[i] - mean(u[i-b:i]))`` over ``thr`` for rows i >= b of ``u``.
+
+    Writes (row - b, column) of each crossing in row-major order into ``rows``/``cols`` and returns
+    how many there are (more than ``rows.size``: call again with room for them all). ``prev_in``:
+    whether each column was above before row b; ``prev_out`` gets it after the last row. The moving
+    sum is float64, restarted from the block's own samples each call (no drift over a run).
+    """
+    m, n_ch = u.shape
+    s_sum = np.zeros(n_ch, np.float64)
+    for j in range(b):
+        for c in range(n_ch):
+            s_sum[c] += u[j, c]
+    for c in range(n_ch):
+        prev_out[c] = prev_in[c]
+    k = 0
+    cap = rows.size
+    for i in range(b, m):
+        row = u[i]
+        for c in range(n_ch):
+            s = np.float32(row[c] - s_sum[c] / b)
+            above = s >= thr[c] if polarity > 0 else s <= -thr[c]
+            if above and not prev_out[c]:
+                if k < cap:
+                    rows[k] = i - b
+                    cols[k] = c
+                k += 1
+            prev_out[c] = above
+        old = u[i - b]
+        for c in range(n_ch):
+            s_sum[c] += row[c] - old[c]
+    return k
+
+
 _READY = threading.Event()
 _READY_LOCK = threading.Lock()
 
@@ -122,3 +188,8 @@ def _compile_common() -> None:
     ddc_mix(z, np.zeros(2, np.int64), np.zeros((4, 2), np.complex64), np.ones(2, np.complex64),
             np.empty((4, 2), np.complex64))
     fir_decimate_rows(np.zeros((8, 4), np.float32), np.ones(3, np.float32), 0, 2, np.empty((2, 4), np.float32))
+    iq_phase(z, np.zeros(3, np.complex64), np.ones(3, np.complex64), np.ones(3, np.float32), True,
+             np.empty((4, 3), np.float32))
+    flags = np.zeros(3, np.bool_)
+    baseline_edges(np.zeros((8, 3), np.float32), 2, np.ones(3, np.float32), 1, flags, flags.copy(),
+                   np.empty(4, np.int64), np.empty(4, np.int64))

@@ -245,6 +245,8 @@ class ThresholdDetector(Detector):
         self._hist = u[-b:].copy()
         if u.shape[0] <= b:
             return Candidates.none(end)
+        if not self.backend.device:  # one fused pass on the CPU
+            return self._find_cpu(u, u_start + b, end)
         # Moving mean of the b samples before each sample, from a per-block float64 cumsum
         # (per block, so no rounding drift over a long run).
         cs = xp.zeros((u.shape[0] + 1, c), dtype=np.float64)
@@ -252,6 +254,22 @@ class ThresholdDetector(Detector):
         base = (cs[b:-1] - cs[: -1 - b]) / b
         s = (u[b:] - base).astype(np.float32)
         return self._found(self._edge(s, self._thr), u_start + b, end)
+
+
+    def _find_cpu(self, u: np.ndarray, start: int, end: int) -> Candidates:
+        from cryodaq.dsp.cpu_kernels import baseline_edges
+
+        thr = np.broadcast_to(self._thr, (u.shape[1],)).astype(np.float32)
+        prev = np.empty_like(self._prev_above)
+        cap = max(1024, u.size // 64)
+        while True:
+            rows, cols = np.empty(cap, np.int64), np.empty(cap, np.int64)
+            k = baseline_edges(u, self.baseline_samples, thr, self.polarity, self._prev_above, prev, rows, cols)
+            if k <= cap:
+                break
+            cap = k
+        self._prev_above = prev
+        return Candidates(rows[:k], cols[:k], start, end)
 
 
 class LevelDetector(Detector):

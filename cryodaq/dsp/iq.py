@@ -99,11 +99,21 @@ class IQCalibration:
     def phase(self, iq: Any, unwrap: bool = True, backend: Backend | None = None) -> Any:
         """Phase (rad, float32) of each tone relative to its operating point, times ``sign``.
 
-        Computed in single precision on the backend (``iq`` stays where it is)."""
+        Computed in single precision on the backend (``iq`` stays where it is); on the CPU in one
+        fused pass (:func:`cryodaq.dsp.cpu_kernels.iq_phase`)."""
         b = backend or numpy_backend()
         xp = b.xp
         centre, phasor, sign = self._on(b)
-        phase = xp.angle((b.asarray(iq) - centre) * phasor)
+        iq = b.asarray(iq)
+        if not b.device and iq.ndim == 2:
+            from cryodaq.dsp.cpu_kernels import iq_phase
+
+            out = np.empty(iq.shape, np.float32)
+            ones = self._constants.setdefault("ones", np.ones(iq.shape[1], np.float32))  # type: ignore[arg-type]
+            iq_phase(np.ascontiguousarray(iq, np.complex64), centre, phasor, ones if sign is None else sign,
+                     bool(unwrap), out)
+            return out
+        phase = xp.angle((iq - centre) * phasor)
         if unwrap and phase.shape[0] > 1:
             phase = xp.unwrap(phase, axis=0)
         phase = phase.astype(np.float32, copy=False)
