@@ -22,7 +22,6 @@ kernel and cuFFT, with the block, the history and the frames staying on the devi
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -30,9 +29,6 @@ import numpy as np
 
 from ..backend import Backend, numpy_backend
 from ._window import design_prototype
-
-# Chunk of frames per einsum+FFT call on CPU: ~2 MiB (measured best of 1-4 MiB) of float32 keeps it in cache.
-_CPU_CHUNK_BYTES = 1 << 21
 
 
 class PFBChannelizer:
@@ -79,6 +75,7 @@ class PFBChannelizer:
         self._weights = self.prototype.reshape(self.n_taps, self.n_channels)
         self._dtype = np.float32 if self.real_input else np.complex64
         self._pool: ThreadPoolExecutor | None = None
+        self._acc: np.ndarray | None = None  # CPU frame buffer, reused
         if not self.backend.device:
             from cryodaq.dsp.cpu_kernels import warm_up
 
@@ -136,12 +133,10 @@ class PFBChannelizer:
         held = self._hist.shape[0]
         total = held + int(block.shape[0])
         n_frames = (total - self.length) // self.hop + 1 if total >= self.length else 0
-        out = xp.empty((n_frames, self.n_bins), dtype=np.complex64)
-        if n_frames:
-            if self.backend.device:
-                self._filter_device(block, n_frames, out)
-            else:
-                self._filter_cpu(block, n_frames, out)
+        if not n_frames:
+            out = xp.empty((0, self.n_bins), dtype=np.complex64)
+        else:
+            out = self._filter_device(block, n_frames) if self.backend.device else self._filter_cpu(block, n_frames)
             if self.oversampling == 2:
                 # (-1)**(k*j): negate odd bins of odd global frames.
                 start = 1 if self.frames_done % 2 == 0 else 0
@@ -162,7 +157,7 @@ class PFBChannelizer:
             dest[lo - a : b - a] = block[lo - held : b - held]
         return dest
 
-    def _filter_device(self, block: Any, n_frames: int, out: Any) -> None:
+    def _filter_device(self, block: Any, n_frames: int) -> Any:
         """Device path: on cupy one fused kernel reads the raw samples (int16 converted in
         registers) and writes the FIR sums; elsewhere (the strict test backend) the same sums as
         array operations. Then the batched FFT."""
@@ -183,13 +178,14 @@ class PFBChannelizer:
             for t in range(1, self.n_taps):
                 acc += frames[:, t, :] * self._weights[t]
         fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
-        out[...] = fft(acc, axis=-1, **self.backend.fft_kwargs())
+        return fft(acc, axis=-1, **self.backend.fft_kwargs())
 
-    def _filter_cpu(self, block: np.ndarray, n_frames: int, out: np.ndarray) -> None:
-        # Chunks of cache-sized frame ranges, each: the fused FIR kernel straight from the raw
-        # samples (int16 read as is), then scipy's rfft. Frames that reach back into the held
-        # history read a small bridge buffer (history + the block's first samples). Threads
-        # over fft_workers (the kernel and the FFT release the GIL).
+    def _filter_cpu(self, block: np.ndarray, n_frames: int) -> np.ndarray:
+        # The fused FIR kernel straight from the raw samples (int16 read as is) into one frame
+        # buffer, then one scipy rfft call whose result is the output (no copy). Frames that reach
+        # back into the held history read a small bridge buffer (history + the block's first
+        # samples). With fft_workers > 1 the FIR runs on that many threads (the kernel releases the
+        # GIL) and the FFT is threaded by scipy.
         from cryodaq.dsp.cpu_kernels import pfb_fir
 
         if block.dtype not in (np.int16, np.float32, np.complex64) or not block.flags.c_contiguous:
@@ -200,31 +196,29 @@ class PFBChannelizer:
         if n_bridge:
             bridge = self._region(block, 0, (n_bridge - 1) * self.hop + self.length,
                                   np.empty((n_bridge - 1) * self.hop + self.length, dtype=self._dtype))
-        chunk = max(1, _CPU_CHUNK_BYTES // (self.n_channels * 4))
-        spans = [(f0, min(f0 + chunk, n_bridge)) for f0 in range(0, n_bridge, chunk)]
-        spans += [(f0, min(f0 + chunk, n_frames)) for f0 in range(n_bridge, n_frames, chunk)]
-        fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
-        local = threading.local()
-
-        def work(span: tuple[int, int]) -> None:
-            f0, f1 = span
-            acc = getattr(local, "acc", None)
-            if acc is None:
-                acc = local.acc = np.empty((chunk, self.n_channels), dtype=self._dtype)
-            if f0 < n_bridge:
-                pfb_fir(bridge, f0 * self.hop, self._weights, self.hop, acc[: f1 - f0])
-            else:
-                pfb_fir(block, f0 * self.hop - held, self._weights, self.hop, acc[: f1 - f0])
-            out[f0:f1] = fft(acc[: f1 - f0], axis=-1, workers=1)
-
+        if self._acc is None or self._acc.shape[0] < n_frames:
+            self._acc = np.empty((n_frames, self.n_channels), dtype=self._dtype)  # kept: no page faults per block
+        acc = self._acc[:n_frames]
         workers = self.backend.fft_workers or 1
-        if workers > 1 and len(spans) > 1:
+        step = -(-n_frames // workers)
+        spans = [(f0, min(f0 + step, n_frames)) for f0 in range(0, n_frames, step)]
+
+        def fir(span: tuple[int, int]) -> None:
+            f0, f1 = span
+            if f0 < n_bridge:
+                pfb_fir(bridge, f0 * self.hop, self._weights, self.hop, acc[f0:min(f1, n_bridge)])
+            if f1 > n_bridge:
+                lo = max(f0, n_bridge)
+                pfb_fir(block, lo * self.hop - held, self._weights, self.hop, acc[lo:f1])
+
+        if len(spans) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pfb")
-            list(self._pool.map(work, spans))
+            list(self._pool.map(fir, spans))
         else:
-            for span in spans:
-                work(span)
+            fir((0, n_frames))
+        fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
+        return fft(acc, axis=-1, workers=workers)
 
 
 _GPU_FIR: dict[int, Any] = {}
