@@ -103,6 +103,26 @@ def test_mkid_pipeline_is_device_resident(streams, calibration: bool) -> None:
     _same_outputs(got, want)
 
 
+@pytest.mark.gpu
+def test_cupy_pipelines_match_the_strict_backend(streams) -> None:
+    """On a GPU the same device code path runs on cupy: same events, one crossing each way per block.
+    (Compared with the strict backend, which shares the code path and needs no CPU kernels.)"""
+    pytest.importorskip("cupy")
+    from cryodaq.backend import gpu_available
+
+    if not gpu_available():
+        pytest.skip("cupy imports but no CUDA device answers")
+    gpu, strict = get_backend("cupy"), get_backend("strict")
+    mkid = _blocks(streams["mkid_adc"], float(streams["mkid_fs"]), 4096)
+    tes = _blocks(streams["tes_adc"], float(streams["tes_fs"]), 512)
+    for make, blocks in ((lambda b: _mkid(b, streams, True), mkid), (lambda b: _mkid(b, streams, False), mkid),
+                         (lambda b: _tes(b, streams), tes)):
+        got, per_block = _run(make(gpu), blocks)
+        want, _ = _run(make(strict), blocks)
+        assert len(per_block) > 10 and set(per_block) == {(1, 1)}
+        _same_outputs(got, want)
+
+
 def test_tes_pipeline_is_device_resident(streams) -> None:
     strict = get_backend("strict")
     blocks = _blocks(streams["tes_adc"], float(streams["tes_fs"]), 512)
