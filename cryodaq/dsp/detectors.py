@@ -387,6 +387,11 @@ class MatchedFilterDetector(Detector):
         self._g_hat = self.backend.asarray(np.fft.rfft(g).astype(np.complex64)[:, None])
         self._chunk_bytes = (256 << 20) if self.backend.device else (1 << 20)
         self._pool: ThreadPoolExecutor | None = None
+        # what a channel group's own detector needs (CPU, fft_workers > 1: one detector per worker)
+        self._args = dict(template=s, threshold=threshold, threshold_sigma=threshold_sigma, holdoff=self.holdoff,
+                          polarity=self.polarity, template_presamples=self.template_presamples,
+                          noise_samples=self.noise_samples, sigma=sigma, peak_window=self.peak_window, fft_size=n)
+        self._groups: list[tuple[int, int, MatchedFilterDetector]] | None = None
 
     def reset(self) -> None:
         super().reset()
@@ -399,6 +404,8 @@ class MatchedFilterDetector(Detector):
         self._pend_ch = np.zeros(0, np.int32)
         self._pend_c = np.zeros(0, np.int64)
         self._y_end: int | None = None
+        for _, _, det in getattr(self, "_groups", None) or ():
+            det.reset()
 
     # -- overlap-save ----------------------------------------------------------------
     def filter_block(self, hist: Any, x: Any) -> Any:
@@ -490,9 +497,45 @@ class MatchedFilterDetector(Detector):
         return ally, self._sigma_start
 
     # -- detection -------------------------------------------------------------------
+    def _channel_groups(self, c: int) -> list[tuple[int, int, MatchedFilterDetector]] | None:
+        """On the CPU with ``fft_workers`` > 1: one single-threaded detector per worker, each owning a
+        contiguous group of channels end to end (filter, threshold, peak search), so the whole
+        detector runs in parallel, not only its FFTs."""
+        workers = self.backend.fft_workers or 1
+        if self.backend.device or workers < 2 or c < 2 * workers:
+            return None
+        if self._groups is None:
+            groups = []
+            for part in np.array_split(np.arange(c), workers):
+                a, b = int(part[0]), int(part[-1]) + 1
+                args = dict(self._args)
+                for key in ("threshold", "sigma"):
+                    v = args[key]
+                    if v is not None and np.ndim(v):
+                        args[key] = np.broadcast_to(np.asarray(v), (c,))[a:b]
+                groups.append((a, b, MatchedFilterDetector(**args, backend=numpy_backend())))
+            self._groups = groups
+        return self._groups
+
+    def _detect_groups(self, groups: list[tuple[int, int, MatchedFilterDetector]], x: Any, first_index: int,
+                       arm_index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="mf")
+        futures = [self._pool.submit(det.detect, x[:, a:b], first_index, arm_index) for a, b, det in groups]
+        found = [f.result() for f in futures]
+        sigmas = [det.noise_sigma for _, _, det in groups]
+        if all(sg is not None for sg in sigmas):
+            self.noise_sigma = np.concatenate(sigmas)  # type: ignore[arg-type]
+        # groups are in channel order and each returns (channel, index) sorted: the concatenation is sorted
+        ch = np.concatenate([f[0] + a for (a, _, _), f in zip(groups, found)]).astype(np.int32)
+        return ch, np.concatenate([f[1] for f in found]), min(f[2] for f in found)
+
     def detect(self, x: Any, first_index: int, arm_index: int) -> tuple[np.ndarray, np.ndarray, int]:
         xp = self.xp
         n, c = x.shape
+        groups = self._channel_groups(c)
+        if groups is not None:
+            return self._detect_groups(groups, x, first_index, arm_index)
         self._start(c)
         x = xp.ascontiguousarray(self.backend.asarray(x), dtype=np.float32)
         hist = self._xhist if self._xhist is not None else xp.zeros((0, c), dtype=np.float32)
