@@ -16,8 +16,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cryodaq.errors import StationConfigError
 
 __all__ = [
@@ -215,6 +213,8 @@ class OptimalFilterConfig:
 
 def read_yaml_file(path: Path, what: str = "station YAML file") -> Any:
     """The YAML document in ``path``; a missing file or a syntax error names the file (and line)."""
+    import yaml  # here, not at the top: the DSP pipelines import this module, and run without PyYAML on a GPU box
+
     file = str(path)
     if not path.is_file():
         raise StationConfigError(file, "(file)", f"an existing {what}", "no such file")

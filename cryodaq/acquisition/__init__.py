@@ -4,6 +4,7 @@
 - Pipelines (:class:`MKIDPipeline`, :class:`IQPipeline`, :class:`TESPipeline`, chosen by :func:`pipeline_for_source`)
   turn blocks into timestreams and events with the :mod:`cryodaq.dsp` kernels; :class:`RecordPipeline`
   turns a source's own triggered records (DASTARD) into events.
+- :class:`StreamWorkers`: the pipeline and sink threads that carry one stream.
 - Sinks: the :class:`Sink` seam, :class:`SinkFanout`, :class:`RunWriterSink` (Zarr); the live
   view's publisher is in :mod:`cryodaq.live`.
 """
@@ -38,5 +39,6 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         StreamInfo as StreamInfo,
     )
     from cryodaq.acquisition.spectra import SpectrumMonitor as SpectrumMonitor
+    from cryodaq.acquisition.workers import StreamWorkers as StreamWorkers
 
 __getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

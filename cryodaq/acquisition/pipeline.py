@@ -9,6 +9,12 @@ records become events as they are.
 Sample-index convention: every output (phase sample, event) carries the ADC
 sample index it refers to (``ToneChannelizer.sample_index``), and UTC time is
 derived from it with the packet timestamps, so times stay right across gaps.
+
+Device residency: on a GPU backend a block crosses to the device once (its raw samples,
+:meth:`StreamPipeline.process`) and back once (timestream, IQ, the trigger's candidates and
+a due spectrum, in one :meth:`~cryodaq.backend.Backend.to_host`); every stage in between takes
+and returns backend arrays. Records are cut and events built on the host from the timestream
+that is stored anyway. The ``strict`` test backend holds CI to this.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
 from cryodaq.dsp.stats import robust_sigma
@@ -58,6 +65,7 @@ class PipelineOutput:
     events: EventBatch  # sample_index in ADC samples
     event_t_ns: np.ndarray  # (n_events,) int64 UTC ns
     iq: np.ndarray | None = None  # (n, n_tones) complex64 before calibration, for IQ-plane displays
+    spectrum: tuple[int, np.ndarray, np.ndarray] | None = None  # (t_ns, freq, psd (channel, freq)) when due
     event_extra: dict[str, np.ndarray] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     housekeeping: list[HousekeepingValue] = field(default_factory=list)
@@ -101,7 +109,8 @@ class StreamPipeline(ABC):
     The trigger thresholds (``threshold_sigma`` times each channel's robust noise
     sigma) are set from the first ``_NOISE_ESTIMATE_S`` of data; until then the data
     are buffered, not lost. :meth:`calibration_attrs` reports them so a stored run
-    can be reprocessed with exactly the same settings.
+    can be reprocessed with exactly the same settings. With :meth:`monitor_spectra`
+    the outputs also carry the periodic noise spectra.
     """
 
     stream_name = "data"
@@ -123,21 +132,22 @@ class StreamPipeline(ABC):
         self._first_block = True
         self._n_out = 0  # outputs since the last reset
         self._anchor = (0, 0)  # (ADC sample index, UTC ns) of the latest block start
+        self.spectra: SpectrumMonitor | None = None
 
     # --- what subclasses provide ----------------------------------------------
     @abstractmethod
-    def _convert(self, samples: np.ndarray) -> np.ndarray:
-        """ADC samples of one block -> raw outputs (n_out, n_channels), e.g. IQ."""
+    def _convert(self, samples: Any) -> Any:
+        """ADC samples of one block (uploaded: a backend array) -> raw outputs (n_out, n_channels), e.g. IQ."""
 
     @abstractmethod
-    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
-        """Raw outputs -> the float32 timestream that is stored and triggered on."""
+    def _to_timestream(self, raw: Any) -> Any:
+        """Raw outputs -> the float32 timestream that is stored and triggered on (backend arrays)."""
 
     @abstractmethod
     def _offset(self, k: np.ndarray) -> np.ndarray:
         """ADC samples from the segment start to output sample ``k`` (float)."""
 
-    def _calibrate_more(self, raw: np.ndarray) -> None:
+    def _calibrate_more(self, raw: Any) -> None:
         """Learn per-stream calibration from the first data, before thresholds are set."""
 
     def _reset_more(self) -> None:
@@ -145,6 +155,13 @@ class StreamPipeline(ABC):
 
     def _extra_attrs(self) -> dict[str, Any]:
         return {}
+
+    def monitor_spectra(self, *, nperseg: int = 1024, interval_s: float = 2.0) -> SpectrumMonitor:
+        """Compute a noise spectrum of the timestreams every ``interval_s`` of data (on the pipeline's
+        backend); outputs carry it in ``spectrum``. Returns the monitor."""
+        self.spectra = SpectrumMonitor(self.output_rate, self.n_channels, nperseg=nperseg, interval_s=interval_s,
+                                       units=f"{self.units}^2/Hz", backend=self.backend)
+        return self.spectra
 
     # --- time ---------------------------------------------------------------
     def t_ns_of(self, sample_index: np.ndarray) -> np.ndarray:
@@ -162,6 +179,8 @@ class StreamPipeline(ABC):
         self._segment_first = int(first_sample)
         self._n_out = 0
         self._reset_more()
+        if self.spectra is not None:
+            self.spectra.reset()
         if self.trigger is not None:
             self.trigger.reset()
 
@@ -176,7 +195,7 @@ class StreamPipeline(ABC):
         if block.n_samples == 0:
             return outputs
         self._anchor = (block.first_sample, block.t_ns)
-        raw = self._convert(block.samples)
+        raw = self._convert(self.backend.asarray(block.samples))  # the block's one trip to the device
         k0 = self._n_out
         self._n_out += raw.shape[0]
         idx = self._adc_index(np.arange(k0, self._n_out))
@@ -196,25 +215,32 @@ class StreamPipeline(ABC):
         if not self._pending:
             return []
         if self.thresholds is None:
-            self._calibrate(np.concatenate([p[0] for p in self._pending]))
+            self._calibrate(self.backend.xp.concatenate([p[0] for p in self._pending]))
         pending, self._pending = self._pending, []
         return [self._trigger(*p) for p in pending]
 
-    def _calibrate(self, raw: np.ndarray) -> None:
+    def _calibrate(self, raw: Any) -> None:
         self._calibrate_more(raw)
-        sigma = robust_sigma(self._to_timestream(raw))
+        sigma = self.backend.to_numpy(robust_sigma(self._to_timestream(raw), backend=self.backend))
         sigma = np.where(sigma > 0, sigma, np.finfo(np.float32).eps)
         self.thresholds = (self.config.trigger.threshold_sigma * sigma).astype(np.float32)
         self.trigger = make_trigger(self.config, self.thresholds, self.output_rate, self.backend)
         log.info("calibrated %d channels; noise sigma %s %s", len(sigma),
                  np.array2string(sigma, precision=4), self.units)
 
-    def _trigger(self, raw: np.ndarray, k0: int, idx: np.ndarray, t_ns: np.ndarray) -> PipelineOutput:
+    def _trigger(self, raw: Any, k0: int, idx: np.ndarray, t_ns: np.ndarray) -> PipelineOutput:
         assert self.trigger is not None
         data = self._to_timestream(raw)
-        events = self._events_to_adc(self.trigger.process(data, k0))
-        iq = raw if np.iscomplexobj(raw) else None
-        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq)
+        found = self.trigger.find(data, k0)
+        psd = self.spectra.push_backend(data) if self.spectra is not None else None
+        iq = raw if raw.dtype.kind == "c" else None
+        # the block's one trip back: everything the host needs, together
+        data, iq, rows, cols, psd = self.backend.to_host(data, iq, *found.arrays(), psd)
+        events = self._events_to_adc(self.trigger.take(data, found.with_arrays(rows, cols), k0))
+        spectrum = None
+        if psd is not None and self.spectra is not None:
+            spectrum = (int(t_ns[-1]), self.spectra.freq, SpectrumMonitor.host_psd(psd))
+        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq, spectrum)
 
     def _flush_events(self) -> list[PipelineOutput]:
         if self.trigger is None:
@@ -268,22 +294,22 @@ class IQPipeline(StreamPipeline):
         self.calibration: IQCalibration | None = calibration
         self.calibration_method = "baseline" if calibration is None else "given"
 
-    def _convert(self, samples: np.ndarray) -> np.ndarray:
-        return np.asarray(samples).reshape(len(samples), -1)
+    def _convert(self, samples: Any) -> Any:
+        return samples.reshape(len(samples), -1)
 
-    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+    def _to_timestream(self, raw: Any) -> Any:
         # Not unwrapped: about a loop's centre the phase stays within (-pi, pi) (the off-resonance point
         # is at pi), and at a board's decimated rate a pulse can rise by more than pi in one sample,
         # which unwrapping would turn into a 2 pi step for the rest of the block.
         assert self.calibration is not None
-        return self.backend.to_numpy(self.calibration.phase(raw, unwrap=False, backend=self.backend)).astype(np.float32)
+        return self.calibration.phase(raw, unwrap=False, backend=self.backend)
 
     def _offset(self, k: np.ndarray) -> np.ndarray:
         return np.asarray(k, dtype=np.float64)
 
-    def _calibrate_more(self, raw: np.ndarray) -> None:
+    def _calibrate_more(self, raw: Any) -> None:
         if self.calibration is None:
-            self.calibration = IQCalibration.from_baseline(raw)
+            self.calibration = IQCalibration.from_baseline(raw, backend=self.backend)
 
     def _extra_attrs(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -320,12 +346,12 @@ class MKIDPipeline(IQPipeline):
                          channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})},
                          calibration=calibration, output_rate=self.channelizer.output_rate)
 
-    def _convert(self, samples: np.ndarray) -> np.ndarray:
-        return self.backend.to_numpy(self.channelizer.process(self.backend.asarray(samples)))
+    def _convert(self, samples: Any) -> Any:
+        return self.channelizer.process(samples)
 
-    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+    def _to_timestream(self, raw: Any) -> Any:
         assert self.calibration is not None  # unwrapped within the block, as the pinned MKID events were made
-        return self.backend.to_numpy(self.calibration.phase(raw, backend=self.backend)).astype(np.float32)
+        return self.calibration.phase(raw, backend=self.backend)
 
     def _offset(self, k: np.ndarray) -> np.ndarray:
         return self.channelizer.sample_index(k) - self._segment_first
@@ -354,12 +380,12 @@ class TESPipeline(StreamPipeline):
         self.counts_per_ampere = np.asarray(counts_per_ampere, dtype=np.float64)
         super().__init__(config, fs=fs, output_rate=fs, n_channels=len(self.counts_per_ampere), backend=backend,
                          channel_coords={"counts_per_ampere": self.counts_per_ampere, **(channel_coords or {})})
-        self._scale = (1.0 / self.counts_per_ampere).astype(np.float32)
+        self._scale = self.backend.asarray((1.0 / self.counts_per_ampere).astype(np.float32))
 
-    def _convert(self, samples: np.ndarray) -> np.ndarray:
-        return samples.reshape(len(samples), -1).astype(np.float32) * self._scale
+    def _convert(self, samples: Any) -> Any:
+        return samples.reshape(len(samples), -1) * self._scale  # int16 counts -> float32 amperes, one pass
 
-    def _to_timestream(self, raw: np.ndarray) -> np.ndarray:
+    def _to_timestream(self, raw: Any) -> Any:
         return raw
 
     def _offset(self, k: np.ndarray) -> np.ndarray:

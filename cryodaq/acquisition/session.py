@@ -5,9 +5,10 @@ seam (the station's ``cryodaq.readout.instrument``) and to its outputs through o
 :class:`~cryodaq.acquisition.sinks.SinkFanout`. Threads (the GUI never runs here):
 
 - receiver: the source's packets -> bounded block queue (never blocks; counts drops as gaps)
-- processing: blocks -> a pipeline (chosen by what the source streams: :class:`StreamPipeline`, or
-  :class:`RecordPipeline` for a source that triggers itself) -> sinks; gaps and housekeeping a
-  pipeline finds (e.g. in DASTARD's status) go to the sinks too
+- pipeline and sinks: blocks -> a pipeline (chosen by what the source streams: :class:`StreamPipeline`,
+  or :class:`RecordPipeline` for a source that triggers itself) -> sinks, two threads
+  (:class:`~cryodaq.acquisition.workers.StreamWorkers`); gaps and housekeeping a pipeline finds
+  (e.g. in DASTARD's status) go to the sinks too
 - housekeeping: instrument parameters every ``interval_s`` -> sinks
 - caller's thread: waits for the duration / a stop request, reports progress
 
@@ -38,12 +39,12 @@ from typing import Any
 import numpy as np
 from qcodes.station import Station
 
-from cryodaq.acquisition.pipeline import PipelineOutput, ReadoutPipeline, pipeline_for_source
+from cryodaq.acquisition.pipeline import ReadoutPipeline, pipeline_for_source
 from cryodaq.acquisition.sinks import RunWriterSink, SessionStats, Sink, SinkFanout, StreamInfo
-from cryodaq.acquisition.spectra import SpectrumMonitor
+from cryodaq.acquisition.workers import StreamWorkers
 from cryodaq.backend import Backend, get_backend
 from cryodaq.errors import StationConfigError, StoppedError
-from cryodaq.readout.blocks import Gap, TimeBase
+from cryodaq.readout.blocks import TimeBase
 from cryodaq.readout.loop_sweep import calibrate_source, write_loop_sweep
 from cryodaq.readout.receive import receiving
 from cryodaq.readout.source import BlockReceiver, ReadoutSource
@@ -130,6 +131,7 @@ class StreamSession:
         self._clock_changes: list[dict[str, Any]] = []
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
+        self.workers: StreamWorkers | None = None
 
     # --- control ------------------------------------------------------------
     def request_stop(self, reason: str = "") -> None:
@@ -204,14 +206,12 @@ class StreamSession:
                 channel_coords=pipeline.channel_coords, run_path=str(self.writer.path), iq_units=stream.units,
             )
             self.sinks.start(info)
-            spectra = (SpectrumMonitor(pipeline.output_rate, info.n_channels, units=f"{pipeline.units}^2/Hz",
-                                       backend=self.backend,
-                                       nperseg=self.config.pipeline.psd_nperseg,
-                                       interval_s=self.config.pipeline.psd_interval_s)
-                       if pipeline.has_timestream else None)  # triggered records have no noise stream
+            if pipeline.has_timestream:  # triggered records have no noise stream
+                pipeline.monitor_spectra(nperseg=self.config.pipeline.psd_nperseg,
+                                         interval_s=self.config.pipeline.psd_interval_s)
             try:
                 with receiving(source, receiver=receiver, purpose="this run"):
-                    self._start_threads(receiver, pipeline, spectra)
+                    self._start_threads(receiver, pipeline)
                     interrupted = self._wait(duration_s, receiver, on_progress, progress_interval_s)
             except KeyboardInterrupt:
                 if self._abort_reason:
@@ -268,13 +268,12 @@ class StreamSession:
         except OSError as exc:
             raise data_listener(self.config).error(exc, self.config.path) from None
 
-    def _start_threads(self, receiver: BlockReceiver, pipeline: ReadoutPipeline,
-                       spectra: SpectrumMonitor | None) -> None:
-        processing = threading.Thread(target=self._guard(self._process_loop),
-                                      args=(receiver, pipeline, spectra), name="cryodaq-pipeline", daemon=True)
+    def _start_threads(self, receiver: BlockReceiver, pipeline: ReadoutPipeline) -> None:
+        self.workers = StreamWorkers(receiver, pipeline, self.sinks, self.stats, guard=self._guard,
+                                     on_time_base=self._record_time_base)
         housekeeping = threading.Thread(target=self._guard(self._housekeeping_loop),
                                         name="cryodaq-housekeeping", daemon=True)
-        self._threads = [processing, housekeeping]
+        self._threads = [*self.workers.threads, housekeeping]
         for t in self._threads:
             t.start()
         self.stats.started = time.monotonic()
@@ -327,42 +326,6 @@ class StreamSession:
         self._time_base = time_base
         self._writer_sink.annotate(clock={**time_base.as_attrs(), "changes": changes} if changes
                                    else time_base.as_attrs())
-
-    def _process_loop(self, receiver: BlockReceiver, pipeline: ReadoutPipeline,
-                      spectra: SpectrumMonitor | None) -> None:
-        while True:
-            block = receiver.blocks.get()
-            if block is None:
-                break
-            time_base = getattr(block, "time_base", None)  # a record batch carries none
-            if time_base is not None:
-                self._record_time_base(time_base, block.t_ns)
-            self._gaps(block.gaps)
-            if not block.continuous and spectra is not None:
-                spectra.reset()
-            self._handle(pipeline.process(block), spectra)
-        self._handle(pipeline.finish(), spectra)
-
-    def _gaps(self, gaps: list[Gap]) -> None:
-        for gap in gaps:
-            self.sinks.gap(gap)
-            self.stats.gaps += 1
-            self.stats.samples_lost += gap.n_samples
-
-    def _handle(self, outputs: list[PipelineOutput], spectra: SpectrumMonitor | None) -> None:
-        for out in outputs:
-            self._gaps(out.gaps)
-            for hk in out.housekeeping:
-                self.sinks.housekeeping(hk.name, hk.t_ns, hk.value, hk.unit)
-                self.stats.housekeeping[hk.name] = hk.value
-            self.sinks.output(out)
-            if len(out.events):
-                np.add.at(self.stats.events_per_channel, out.events.channel, 1)
-                self.stats.events += len(out.events)
-            snapshot = spectra.push(out.data, out.t_ns) if spectra is not None else None
-            if snapshot is not None:
-                t_ns, freq, psd = snapshot
-                self.sinks.spectrum(t_ns, freq, psd, spectra.units)
 
     def _housekeeping_loop(self) -> None:
         assert self.station is not None

@@ -44,7 +44,9 @@ def prototype_response(h: np.ndarray, freq_cycles: np.ndarray) -> np.ndarray:
     h = np.asarray(h, dtype=np.float64)
     n = np.arange(h.size) - (h.size - 1) / 2.0
     f = np.atleast_1d(np.asarray(freq_cycles, dtype=np.float64))
-    return (np.exp(2j * np.pi * f[:, None] * n[None, :]) @ h).real
+    rows = max(1, (32 << 20) // (16 * h.size))  # ~32 MB of complex exponentials at a time (thousands of tones)
+    return np.concatenate([(np.exp(2j * np.pi * f[i:i + rows, None] * n[None, :]) @ h).real
+                           for i in range(0, f.size, rows)]) if f.size else np.zeros(0)
 
 
 def lowpass_taps(numtaps: int, cutoff: float) -> np.ndarray:

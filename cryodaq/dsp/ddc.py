@@ -78,15 +78,24 @@ class ToneDDC:
         self._base = np.mod(self.offsets_hz * centre / self.fs, 1.0)
         gain = prototype_response(channelizer.prototype_host, self.offsets_hz / self.fs)
         self.pfb_gain = gain
-        scale = 1.0 / gain if equalize else np.ones_like(gain)
-        self._scale = self.backend.asarray(scale.astype(np.float32))
+        self._scale = (1.0 / gain if equalize else np.ones_like(gain)).astype(np.float32)
         if lowpass_taps is None:
             lowpass_taps = 1 if self.decimation == 1 else 16 * self.decimation + 1
         self.lowpass = _design_lowpass(int(lowpass_taps), lowpass_cutoff / self.decimation)
-        self._taps = [float(g) for g in self.lowpass]
+        self._taps = self.lowpass.astype(np.float32)
         self.n_taps_lowpass = len(self._taps)
         self.output_rate = channelizer.output_rate(self.fs) / self.decimation
-        self._bins_dev = self.backend.asarray(self.bins)
+        # Per-tone constants, once on the backend: the block loop uploads nothing.
+        b = self.backend
+        self._bins_dev = b.asarray(self.bins)
+        self._k_dev = b.asarray(self._bin_numbers)
+        self._off_dev = b.asarray(self.offsets_hz)
+        self._inc_dev = b.asarray(self._inc)
+        self._base_dev = b.asarray(self._base)
+        self._scale_dev = b.asarray(self._scale)
+        self._taps_dev = b.asarray(self._taps)
+        self._table: Any = None  # exp(-2 pi i inc d), d = 0.. : the mixer's frame-to-frame rotation
+        self._const: tuple[int, Any] | None = None  # (first_sample, per-tone phase at frame 0) since reset
         self.reset()
 
     @property
@@ -106,51 +115,76 @@ class ToneDDC:
         frame = np.asarray(k, dtype=np.float64) * self.decimation + (self.n_taps_lowpass - 1) / 2.0
         return self.channelizer.frame_sample_index(frame)
 
-    def _mixer(self, n: int) -> Any:
-        """exp(-2 pi i phase) for the next ``n`` frames, shape (n, n_tones), complex64."""
-        s0 = self.channelizer.first_sample
-        m = self.channelizer.n_channels
-        # Absolute tone phase at first_sample: k*s0/M exactly in integers, plus offset*s0/fs.
-        absolute = np.mod(np.mod(self._bin_numbers * (s0 % m), m) / m + self.offsets_hz * s0 / self.fs, 1.0)
-        const = np.mod(self._base + absolute, 1.0)
-        j = np.arange(self._frame, self._frame + n, dtype=np.int64)
-        cycles = np.mod(np.outer(j, self._inc), 1.0) + const
-        mix = np.exp(-2j * np.pi * cycles).astype(np.complex64)
-        return self.backend.asarray(mix)
+    def _rotation(self) -> Any:
+        """Per tone: the mixer at the next frame, times the equaliser: exp(-2 pi i phase(frame)) * scale.
+
+        The absolute tone phase at the PFB's first sample (``k*s0/M`` in integers, plus
+        ``offset*s0/fs``) is worked out once per reset; the frame index enters as ``inc*frame``
+        taken modulo one cycle in float64, so the phase stays exact over any run length.
+        """
+        xp = self.xp
+        s0 = int(self.channelizer.first_sample)
+        if self._const is None or self._const[0] != s0:
+            m = self.channelizer.n_channels
+            absolute = xp.mod(xp.mod(self._k_dev * (s0 % m), m) / m + self._off_dev * (s0 / self.fs), 1.0)
+            self._const = (s0, xp.mod(self._base_dev + absolute, 1.0))
+        cycles = xp.mod(self._inc_dev * float(self._frame), 1.0) + self._const[1]
+        return (xp.exp(-2j * np.pi * cycles) * self._scale_dev).astype(np.complex64)
+
+    def _mix_table(self, n: int) -> Any:
+        """``exp(-2 pi i inc d)`` for d < n (complex64, (n, n_tones)), grown on demand and reused."""
+        if self._table is None or self._table.shape[0] < n:
+            xp = self.xp
+            rows = max(n, 2 * (0 if self._table is None else self._table.shape[0]))
+            d = xp.arange(rows, dtype=np.float64)
+            self._table = xp.exp(-2j * np.pi * xp.mod(d[:, None] * self._inc_dev[None, :], 1.0)).astype(np.complex64)
+        return self._table[:n]
 
     def process(self, frames: Any) -> Any:
         """Mix, filter and decimate the next ``frames`` (n, n_bins); returns (n_out, n_tones) complex64."""
         xp = self.xp
-        frames = xp.asarray(frames)
+        frames = self.backend.asarray(frames)
         if frames.ndim != 2 or frames.shape[1] != self.channelizer.n_bins:
             raise ValueError(
                 f"DDC expects frames of shape (n, {self.channelizer.n_bins}), got {frames.shape}"
             )
         n = int(frames.shape[0])
-        z = frames[:, self._bins_dev] * self._mixer(n)
-        z *= self._scale
+        rot = self._rotation()
+        table = self._mix_table(n)
         self._frame += n
-        if self.n_taps_lowpass == 1 and self.decimation == 1:
+        direct = self.n_taps_lowpass == 1 and self.decimation == 1
+        held = 0 if direct else int(self._hist.shape[0])
+        buf = xp.empty((held + n, self.n_tones), dtype=np.complex64)
+        if held:
+            buf[:held] = self._hist
+        if self.backend.device:
+            buf[held:] = frames[:, self._bins_dev] * (table * rot)
+        else:
+            from cryodaq.dsp.cpu_kernels import ddc_mix
+
+            ddc_mix(frames, self.bins, table, rot, buf[held:])
+        if direct:
             self._next += n
             self._hist_start += n
             self._out_done += n
-            return z.astype(np.complex64, copy=False)
-        buf = xp.concatenate([self._hist, z.astype(np.complex64, copy=False)], axis=0)
+            return buf
         end = self._hist_start + buf.shape[0]
         g, r = self.n_taps_lowpass, self.decimation
-        n_out = (end - g - self._next) // r + 1 if end - self._next >= g else 0
-        n_out = max(n_out, 0)
+        n_out = max((end - g - self._next) // r + 1 if end - self._next >= g else 0, 0)
         off = self._next - self._hist_start
-        if n_out:
+        out = xp.empty((n_out, self.n_tones), dtype=np.complex64)
+        if n_out and self.backend.device:
             span = (n_out - 1) * r + 1
-            out = buf[off : off + span : r] * self._taps[0]
+            out[...] = buf[off : off + span : r] * self._taps_dev[0]
             for i in range(1, g):
-                out += buf[off + i : off + i + span : r] * self._taps[i]
-        else:
-            out = xp.zeros((0, self.n_tones), dtype=np.complex64)
+                out += buf[off + i : off + i + span : r] * self._taps_dev[i]
+        elif n_out:
+            from cryodaq.dsp.cpu_kernels import fir_decimate_rows
+
+            fir_decimate_rows(buf.view(np.float32), self._taps, off, r, out.view(np.float32))
         self._next += n_out * r
         keep_from = self._next - self._hist_start
         self._hist = buf[keep_from:].copy()
         self._hist_start = self._next
         self._out_done += n_out
-        return out.astype(np.complex64, copy=False)
+        return out

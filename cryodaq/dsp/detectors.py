@@ -9,6 +9,12 @@ are ignored.  Hold-off: a crossing closer than ``holdoff`` samples to the previo
 accepted one on that channel is ignored.  Arrays are time-major, (n, n_channels),
 as the stream arrives: no transposes.
 
+On a device backend the part of a detector that touches every sample runs there and ends
+in :class:`Candidates` (the set positions of its edge mask, still device arrays);
+:meth:`Detector.accept` finishes on the host with the few candidates (arming, hold-off).
+``detect`` is the two in a row; a pipeline instead brings the candidates back together with
+its other results, in one transfer per block.
+
 Hand-written: scipy has no streaming (stateful) multi-channel trigger or overlap-save
 filter that also runs on cupy.
 """
@@ -16,6 +22,7 @@ filter that also runs on cupy.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -56,15 +63,14 @@ def greedy_min_gap(channel: np.ndarray, index: np.ndarray, last: np.ndarray, gap
     return keep
 
 
-def nonzero_2d(mask: Any, backend: Backend) -> tuple[np.ndarray, np.ndarray]:
-    """Host (row, col) of the set elements of a (n, c) bool array, in row-major order.
+def set_positions(mask: Any, backend: Backend) -> tuple[Any, Any]:
+    """(row, col) of the set elements of a (n, c) bool array, in row-major order, as backend arrays.
 
     On CPU, scans 8 flags at a time as uint64 words first: triggers are sparse, and
     ``np.nonzero`` on the whole array is ~10x slower than the rest of the detector.
     """
-    if backend.is_gpu:
-        r, c = backend.xp.nonzero(mask)
-        return backend.to_numpy(r).astype(np.int64), backend.to_numpy(c).astype(np.int64)
+    if backend.device:
+        return backend.xp.nonzero(mask)
     flat = np.ascontiguousarray(mask).reshape(-1)
     m8 = flat.size - flat.size % 8
     words = np.flatnonzero(flat[:m8].view(np.uint64))
@@ -72,6 +78,37 @@ def nonzero_2d(mask: Any, backend: Backend) -> tuple[np.ndarray, np.ndarray]:
     idx = idx[flat[idx]] if words.size else np.zeros(0, np.int64)
     idx = np.concatenate([idx.ravel(), np.flatnonzero(flat[m8:]) + m8])
     return np.divmod(idx, mask.shape[1])
+
+
+def nonzero_2d(mask: Any, backend: Backend) -> tuple[np.ndarray, np.ndarray]:
+    """Host (row, col) int64 of the set elements of a (n, c) bool array, in row-major order."""
+    r, c = backend.to_host(*set_positions(mask, backend))
+    return np.asarray(r, np.int64), np.asarray(c, np.int64)
+
+
+@dataclass
+class Candidates:
+    """What a detector found in one block before the host decides: positions of its edge mask.
+
+    ``rows``/``cols``: backend int arrays (row ``r`` is sample ``start + r``); every trigger
+    with index < ``final_end`` is now known. :meth:`on_host` after a transfer.
+    """
+
+    rows: Any
+    cols: Any
+    start: int
+    final_end: int
+
+    @classmethod
+    def none(cls, final_end: int) -> Candidates:
+        return cls(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, final_end)
+
+    def arrays(self) -> tuple[Any, Any]:
+        return self.rows, self.cols
+
+    def with_arrays(self, rows: Any, cols: Any) -> Candidates:
+        """The same candidates with ``rows``/``cols`` replaced (e.g. by their host copies)."""
+        return Candidates(rows, cols, self.start, self.final_end)
 
 
 def gather_rows(a: Any, b: Any, rows: np.ndarray, cols: np.ndarray, backend: Backend) -> Any:
@@ -93,6 +130,8 @@ class Detector:
 
     #: samples after a reset before the detector can produce a trigger
     warmup = 0
+    #: find() on the backend, accept() on the host; False: detect() needs the host mid-block
+    splits = True
 
     def __init__(self, holdoff: int, polarity: int, backend: Backend | None) -> None:
         if polarity not in (1, -1):
@@ -125,25 +164,37 @@ class Detector:
         v = np.asarray(value, dtype=np.float32)
         return self.backend.asarray(v if v.ndim else v.reshape(()))
 
-    def _crossings(
-        self, s: Any, thr: Any, start: int, arm_index: int, holdoff: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Rising crossings of ``polarity * s`` ((n, C), row 0 = sample ``start``) over ``thr``."""
-        if s.shape[0] == 0:
-            return _EMPTY
+    def _edge(self, s: Any, thr: Any) -> Any:
+        """Rising edges of ``polarity * s`` ((n, C)) over ``thr``, continuing from the last block."""
         above = (s >= thr) if self.polarity > 0 else (s <= -thr)
         edge = self.xp.empty_like(above)
         edge[1:] = above[1:] > above[:-1]  # True > False: a rising edge, in one pass
         edge[0] = above[0] & ~self._prev_above
         self._prev_above = above[-1].copy()
-        return self._accept(edge, start, arm_index, holdoff)
+        return edge
 
-    def _accept(self, mask: Any, start: int, arm_index: int, holdoff: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates where ``mask`` ((n, C) bool) is set, armed and (with ``holdoff``) after hold-off."""
-        pos, ch = nonzero_2d(mask, self.backend)
-        idx = pos + start
+    def _found(self, mask: Any, start: int, final_end: int) -> Candidates:
+        rows, cols = set_positions(mask, self.backend)
+        return Candidates(rows, cols, start, final_end)
+
+    def detect(self, x: Any, first_index: int, arm_index: int, *, holdoff: bool = True,
+               ) -> tuple[np.ndarray, np.ndarray, int]:
+        """See the module docstring: :meth:`find` on the backend, then :meth:`accept` on the host.
+        ``holdoff=False`` returns every armed crossing."""
+        found = self.find(self.backend.asarray(x), first_index)
+        found = found.with_arrays(*self.backend.to_host(*found.arrays()))
+        return *self.accept(found, arm_index, holdoff=holdoff), found.final_end
+
+    def find(self, x: Any, first_index: int) -> Candidates:
+        """The backend part of :meth:`detect` for block ``x`` (first sample ``first_index``)."""
+        raise NotImplementedError
+
+    def accept(self, found: Candidates, arm_index: int, holdoff: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Host part: (channel int32, index int64) of the armed candidates (after hold-off), sorted by
+        channel then index. ``found`` holds host arrays."""
+        idx = np.asarray(found.rows, np.int64) + found.start
         armed = idx >= arm_index
-        ch, idx = ch[armed].astype(np.int32), idx[armed]
+        ch, idx = np.asarray(found.cols)[armed].astype(np.int32), idx[armed]
         order = np.lexsort((idx, ch))
         ch, idx = ch[order], idx[order]
         if not holdoff:
@@ -180,31 +231,45 @@ class ThresholdDetector(Detector):
         previous sample): a block starting this far before ``i`` finds exactly the crossings at >= i."""
         return self.baseline_samples + 1
 
-    def detect(
-        self, x: Any, first_index: int, arm_index: int, *, holdoff: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """See the module docstring; ``holdoff=False`` returns every armed crossing (the candidates
-        that offline, chunked processing resolves with one sequential hold-off pass)."""
+    def find(self, x: Any, first_index: int) -> Candidates:
         xp = self.xp
         n, c = x.shape
         self._start(c)
         end = first_index + n
         b = self.baseline_samples
         if b == 0:
-            return *self._crossings(x, self._thr, first_index, arm_index, holdoff), end
+            return self._found(self._edge(x, self._thr), first_index, end) if n else Candidates.none(end)
         hist = self._hist if self._hist is not None else xp.zeros((0, c), dtype=np.float32)
         u = xp.concatenate([hist, x.astype(np.float32, copy=False)], axis=0)
         u_start = first_index - hist.shape[0]
         self._hist = u[-b:].copy()
         if u.shape[0] <= b:
-            return *_EMPTY, end
+            return Candidates.none(end)
+        if not self.backend.device:  # one fused pass on the CPU
+            return self._find_cpu(u, u_start + b, end)
         # Moving mean of the b samples before each sample, from a per-block float64 cumsum
         # (per block, so no rounding drift over a long run).
         cs = xp.zeros((u.shape[0] + 1, c), dtype=np.float64)
         xp.cumsum(u, axis=0, dtype=np.float64, out=cs[1:])
         base = (cs[b:-1] - cs[: -1 - b]) / b
         s = (u[b:] - base).astype(np.float32)
-        return *self._crossings(s, self._thr, u_start + b, arm_index, holdoff), end
+        return self._found(self._edge(s, self._thr), u_start + b, end)
+
+
+    def _find_cpu(self, u: np.ndarray, start: int, end: int) -> Candidates:
+        from cryodaq.dsp.cpu_kernels import baseline_edges
+
+        thr = np.broadcast_to(self._thr, (u.shape[1],)).astype(np.float32)
+        prev = np.empty_like(self._prev_above)
+        cap = max(1024, u.size // 64)
+        while True:
+            rows, cols = np.empty(cap, np.int64), np.empty(cap, np.int64)
+            k = baseline_edges(u, self.baseline_samples, thr, self.polarity, self._prev_above, prev, rows, cols)
+            if k <= cap:
+                break
+            cap = k
+        self._prev_above = prev
+        return Candidates(rows[:k], cols[:k], start, end)
 
 
 class LevelDetector(Detector):
@@ -224,7 +289,7 @@ class LevelDetector(Detector):
         super().reset()
         self._hist = None  # (k, C) above-flags of the samples not yet decided
 
-    def detect(self, x: Any, first_index: int, arm_index: int) -> tuple[np.ndarray, np.ndarray, int]:
+    def find(self, x: Any, first_index: int) -> Candidates:
         xp = self.xp
         n, c = x.shape
         self._start(c)
@@ -236,7 +301,7 @@ class LevelDetector(Detector):
         m = a.shape[0] - d + 1  # positions whose whole run window is available
         if m <= 0:
             self._hist = a
-            return *_EMPTY, a_start
+            return Candidates.none(a_start)
         cs = xp.zeros((a.shape[0] + 1, c), dtype=np.int32)
         xp.cumsum(a, axis=0, dtype=np.int32, out=cs[1:])
         full = (cs[d : d + m] - cs[:m]) == d  # a[p : p+d] all above
@@ -245,7 +310,7 @@ class LevelDetector(Detector):
         start[0] = full[0] & ~self._prev_above
         self._prev_above = a[m - 1].copy()
         self._hist = a[m:].copy()
-        return *self._accept(start, a_start, arm_index), a_start + m
+        return self._found(start, a_start, a_start + m)
 
 
 def _fft_size(k: int) -> int:
@@ -300,6 +365,7 @@ class MatchedFilterDetector(Detector):
         norm = float(s0 @ s0)
         if norm == 0:
             raise ValueError("matched-filter template is constant; it has no pulse shape")
+        self.splits = False  # the peak search after a crossing reads the filtered data around it
         self.filter = s0 / norm  # correlation kernel q: sum(q * A*template) == A
         self.k = s.size
         self.template_presamples = int(template_presamples)
@@ -319,8 +385,13 @@ class MatchedFilterDetector(Detector):
         g = np.zeros(n)
         g[: self.k] = self.filter[::-1]  # correlation = convolution with the reversed kernel
         self._g_hat = self.backend.asarray(np.fft.rfft(g).astype(np.complex64)[:, None])
-        self._chunk_bytes = (256 << 20) if self.backend.is_gpu else (1 << 20)
+        self._chunk_bytes = (256 << 20) if self.backend.device else (1 << 20)
         self._pool: ThreadPoolExecutor | None = None
+        # what a channel group's own detector needs (CPU, fft_workers > 1: one detector per worker)
+        self._args = dict(template=s, threshold=threshold, threshold_sigma=threshold_sigma, holdoff=self.holdoff,
+                          polarity=self.polarity, template_presamples=self.template_presamples,
+                          noise_samples=self.noise_samples, sigma=sigma, peak_window=self.peak_window, fft_size=n)
+        self._groups: list[tuple[int, int, MatchedFilterDetector]] | None = None
 
     def reset(self) -> None:
         super().reset()
@@ -333,6 +404,8 @@ class MatchedFilterDetector(Detector):
         self._pend_ch = np.zeros(0, np.int32)
         self._pend_c = np.zeros(0, np.int64)
         self._y_end: int | None = None
+        for _, _, det in getattr(self, "_groups", None) or ():
+            det.reset()
 
     # -- overlap-save ----------------------------------------------------------------
     def filter_block(self, hist: Any, x: Any) -> Any:
@@ -349,7 +422,7 @@ class MatchedFilterDetector(Detector):
         first_inner = -(-h // step)  # first segment starting inside x
         last_inner = (length - n) // step  # last segment ending inside x
         per = max(1, self._chunk_bytes // (c * n * 4))
-        gpu = self.backend.is_gpu
+        gpu = self.backend.device
         kw = self.backend.fft_kwargs() if gpu else {"workers": 1}
 
         def run(segs: Any, s0: int) -> None:
@@ -424,11 +497,47 @@ class MatchedFilterDetector(Detector):
         return ally, self._sigma_start
 
     # -- detection -------------------------------------------------------------------
+    def _channel_groups(self, c: int) -> list[tuple[int, int, MatchedFilterDetector]] | None:
+        """On the CPU with ``fft_workers`` > 1: one single-threaded detector per worker, each owning a
+        contiguous group of channels end to end (filter, threshold, peak search), so the whole
+        detector runs in parallel, not only its FFTs."""
+        workers = self.backend.fft_workers or 1
+        if self.backend.device or workers < 2 or c < 2 * workers:
+            return None
+        if self._groups is None:
+            groups = []
+            for part in np.array_split(np.arange(c), workers):
+                a, b = int(part[0]), int(part[-1]) + 1
+                args = dict(self._args)
+                for key in ("threshold", "sigma"):
+                    v = args[key]
+                    if v is not None and np.ndim(v):
+                        args[key] = np.broadcast_to(np.asarray(v), (c,))[a:b]
+                groups.append((a, b, MatchedFilterDetector(**args, backend=numpy_backend())))
+            self._groups = groups
+        return self._groups
+
+    def _detect_groups(self, groups: list[tuple[int, int, MatchedFilterDetector]], x: Any, first_index: int,
+                       arm_index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=len(groups), thread_name_prefix="mf")
+        futures = [self._pool.submit(det.detect, x[:, a:b], first_index, arm_index) for a, b, det in groups]
+        found = [f.result() for f in futures]
+        sigmas = [det.noise_sigma for _, _, det in groups]
+        if all(sg is not None for sg in sigmas):
+            self.noise_sigma = np.concatenate(sigmas)  # type: ignore[arg-type]
+        # groups are in channel order and each returns (channel, index) sorted: the concatenation is sorted
+        ch = np.concatenate([f[0] + a for (a, _, _), f in zip(groups, found)]).astype(np.int32)
+        return ch, np.concatenate([f[1] for f in found]), min(f[2] for f in found)
+
     def detect(self, x: Any, first_index: int, arm_index: int) -> tuple[np.ndarray, np.ndarray, int]:
         xp = self.xp
         n, c = x.shape
+        groups = self._channel_groups(c)
+        if groups is not None:
+            return self._detect_groups(groups, x, first_index, arm_index)
         self._start(c)
-        x = xp.ascontiguousarray(x, dtype=np.float32)
+        x = xp.ascontiguousarray(self.backend.asarray(x), dtype=np.float32)
         hist = self._xhist if self._xhist is not None else xp.zeros((0, c), dtype=np.float32)
         h = hist.shape[0]
         if h + n < self.k:
@@ -442,7 +551,8 @@ class MatchedFilterDetector(Detector):
         if ready is None:
             return *_EMPTY, self._final_end()
         y, y_start = ready
-        ch, cidx = self._crossings(y, self._thr, y_start, arm_index)
+        edges = self._found(self._edge(y, self._thr), y_start, 0) if y.shape[0] else Candidates.none(0)
+        ch, cidx = self.accept(edges.with_arrays(*self.backend.to_host(*edges.arrays())), arm_index)
         tail = self._ytail if self._ytail is not None else xp.zeros((0, c), dtype=np.float32)
         tail_start = y_start - tail.shape[0]
         y_end = y_start + y.shape[0]

@@ -8,7 +8,7 @@ Dissipation = ``|iq - centre| / radius - 1``: the fractional radial deviation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,20 +16,16 @@ import numpy as np
 from ..backend import Backend, numpy_backend
 
 
-def _xp(backend: Backend | None) -> Any:
-    return (backend or numpy_backend()).xp
-
-
 def iq_to_phase(
     iq: Any, centre: Any = 0, rotation: Any = None, unwrap: bool = True, backend: Backend | None = None
 ) -> Any:
     """Phase (rad, float32) of ``(iq - centre) exp(-i rotation)``; ``rotation`` defaults to
     the angle of the mean of ``(iq - centre)`` over time, so the mean operating point is 0 rad."""
-    xp = _xp(backend)
-    z = xp.asarray(iq) - xp.asarray(centre)
-    if rotation is None:
-        rotation = xp.angle(z.mean(axis=0))
-    phase = xp.angle(z * xp.exp(-1j * xp.asarray(rotation)))
+    b = backend or numpy_backend()
+    xp = b.xp
+    z = b.asarray(iq) - (b.asarray(centre) if np.ndim(centre) else complex(centre))
+    rotation = xp.angle(z.mean(axis=0)) if rotation is None else b.asarray(rotation)
+    phase = xp.angle(z * xp.exp(-1j * rotation))
     if unwrap and phase.shape[0] > 1:
         phase = xp.unwrap(phase, axis=0)
     return phase.astype(np.float32)
@@ -38,11 +34,10 @@ def iq_to_phase(
 def iq_to_dissipation(iq: Any, centre: Any = 0, radius: Any = None, backend: Backend | None = None) -> Any:
     """Fractional radial deviation ``|iq - centre| / radius - 1`` (float32); ``radius``
     defaults to the mean of ``|iq - centre|`` over time."""
-    xp = _xp(backend)
-    r = xp.abs(xp.asarray(iq) - xp.asarray(centre))
-    if radius is None:
-        radius = r.mean(axis=0)
-    return (r / xp.asarray(radius) - 1.0).astype(np.float32)
+    b = backend or numpy_backend()
+    r = b.xp.abs(b.asarray(iq) - (b.asarray(centre) if np.ndim(centre) else complex(centre)))
+    radius = r.mean(axis=0) if radius is None else b.asarray(radius)
+    return (r / radius - 1.0).astype(np.float32)
 
 
 @dataclass
@@ -61,6 +56,8 @@ class IQCalibration:
     rotation: np.ndarray
     radius: np.ndarray
     sign: Any = 1.0
+    _constants: dict[Any, tuple[Any, Any, Any]] = field(default_factory=dict, init=False, repr=False,
+                                                         compare=False)
 
     def __post_init__(self) -> None:
         self.centre = np.atleast_1d(np.asarray(self.centre, dtype=np.complex128))
@@ -89,15 +86,43 @@ class IQCalibration:
             z = z[:, None]
         return cls(np.zeros(z.shape[1], complex), np.angle(z.mean(axis=0)), np.abs(z).mean(axis=0))
 
+    def _on(self, backend: Backend) -> tuple[Any, Any, Any]:
+        """(centre, exp(-i rotation), sign or None) as complex64/float32 arrays of ``backend``, made
+        once per backend: a stream's blocks then upload nothing."""
+        if backend not in self._constants:
+            centre = backend.asarray(self.centre.astype(np.complex64))
+            phasor = backend.asarray(np.exp(-1j * self.rotation).astype(np.complex64))
+            sign = None if np.all(self.sign == 1) else backend.asarray(self.sign.astype(np.float32))
+            self._constants[backend] = (centre, phasor, sign)
+        return self._constants[backend]
+
     def phase(self, iq: Any, unwrap: bool = True, backend: Backend | None = None) -> Any:
-        """Phase (rad) of each tone relative to its operating point, times ``sign``."""
+        """Phase (rad, float32) of each tone relative to its operating point, times ``sign``.
+
+        Computed in single precision on the backend (``iq`` stays where it is); on the CPU in one
+        fused pass (:func:`cryodaq.dsp.cpu_kernels.iq_phase`)."""
         b = backend or numpy_backend()
-        phase = iq_to_phase(iq, b.asarray(self.centre), b.asarray(self.rotation), unwrap, b)
-        if np.all(self.sign == 1):
-            return phase
-        return phase * b.asarray(self.sign.astype(np.float32))
+        xp = b.xp
+        centre, phasor, sign = self._on(b)
+        iq = b.asarray(iq)
+        if not b.device and iq.ndim == 2:
+            from cryodaq.dsp.cpu_kernels import iq_phase
+
+            out = np.empty(iq.shape, np.float32)
+            ones = self._constants.setdefault("ones", np.ones(iq.shape[1], np.float32))  # type: ignore[arg-type]
+            iq_phase(np.ascontiguousarray(iq, np.complex64), centre, phasor, ones if sign is None else sign,
+                     bool(unwrap), out)
+            return out
+        phase = xp.angle((iq - centre) * phasor)
+        if unwrap and phase.shape[0] > 1:
+            phase = xp.unwrap(phase, axis=0)
+        phase = phase.astype(np.float32, copy=False)
+        if sign is not None:
+            phase *= sign
+        return phase
 
     def dissipation(self, iq: Any, backend: Backend | None = None) -> Any:
         """Fractional radial deviation of each tone from its calibrated radius."""
         b = backend or numpy_backend()
-        return iq_to_dissipation(iq, b.asarray(self.centre), b.asarray(self.radius), b)
+        centre = self._on(b)[0]
+        return iq_to_dissipation(b.asarray(iq), centre, b.asarray(self.radius), b)

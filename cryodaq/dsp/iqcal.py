@@ -82,9 +82,10 @@ def fractional_frequency_shift(
     broadcasts against ``phase`` (one per tone on the last axis).  Sign: a photon pulse
     (θ > 0) is a resonance moved below the tone, y < 0 (module docstring).
     """
-    xp = (backend or numpy_backend()).xp
-    theta = xp.asarray(phase)
-    ql = xp.asarray(Ql, dtype=theta.dtype if theta.dtype.kind == "f" else float)
+    b = backend or numpy_backend()
+    xp = b.xp
+    theta = b.asarray(phase)
+    ql = b.asarray(Ql, dtype=theta.dtype if theta.dtype.kind == "f" else float)
     if small_angle:
         return -theta / (4 * ql)
     return -xp.tan(theta / 2) / (2 * ql)

@@ -256,7 +256,6 @@ class OptimalFilter:
         subsample: Literal["parabolic", "fourier"] = "parabolic",
     ) -> None:
         self.backend = backend or numpy_backend()
-        xp = self.backend.xp
         tmpl = np.asarray(self.backend.to_numpy(template), dtype=float)
         psd = np.asarray(self.backend.to_numpy(noise_psd), dtype=float)
         if tmpl.ndim != 1 or tmpl.size < 4:
@@ -289,8 +288,8 @@ class OptimalFilter:
             raise ValueError("OptimalFilter: template has no power between DC and Nyquist")
         # filter in the rfft domain: A(t0) = N * irfft(X * h)[t0] / 2 (irfft doubles interior bins)
         h = w * np.conj(s) / self._norm
-        self._weights = xp.asarray(w)
-        self._h = xp.asarray(h)
+        self._weights = self.backend.asarray(w)
+        self._h = self.backend.asarray(h)
         self._template = tmpl
 
     @classmethod
@@ -377,7 +376,7 @@ class OptimalFilter:
     def _newton(self, y: Any, amp: Any, delay: Any, steps: int = 3) -> tuple[Any, Any]:
         """Maximise A(t) = Σ_k Re(Y_k e^{iω_k t}) by Newton steps from the parabolic estimate."""
         xp = self.backend.xp
-        omega = xp.asarray(2.0 * np.pi * np.arange(y.shape[1]) / self.n)
+        omega = xp.arange(y.shape[1], dtype=np.float64) * (2.0 * np.pi / self.n)
         for _ in range(steps):
             z = y * xp.exp(1j * omega * delay[:, None])
             d1 = -xp.sum((z * omega).imag, axis=-1)

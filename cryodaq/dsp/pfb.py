@@ -14,14 +14,14 @@ Only complete windows produce frames: the first frame appears once
 ``n_taps*n_channels`` samples have arrived.
 
 Hand-written rather than ``cupyx.signal.channelize_poly`` because that is GPU-only,
-not streaming and not oversampled; the CPU path (strided view + einsum + scipy rfft,
-in cache-sized chunks, threaded over ``backend.fft_workers``) runs at about half the
-speed of a bare rfft of the same data.
+not streaming and not oversampled. The FIR is memory-bound, so both paths fuse the raw
+int16 decode into it: on CPU a compiled kernel (:mod:`cryodaq.dsp.cpu_kernels`) and scipy's
+rfft in cache-sized chunks, threaded over ``backend.fft_workers``; on cupy an elementwise
+kernel and cuFFT, with the block, the history and the frames staying on the device.
 """
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,9 +29,6 @@ import numpy as np
 
 from ..backend import Backend, numpy_backend
 from ._window import design_prototype
-
-# Chunk of frames per einsum+FFT call on CPU: ~2 MiB (measured best of 1-4 MiB) of float32 keeps it in cache.
-_CPU_CHUNK_BYTES = 1 << 21
 
 
 class PFBChannelizer:
@@ -78,6 +75,11 @@ class PFBChannelizer:
         self._weights = self.prototype.reshape(self.n_taps, self.n_channels)
         self._dtype = np.float32 if self.real_input else np.complex64
         self._pool: ThreadPoolExecutor | None = None
+        self._acc: np.ndarray | None = None  # CPU frame buffer, reused
+        if not self.backend.device:
+            from cryodaq.dsp.cpu_kernels import warm_up
+
+            warm_up()
         self.reset()
 
     # -- state ---------------------------------------------------------------------
@@ -117,9 +119,13 @@ class PFBChannelizer:
             self.first_sample, self.frames_done, self._hist = saved
 
     def process(self, block: Any) -> Any:
-        """Append ``block`` (1-D) and return the newly completed frames, (n, n_bins) complex64."""
+        """Append ``block`` (1-D) and return the newly completed frames, (n, n_bins) complex64.
+
+        ``block`` may be host data on a device backend: it is then copied over (one counted
+        transfer); a device-resident pipeline hands over device arrays.
+        """
         xp = self.xp
-        block = xp.asarray(block)
+        block = self.backend.asarray(block)
         if block.ndim != 1:
             raise ValueError(f"PFB input must be 1-D, got shape {block.shape}")
         if self.real_input and xp.iscomplexobj(block):
@@ -127,13 +133,10 @@ class PFBChannelizer:
         held = self._hist.shape[0]
         total = held + int(block.shape[0])
         n_frames = (total - self.length) // self.hop + 1 if total >= self.length else 0
-        out = xp.empty((n_frames, self.n_bins), dtype=np.complex64)
-        if n_frames:
-            if self.backend.is_gpu:
-                buf = xp.concatenate([self._hist, block.astype(self._dtype, copy=False)])
-                self._filter_gpu(buf, n_frames, out)
-            else:
-                self._filter_cpu(block, n_frames, out)
+        if not n_frames:
+            out = xp.empty((0, self.n_bins), dtype=np.complex64)
+        else:
+            out = self._filter_device(block, n_frames) if self.backend.device else self._filter_cpu(block, n_frames)
             if self.oversampling == 2:
                 # (-1)**(k*j): negate odd bins of odd global frames.
                 start = 1 if self.frames_done % 2 == 0 else 0
@@ -145,7 +148,7 @@ class PFBChannelizer:
 
     def _region(self, block: Any, a: int, b: int, dest: Any) -> Any:
         """Samples ``a:b`` of the stream (held history followed by ``block``) as float32/complex64
-        into ``dest``: the one place input is converted."""
+        into ``dest``."""
         held = self._hist.shape[0]
         if a < held:
             dest[: min(b, held) - a] = self._hist[a : min(b, held)]
@@ -154,54 +157,91 @@ class PFBChannelizer:
             dest[lo - a : b - a] = block[lo - held : b - held]
         return dest
 
-    def _filter_gpu(self, buf: Any, n_frames: int, out: Any) -> None:
-        item = buf.dtype.itemsize
-        frames = self.xp.lib.stride_tricks.as_strided(
-            buf, shape=(n_frames, self.n_taps, self.n_channels),
-            strides=(self.hop * item, self.n_channels * item, item),
-        )
-        # Tap loop of multiply-adds: cupy's einsum may materialise the strided view.
-        acc = frames[:, 0, :] * self._weights[0]
-        for t in range(1, self.n_taps):
-            acc += frames[:, t, :] * self._weights[t]
-        fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
-        out[...] = fft(acc, axis=-1, **self.backend.fft_kwargs())
-
-    def _filter_cpu(self, block: Any, n_frames: int, out: Any) -> None:
-        # Chunks of frames: copy/convert each chunk's input span into a cache-resident
-        # scratch, einsum over a strided (frames, taps, channels) view (plain einsum beats
-        # a tap loop and optimize=True here), rfft, store. Threads over fft_workers.
-        chunk = max(1, _CPU_CHUNK_BYTES // (self.n_channels * 4))
-        starts = range(0, n_frames, chunk)
-        fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
-        span = (chunk - 1) * self.hop + self.length
-        local = threading.local()
-        direct = block.dtype == self._dtype and block.strides[0] == block.itemsize
-
-        def work(f0: int) -> None:
-            f1 = min(n_frames, f0 + chunk)
-            scratch = getattr(local, "scratch", None)
-            if scratch is None:
-                scratch = local.scratch = np.empty(span, dtype=self._dtype)
-            a = f0 * self.hop
-            b = (f1 - 1) * self.hop + self.length
-            held = self._hist.shape[0]
-            if direct and a >= held:
-                seg = block[a - held : b - held]  # already float32/complex64: no copy
-            else:
-                seg = self._region(block, a, b, scratch)
-            item = seg.itemsize
-            frames = np.lib.stride_tricks.as_strided(
-                seg, shape=(f1 - f0, self.n_taps, self.n_channels),
+    def _filter_device(self, block: Any, n_frames: int) -> Any:
+        """Device path: on cupy one fused kernel reads the raw samples (int16 converted in
+        registers) and writes the FIR sums; elsewhere (the strict test backend) the same sums as
+        array operations. Then the batched FFT."""
+        xp = self.xp
+        acc = xp.empty((n_frames, self.n_channels), dtype=self._dtype)
+        if self.backend.is_gpu and self.real_input:
+            hist = self._hist if self._hist.shape[0] else xp.zeros(1, dtype=np.float32)
+            _gpu_fir_kernel(xp)(block, hist, self._weights, self._hist.shape[0], self.hop, self.n_channels,
+                                self.n_taps, acc)
+        else:
+            buf = xp.concatenate([self._hist, block.astype(self._dtype, copy=False)])
+            item = buf.dtype.itemsize
+            frames = xp.lib.stride_tricks.as_strided(
+                buf, shape=(n_frames, self.n_taps, self.n_channels),
                 strides=(self.hop * item, self.n_channels * item, item),
             )
-            out[f0:f1] = fft(np.einsum("ftm,tm->fm", frames, self._weights), axis=-1, workers=1)
+            acc[...] = frames[:, 0, :] * self._weights[0]
+            for t in range(1, self.n_taps):
+                acc += frames[:, t, :] * self._weights[t]
+        fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
+        return fft(acc, axis=-1, **self.backend.fft_kwargs())
 
+    def _filter_cpu(self, block: np.ndarray, n_frames: int) -> np.ndarray:
+        # The fused FIR kernel straight from the raw samples (int16 read as is) into one frame
+        # buffer, then one scipy rfft call whose result is the output (no copy). Frames that reach
+        # back into the held history read a small bridge buffer (history + the block's first
+        # samples). With fft_workers > 1 the FIR runs on that many threads (the kernel releases the
+        # GIL) and the FFT is threaded by scipy.
+        from cryodaq.dsp.cpu_kernels import pfb_fir
+
+        if block.dtype not in (np.int16, np.float32, np.complex64) or not block.flags.c_contiguous:
+            block = np.ascontiguousarray(block, dtype=self._dtype)
+        held = self._hist.shape[0]
+        n_bridge = min(n_frames, -(-held // self.hop))  # frames whose window starts in the history
+        bridge = None
+        if n_bridge:
+            bridge = self._region(block, 0, (n_bridge - 1) * self.hop + self.length,
+                                  np.empty((n_bridge - 1) * self.hop + self.length, dtype=self._dtype))
+        if self._acc is None or self._acc.shape[0] < n_frames:
+            self._acc = np.empty((n_frames, self.n_channels), dtype=self._dtype)  # kept: no page faults per block
+        acc = self._acc[:n_frames]
         workers = self.backend.fft_workers or 1
-        if workers > 1 and len(starts) > 1:
+        step = -(-n_frames // workers)
+        spans = [(f0, min(f0 + step, n_frames)) for f0 in range(0, n_frames, step)]
+
+        def fir(span: tuple[int, int]) -> None:
+            f0, f1 = span
+            if f0 < n_bridge:
+                pfb_fir(bridge, f0 * self.hop, self._weights, self.hop, acc[f0:min(f1, n_bridge)])
+            if f1 > n_bridge:
+                lo = max(f0, n_bridge)
+                pfb_fir(block, lo * self.hop - held, self._weights, self.hop, acc[lo:f1])
+
+        if len(spans) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pfb")
-            list(self._pool.map(work, starts))
+            list(self._pool.map(fir, spans))
         else:
-            for f0 in starts:
-                work(f0)
+            fir((0, n_frames))
+        fft = self.backend.fft.rfft if self.real_input else self.backend.fft.fft
+        return fft(acc, axis=-1, workers=workers)
+
+
+_GPU_FIR: dict[int, Any] = {}
+
+
+def _gpu_fir_kernel(cp: Any) -> Any:
+    """The fused PFB FIR as a cupy elementwise kernel (one thread per output sample): reads
+    the held float32 history or the raw block (int16 or float32, converted in registers)."""
+    key = id(cp)
+    if key not in _GPU_FIR:
+        _GPU_FIR[key] = cp.ElementwiseKernel(
+            "raw X blk, raw float32 hist, raw float32 w, int64 held, int64 hop, int64 m_len, int64 n_taps",
+            "float32 y",
+            """
+            const long long f = i / m_len, m = i % m_len;
+            float acc = 0.0f;
+            for (long long t = 0; t < n_taps; ++t) {
+                const long long s = f * hop + t * m_len + m;
+                const float v = s < held ? hist[s] : (float)blk[s - held];
+                acc += w[t * m_len + m] * v;
+            }
+            y = acc;
+            """,
+            "cryodaq_pfb_fir",
+        )
+    return _GPU_FIR[key]

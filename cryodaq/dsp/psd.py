@@ -9,6 +9,7 @@ same code.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -23,7 +24,7 @@ def _segment_spectra(
 ) -> tuple[Any, Any, float]:
     """Windowed, detrended segment FFTs: (..., n_seg, n_freq) and the density scale."""
     xp = backend.xp
-    x = xp.asarray(x)
+    x = backend.asarray(x)
     if not np.issubdtype(x.dtype, np.inexact):
         x = x.astype(np.float64)
     x = xp.ascontiguousarray(xp.moveaxis(x, axis, -1))
@@ -42,10 +43,13 @@ def _segment_spectra(
         flat, shape=(flat.shape[0], n_seg, nperseg), strides=(flat.strides[0], step * item, item)
     )
     real_dtype = np.float32 if flat.dtype in (np.float32, np.complex64) else np.float64
-    win_host = scipy.signal.get_window(window, nperseg) if isinstance(window, (str, tuple, float)) else np.asarray(window, float)
-    if win_host.shape != (nperseg,):
-        raise ValueError(f"window array has shape {win_host.shape}; expected ({nperseg},)")
-    win = backend.asarray(win_host.astype(real_dtype))
+    if isinstance(window, (str, tuple, float)):
+        win_host, win = _named_window(backend, window, nperseg, np.dtype(real_dtype).str)
+    else:
+        win_host = np.asarray(window, float)
+        if win_host.shape != (nperseg,):
+            raise ValueError(f"window array has shape {win_host.shape}; expected ({nperseg},)")
+        win = backend.asarray(win_host.astype(real_dtype))
     if detrend == "constant":
         segs = segs - segs.mean(axis=-1, keepdims=True)
     elif detrend == "linear":
@@ -63,6 +67,13 @@ def _segment_spectra(
     return spec.reshape(*lead, n_seg, spec.shape[-1]), scale, real_dtype
 
 
+@lru_cache(maxsize=64)
+def _named_window(backend: Backend, window: Any, nperseg: int, dtype: str) -> tuple[np.ndarray, Any]:
+    """A named window on the host and on the backend, made once (periodic spectra upload nothing)."""
+    host = scipy.signal.get_window(window, nperseg)
+    return host, backend.asarray(host.astype(dtype))
+
+
 def welch_psd(
     x: Any, fs: float, nperseg: int, axis: int = -1, window: Any = "hann", detrend: Any = "constant",
     noverlap: int | None = None, backend: Backend | None = None,
@@ -76,7 +87,7 @@ def welch_psd(
     xp = b.xp
     spec, scale, dt = _segment_spectra(x, fs, nperseg, noverlap, axis, window, detrend, b)
     p = (spec.real**2 + spec.imag**2).mean(axis=-2) * scale
-    onesided = not xp.iscomplexobj(xp.asarray(x))
+    onesided = not np.iscomplexobj(x)
     freqs = np.fft.rfftfreq(nperseg, 1.0 / fs) if onesided else np.fft.fftfreq(nperseg, 1.0 / fs)
     return freqs, _move_back(_double(p, nperseg, onesided), axis, xp).astype(dt)
 
@@ -93,7 +104,7 @@ def csd(
     if sx.shape != sy.shape:
         raise ValueError(f"csd needs x and y of the same shape, got spectra {sx.shape} and {sy.shape}")
     p = (xp.conj(sx) * sy).mean(axis=-2) * scale
-    onesided = not (xp.iscomplexobj(xp.asarray(x)) or xp.iscomplexobj(xp.asarray(y)))
+    onesided = not (np.iscomplexobj(x) or np.iscomplexobj(y))
     freqs = np.fft.rfftfreq(nperseg, 1.0 / fs) if onesided else np.fft.fftfreq(nperseg, 1.0 / fs)
     return freqs, _move_back(_double(p, nperseg, onesided), axis, xp)
 

@@ -27,6 +27,7 @@ import numpy as np
 from ..backend import Backend, numpy_backend
 from .detectors import (
     NEVER,
+    Candidates,
     LevelDetector,
     MatchedFilterDetector,
     ThresholdDetector,
@@ -211,7 +212,8 @@ class _Trigger:
             raise ValueError(f"dead_time must be >= 0 samples, got {dead_time}")
         self.dead_time = int(dead_time)
         pw = record_length - presamples if peak_window is None else peak_window
-        self.builder = _EventBuilder(presamples, record_length, pw, polarity, keep_records, self.backend, min_look)
+        # Records are cut on the host, from the host copy of the stream that is stored anyway.
+        self.builder = _EventBuilder(presamples, record_length, pw, polarity, keep_records, numpy_backend(), min_look)
         self.presamples, self.record_length = int(presamples), int(record_length)
         self.reset()
 
@@ -223,6 +225,7 @@ class _Trigger:
         self._next_index: int | None = None
         self._stream_start = 0
         self._last_dead: np.ndarray | None = None
+        self._found_x: Any = None
 
     @property
     def arm_index(self) -> int:
@@ -231,7 +234,7 @@ class _Trigger:
         return self._stream_start + max(self.presamples, warm)
 
     def _as_block(self, x: Any, first_index: int) -> Any:
-        x = self.backend.xp.asarray(x)
+        """Check that ``x`` (host or backend array) is the next (n, n_channels) block; returns it 2-D."""
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2:
@@ -255,12 +258,40 @@ class _Trigger:
         return idx[keep], ch[keep], np.zeros(n, np.uint16), np.ones(n, bool), np.zeros(n, np.int64)
 
     def process(self, x: Any, first_index: int) -> EventBatch:
-        """Feed the block ``x`` (n, n_channels) whose first sample has index ``first_index``."""
-        x = self._as_block(x, first_index)
-        ch, idx, final_end = self.detector.detect(x, first_index, self.arm_index)
+        """Feed the block ``x`` (n, n_channels) whose first sample has index ``first_index``.
+
+        On a device backend ``x`` may be a device array; the block and the detector's candidates
+        come back to the host together (:meth:`find`, one transfer, :meth:`take`)."""
+        assert self.detector is not None
+        if not self.detector.splits:  # a detector that needs the host mid-block (the matched filter)
+            x = self._as_block(self.backend.asarray(x), first_index)
+            ch, idx, final_end = self.detector.detect(x, first_index, self.arm_index)
+            return self._events(self.backend.to_numpy(x), first_index, ch, idx, final_end)
+        found = self.find(x, first_index)
+        x_host, rows, cols = self.backend.to_host(self._found_x, *found.arrays())
+        return self.take(x_host, found.with_arrays(rows, cols), first_index)
+
+    def find(self, x: Any, first_index: int) -> Candidates:
+        """The device part of :meth:`process`: the detector's pass over block ``x`` (uploaded when it
+        is host data). Bring the result's arrays to the host, with the block, and call :meth:`take`."""
+        assert self.detector is not None
+        x = self._as_block(self.backend.asarray(x), first_index)
+        self._found_x = x
+        return self.detector.find(x, first_index)
+
+    def take(self, x_host: np.ndarray, found: Candidates, first_index: int) -> EventBatch:
+        """The host part of :meth:`process`: ``x_host`` is the host copy of the block given to
+        :meth:`find`, ``found`` its candidates with host arrays."""
+        assert self.detector is not None
+        self._found_x = None
+        ch, idx = self.detector.accept(found, self.arm_index)
+        return self._events(np.asarray(x_host).reshape(len(x_host), -1), first_index, ch, idx, found.final_end)
+
+    def _events(self, x_host: np.ndarray, first_index: int, ch: np.ndarray, idx: np.ndarray,
+                final_end: int) -> EventBatch:
         rec = self._records(ch, idx)
         future = max(final_end, self.arm_index)
-        return self.builder.step(x, first_index, rec, (idx, ch), final_end, future, False)
+        return self.builder.step(x_host, first_index, rec, (idx, ch), final_end, future, False)
 
     def finish(self) -> EventBatch:
         """Flush events still waiting for data (flag TRUNCATED) and reset."""
@@ -284,7 +315,7 @@ class _Trigger:
         self.reset()
         x = self._as_block(x, first_index)
         self.reset()
-        return self.builder.extract(x, int(first_index), index, channel, stream_end)
+        return self.builder.extract(self.backend.to_numpy(x), int(first_index), index, channel, stream_end)
 
 
 class ThresholdTrigger(_Trigger):
@@ -454,7 +485,7 @@ class AutoTrigger(_Trigger):
             self._next_auto = self.arm_index
         end = first_index + x.shape[0]
         if self.detector is not None:
-            pch, pidx, final_end = self.detector.detect(x, first_index, self._stream_start)
+            pch, pidx, final_end = self.detector.detect(self.backend.asarray(x), first_index, self._stream_start)
         else:
             pch, pidx, final_end = _I32, _I64, end
         grid = np.arange(self._next_auto, end, self.period, dtype=np.int64)
@@ -465,7 +496,8 @@ class AutoTrigger(_Trigger):
         ch = np.tile(np.arange(n_ch, dtype=np.int32), grid.size)
         n = idx.size
         rec = (idx, ch, np.full(n, EventFlag.FORCED, np.uint16), np.zeros(n, bool), np.full(n, self.guard, np.int64))
-        return self.builder.step(x, first_index, rec, (pidx, pch), final_end, self._next_auto, True)
+        return self.builder.step(self.backend.to_numpy(x), first_index, rec, (pidx, pch), final_end,
+                                 self._next_auto, True)
 
 
 class GroupTrigger(_Trigger):

@@ -212,10 +212,10 @@ def test_gpu_triggers_match_numpy() -> None:
         pytest.skip("no CUDA device")
     from cryodaq.backend import get_backend
 
-    gpu = get_backend("cupy")
+    gpu, strict = get_backend("cupy"), get_backend("strict")  # the same device code path, numpy underneath
     x = _stream(40_000, {0: [5000, 20_000], 3: [9000]}, amp=30.0, n_ch=4)
     for make in (_threshold, _edge):
-        ref = _run(make(), x, [4096] * 10)
+        ref = _run(make(backend=strict), strict.asarray(x), [4096] * 10)
         got = _run(make(backend=gpu), gpu.asarray(x), [4096] * 10)
         _same(got, ref)
 

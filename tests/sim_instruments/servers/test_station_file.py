@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sim_instruments.servers.addresses import parse_face_address
+from cryodaq.wire.addresses import parse_network_address as parse_face_address
 from sim_instruments.servers.launcher import serve
 from sim_instruments.servers.station_file import read_simulation, simulation_from_station
 

@@ -1,0 +1,136 @@
+"""The threads that carry one stream from a receiver's blocks through a pipeline to the sinks.
+
+Two threads, so the DSP and the storage overlap on two cores (the DSP kernels, the FFTs and
+zarr's compressors release the GIL):
+
+- ``cryodaq-pipeline``: blocks from the receiver's queue -> the pipeline (a :class:`StreamPipeline`
+  or a :class:`RecordPipeline`) -> hand-over queue
+- ``cryodaq-sinks``: hand-over queue -> :class:`~cryodaq.acquisition.sinks.Sink` (Zarr writer, live
+  publisher), gaps, housekeeping the pipeline found and spectra in stream order, the stream's
+  own word on its clock (``on_time_base``), session counters
+
+The hand-over queue is bounded: a sink that falls behind makes the pipeline thread wait, the
+receiver's queue fill, and the receiver drop (and record) blocks; the receiver itself never
+waits. :class:`~cryodaq.acquisition.session.StreamSession` and ``benchmarks/ingest.py`` both run
+a stream through this one class.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from cryodaq.acquisition.pipeline import PipelineOutput, ReadoutPipeline
+from cryodaq.acquisition.sinks import SessionStats, Sink
+from cryodaq.readout.blocks import Gap, TimeBase
+from cryodaq.readout.source import BlockReceiver
+
+__all__ = ["StreamWorkers"]
+
+_END = object()
+
+
+class StreamWorkers:
+    """Pipeline thread + sink thread for one stream (see the module docstring).
+
+    ``guard`` wraps each thread's body (the session's turns an exception into an aborted run);
+    ``handoff`` bounds the outputs waiting for the sinks; ``on_time_base(time_base, t_ns)`` is called
+    from the sink thread, in stream order, whenever a block states a clock other than the last one.
+    :attr:`busy_s` accumulates the seconds each thread spent working (not waiting), for the profile
+    of where the time goes.
+    """
+
+    def __init__(self, receiver: BlockReceiver, pipeline: ReadoutPipeline, sinks: Sink, stats: SessionStats, *,
+                 guard: Callable[[Callable[[], None]], Callable[[], None]] = lambda fn: fn,
+                 handoff: int = 64, on_time_base: Callable[[TimeBase, int], None] | None = None) -> None:
+        self.receiver, self.pipeline, self.sinks, self.stats = receiver, pipeline, sinks, stats
+        self.on_time_base = on_time_base
+        self._time_base: TimeBase | None = None
+        self._handoff: queue.Queue[Any] = queue.Queue(maxsize=handoff)
+        self.busy_s = {"pipeline": 0.0, "sinks": 0.0}
+        self.threads = [
+            threading.Thread(target=guard(self._pipeline_loop), name="cryodaq-pipeline", daemon=True),
+            threading.Thread(target=guard(self._sink_loop), name="cryodaq-sinks", daemon=True),
+        ]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        for t in self.threads:
+            t.join(timeout)
+
+    # --- pipeline thread ----------------------------------------------------------
+    def _pipeline_loop(self) -> None:
+        try:
+            while True:
+                block = self.receiver.blocks.get()
+                if block is None:
+                    break
+                t0 = time.thread_time()
+                time_base = getattr(block, "time_base", None)  # a record batch states none
+                if time_base is not None and time_base != self._time_base:
+                    self._time_base = time_base
+                    self._handoff.put((time_base, int(block.t_ns)))
+                for gap in block.gaps:
+                    self._handoff.put(gap)
+                outputs = self.pipeline.process(block)
+                self.busy_s["pipeline"] += time.thread_time() - t0
+                for out in outputs:
+                    self._handoff.put(out)
+            for out in self.pipeline.finish():
+                self._handoff.put(out)
+        finally:
+            self._handoff.put(_END)  # the sink thread ends even when the pipeline failed
+
+    # --- sink thread --------------------------------------------------------------
+    def _sink_loop(self) -> None:
+        try:
+            while True:
+                item = self._handoff.get()
+                if item is _END:
+                    return
+                t0 = time.thread_time()
+                if isinstance(item, Gap):
+                    self._gap(item)
+                elif isinstance(item, tuple):
+                    if self.on_time_base is not None:
+                        self.on_time_base(*item)
+                else:
+                    self._output(item)
+                self.busy_s["sinks"] += time.thread_time() - t0
+        except BaseException:
+            # keep taking (and dropping) what the pipeline thread hands over, so it never blocks on a
+            # dead consumer; the error goes up to the guard and ends the run
+            threading.Thread(target=self._drain, name="cryodaq-sinks-drain", daemon=True).start()
+            raise
+
+    def _drain(self) -> None:
+        while self._handoff.get() is not _END:
+            pass
+
+    def _gap(self, gap: Gap) -> None:
+        self.sinks.gap(gap)
+        self.stats.gaps += 1
+        self.stats.samples_lost += gap.n_samples
+
+    def _output(self, out: PipelineOutput) -> None:
+        for gap in out.gaps:
+            self._gap(gap)
+        for hk in out.housekeeping:
+            self.sinks.housekeeping(hk.name, hk.t_ns, hk.value, hk.unit)
+            self.stats.housekeeping[hk.name] = hk.value
+        self.sinks.output(out)
+        if len(out.events):
+            np.add.at(self.stats.events_per_channel, out.events.channel, 1)
+            self.stats.events += len(out.events)
+        spectra = getattr(self.pipeline, "spectra", None)  # a records pipeline has none
+        if out.spectrum is not None and spectra is not None:
+            t_ns, freq, psd = out.spectrum
+            self.sinks.spectrum(t_ns, freq, psd, spectra.units)
