@@ -22,7 +22,7 @@ from cryodaq.errors import ImportFormatError
 from cryodaq.storage.catalog import Catalog, CatalogEntry, time_bound
 from cryodaq.storage.format import RunKind, RunStatus
 
-FORMATS = ("hdf5", "ljh", "touchstone")
+FORMATS = ("hdf5", "ljh", "off", "touchstone")
 _STATUS_STYLE = {"running": "cyan", "complete": "green", "aborted": "yellow", "crashed": "bold red"}
 
 
@@ -56,13 +56,17 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_export)
 
-    p = subparsers.add_parser("import", help="make a run from an HDF5 export, LJH pulse files or Touchstone files")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="input file(s); LJH and Touchstone take several")
+    p = subparsers.add_parser("import", help="make a run from an HDF5 export, LJH or OFF pulse files, or Touchstone "
+                                             "files")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="input file(s); LJH, OFF and Touchstone take several")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the file extension)")
     add_renamed_option(p, "--output", "--out", type=Path, metavar="RUN", default=None,
                        help="run folder to create (.zarr appended); required")
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag the new run (LJH, Touchstone; repeatable)")
-    p.add_argument("--station", metavar="S", help="station name recorded in the run (LJH, Touchstone)")
+    p.add_argument("--station", metavar="S", help="station name recorded in the run (LJH, OFF, Touchstone)")
+    p.add_argument("--experiment-state", type=Path, metavar="FILE", default=None,
+                   help="DASTARD experiment-state file for an OFF import (default: the one beside the files, if any)")
     p.set_defaults(func=cmd_import)
 
 
@@ -131,7 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def guess_format(files: list[Path]) -> str:
-    """The import format from the file extensions: .h5/.hdf5, .ljh, .sNp; all files must agree."""
+    """The import format from the file extensions: .h5/.hdf5, .ljh, .off, .sNp; all files must agree."""
     found = set()
     for f in files:
         suffix = f.suffix.lower()
@@ -139,6 +143,8 @@ def guess_format(files: list[Path]) -> str:
             found.add("hdf5")
         elif suffix == ".ljh":
             found.add("ljh")
+        elif suffix == ".off":
+            found.add("off")
         elif re.fullmatch(r"\.s\d+p", suffix):
             found.add("touchstone")
         else:
@@ -169,6 +175,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             from cryodaq.storage.ljh import import_ljh
 
             out = import_ljh(files, args.output, **extra)
+        elif fmt == "off":
+            from cryodaq.storage.off import import_off
+
+            out = import_off(files, args.output, experiment_state=args.experiment_state, **extra)
         else:
             from cryodaq.storage.touchstone import import_touchstone
 

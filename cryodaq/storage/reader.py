@@ -14,15 +14,19 @@ from zarr.storage import LocalStore
 from cryodaq.errors import RunFormatError
 from cryodaq.storage._liveness import parse_iso, utc_now_iso, writer_alive
 from cryodaq.storage.format import (
+    ANALYSIS,
     CHANNEL,
+    DERIVED_PARENTS,
     COMMITTED_ATTR,
     EVENT,
     EVENTS,
+    FILTER,
     FORMAT_VERSION,
     GAP,
     GAPS,
     HEARTBEAT_STALE_S,
     HOUSEKEEPING,
+    OPTIMAL_FILTER,
     REPROCESSED,
     ROOT_ATTR,
     SPECTRA,
@@ -32,7 +36,7 @@ from cryodaq.storage.format import (
     RunStatus,
 )
 
-_APPEND_DIM = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE}
+_APPEND_DIM = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE, OPTIMAL_FILTER: FILTER}
 
 
 def _read_root_meta(path: Path) -> tuple[dict[str, Any], bool]:
@@ -95,8 +99,8 @@ class Run:
         for name in sorted(name for name, _ in self.root.groups()):
             if name == HOUSEKEEPING:
                 out += [f"{HOUSEKEEPING}/{q}" for q in self.housekeeping_names]
-            elif name == REPROCESSED:
-                out += [f"{REPROCESSED}/{label}" for label in self.reprocessed_labels]
+            elif name in DERIVED_PARENTS:
+                out += [f"{name}/{label}" for label in self._labels(name)]
             else:
                 out.append(name)
         return out
@@ -110,9 +114,17 @@ class Run:
     @property
     def reprocessed_labels(self) -> list[str]:
         """Labels of the derived groups ``reprocessed/<label>/`` (cryodaq.storage.derived)."""
-        if REPROCESSED not in self.root:
+        return self._labels(REPROCESSED)
+
+    @property
+    def analysis_labels(self) -> list[str]:
+        """Labels of the ``analysis/<label>/`` groups (``cryodaq analyze``)."""
+        return self._labels(ANALYSIS)
+
+    def _labels(self, parent: str) -> list[str]:
+        if parent not in self.root:
             return []
-        return sorted(name for name, _ in self.root[REPROCESSED].groups())
+        return sorted(name for name, _ in self.root[parent].groups())
 
     @property
     def stream_names(self) -> list[str]:
@@ -138,7 +150,7 @@ class Run:
 
     def _append_dim(self, group: str) -> str | None:
         top = group.split("/")[0]
-        if top == REPROCESSED and "/" in group:  # a derived group names its own append dimension
+        if top in DERIVED_PARENTS and "/" in group:  # a derived group names its own append dimension
             return str(self.root[group].attrs.get("append_dim", EVENT))
         return TIME if top == HOUSEKEEPING else _APPEND_DIM.get(top)
 
@@ -191,6 +203,19 @@ class Run:
         if label not in self.reprocessed_labels:
             raise KeyError(f"{self.path}: no reprocessed output {label!r}; labels are {self.reprocessed_labels}")
         return self.dataset(f"{REPROCESSED}/{label}")
+
+    def analysis(self, label: str) -> xr.Dataset:
+        """An ``analysis/<label>`` group (dim ``event``): per-event summaries, cuts, energies; attrs hold the
+        config, drift corrections, calibrations and line fits (docs/analysis.md)."""
+        if label not in self.analysis_labels:
+            raise KeyError(f"{self.path}: no analysis {label!r}; labels are {self.analysis_labels}")
+        return self.dataset(f"{ANALYSIS}/{label}")
+
+    def optimal_filters(self) -> xr.Dataset:
+        """The live optimal filters (dim ``filter``, one row each; ``events/of_filter`` is the row index)."""
+        if OPTIMAL_FILTER not in self.root:
+            raise KeyError(f"{self.path}: the run stored no optimal filters (no live optimal_filter stage)")
+        return self.dataset(OPTIMAL_FILTER)
 
     def gaps(self) -> xr.Dataset:
         """Gaps (dim ``gap``): first_sample, n_samples, t, cause, detail."""
