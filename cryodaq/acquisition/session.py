@@ -90,6 +90,7 @@ class StreamSession:
         self.writer: RunWriter | None = None
         self.sinks = SinkFanout(sinks or [])  # the run writer is added first when the run starts
         self.station: Station | None = None
+        self.pipeline: StreamPipeline | None = None
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
@@ -98,6 +99,15 @@ class StreamSession:
     def request_stop(self) -> None:
         """Ask the run to end cleanly (safe from any thread or a signal handler)."""
         self._stop.set()
+
+    def refresh_optimal_filter(self) -> bool:
+        """Ask the live optimal filter to learn every channel's filter again from the next pulses and noise
+        (thread-safe); False when the run has no optimal-filter stage (yet)."""
+        stage = self.pipeline.event_stage if self.pipeline is not None else None
+        if stage is None or not hasattr(stage, "request_refresh"):
+            return False
+        stage.request_refresh()
+        return True
 
     def run(
         self,
@@ -118,7 +128,9 @@ class StreamSession:
             # starts, so the stored stream begins clean, with no restart gap
             loop = calibrate_source(source, self.config.pipeline, self.backend, host=self.config.readout.data_host)
             pipeline = pipeline_for_source(self.config.pipeline, source.describe(), self.backend,
-                                           calibration=loop[1] if loop else None, calibration_method="loop_sweep")
+                                           calibration=loop[1] if loop else None, calibration_method="loop_sweep",
+                                           config_file=str(self.config.path))
+            self.pipeline = pipeline
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
             self.writer = RunWriter.create(
                 self.out_dir, kind="stream", station_name=self.config.name,

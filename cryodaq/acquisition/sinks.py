@@ -156,6 +156,8 @@ class RunWriterSink:
     def output(self, out: PipelineOutput) -> None:
         if self.store_stream and len(out.sample_index):
             self.writer.append_stream(self._stream, out.data, out.sample_index, out.t_ns)
+        if out.optimal_filters is not None:
+            self.writer.append_optimal_filters(out.optimal_filters)
         if len(out.events):
             self.writer.append_events(out.event_columns())
         if time.monotonic() - self._last_commit >= self.commit_every_s:
