@@ -144,9 +144,11 @@ class RunWriterSink:
         self.commit_every_s = commit_every_s
         self._last_commit = time.monotonic()
         self._stream = ""
+        self._rate = 0.0
 
     def start(self, info: StreamInfo) -> None:
         self._stream = info.stream
+        self._rate = info.output_rate_hz  # the events' records are sampled at the stream's rate
         if self.store_stream:
             self.writer.declare_stream(
                 info.stream, n_channels=info.n_channels, dtype="float32", sample_rate_hz=info.output_rate_hz,
@@ -159,7 +161,8 @@ class RunWriterSink:
         if out.optimal_filters is not None:
             self.writer.append_optimal_filters(out.optimal_filters)
         if len(out.events):
-            self.writer.append_events(out.event_columns())
+            self.writer.append_events(out.event_columns(), record_presamples=out.events.presamples,
+                                      record_sample_rate_hz=self._rate or None)
         if time.monotonic() - self._last_commit >= self.commit_every_s:
             self.writer.commit()
             self._last_commit = time.monotonic()

@@ -49,7 +49,7 @@ __all__ = ["AnalysisResult", "ChannelAnalysis", "analyze_run", "default_label"]
 log = logging.getLogger(__name__)
 
 _FEATURES = ("of_amplitude", "filt_value", "amplitude")
-_MIN_FIT_COUNTS = 50  # fewer counts in a calibration line's window: its peak median is the point
+_MIN_FIT_COUNTS = 20  # fewer counts in a calibration line's window: its peak's point stays
 
 
 @dataclass

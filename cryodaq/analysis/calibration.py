@@ -127,7 +127,8 @@ def assign_lines(values: Any, lines: list[str | float], *, n_extra: int = 3,
     pos = np.sort(cand[list(best[1])])
     points = []
     for name, e, p in zip(names, energies, pos):
-        near = v[np.abs(v - p) <= 0.01 * abs(p)]
+        # the peak's own neighbourhood (±0.3 %): a wider one would pull the median towards a line's shoulder
+        near = v[np.abs(v - p) <= 0.003 * abs(p)]
         points.append(CalibrationPoint(name, float(np.median(near)) if near.size else float(p), float(e)))
     return points
 
