@@ -204,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     reprocess_cli.register(sub)
 
+    from cryodaq.analysis import cli as analysis_cli
+
+    analysis_cli.register(sub)
+
     from cryodaq.sweeps import cli as sweeps_cli
 
     sweeps_cli.register(sub)

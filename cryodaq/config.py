@@ -89,6 +89,9 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "oversampling": ("1 or 2", lambda v: v in (1, 2) and not isinstance(v, bool)),
     "pow2": ("a power of two >= 2", lambda v: isinstance(v, int) and v >= 2 and v & (v - 1) == 0),
     "mapping": ("a mapping", lambda v: isinstance(v, dict)),
+    "any": ("a value", lambda v: True),  # checked by the caller
+    "of_section": ("a mapping of optimal-filter settings, true ({} = the defaults) or false",
+                   lambda v: v is None or isinstance(v, (dict, bool))),
     "zmq_address": ("a ZeroMQ address 'tcp://HOST:PORT' (PORT 0 or auto = any free port), 'ipc://PATH' "
                     "or 'inproc://NAME'",
                     lambda v: isinstance(v, str) and re.fullmatch(r"tcp://[^:/\s]+:(\d{1,5}|\*|auto)|(ipc|inproc)://\S+", v)
@@ -176,16 +179,18 @@ class PipelineConfig:
     psd_interval_s: float = 2.0
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    optimal_filter: OptimalFilterConfig | None = None  # the live optimal-filter stage (None: off)
 
     def as_dict(self) -> dict[str, Any]:
         sub = ("trigger", "calibration")
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in sub}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in (*sub, "optimal_filter")}
         for name in sub:
             part = getattr(self, name)
             out[name] = {f.name: getattr(part, f.name) for f in fields(part)}
         search = self.calibration.search
         out["calibration"]["search"] = None if search is None else {f.name: getattr(search, f.name)
                                                                     for f in fields(search)}
+        out["optimal_filter"] = None if self.optimal_filter is None else self.optimal_filter.as_dict()
         return out
 
 
@@ -194,7 +199,12 @@ _ALIGN = ("none", "peak", "rise")
 
 @dataclass(frozen=True)
 class OptimalFilterConfig:
-    """The optimal-filter stage: template from the events' records, noise PSD from pulse-free records."""
+    """The optimal-filter stage: template from the events' records, noise PSD from pulse-free records.
+
+    Shared by the live pipeline (``cryodaq.pipeline.optimal_filter`` in a station file) and
+    reprocessing (``optimal_filter:`` in a reprocess config); ``learn_pulses`` and ``hold_s`` are
+    live-only, ``noise_run`` reprocessing-only.
+    """
 
     min_pulses: int = 20  # clean pulses a channel needs for its own template
     noise_records: int = 200  # pulse-free records per channel for its noise PSD
@@ -204,6 +214,9 @@ class OptimalFilterConfig:
     template_window: float = 0.06  # template from pulses within this fraction of the dominant peak (0: all)
     energy_lines_ev: tuple[float, ...] = ()  # calibration lines, e.g. (1.55,): the dominant peaks in eV
     noise_run: str | None = None  # records source: a run with noise records (its FORCED ones if any, else all)
+    learn_pulses: int = 100  # live: clean pulses per channel collected before its filter is learnt
+    hold_s: float = 30.0  # live: events wait at most this long (stream time) for their channel's filter
+    load: str | None = None  # use stored filters: a run (its optimal_filter/), RUN/reprocessed/<label>, or online
 
     def as_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -295,6 +308,8 @@ def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
     d = PipelineConfig()
     trigger = parse_trigger(sec.section("trigger"))
     calibration = parse_calibration(sec.section("calibration"))
+    of_doc = sec.get("optimal_filter", "of_section", None)
+    optimal = None if of_doc in (None, False) else parse_optimal_filter(sec.file, of_doc, sec.key("optimal_filter"))
     cfg = PipelineConfig(
         n_channels=sec.get("n_channels", "pow2", d.n_channels),
         n_taps=sec.get("n_taps", "posint", d.n_taps),
@@ -309,6 +324,7 @@ def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
         psd_interval_s=sec.get("psd_interval_s", "posnum", d.psd_interval_s),
         trigger=trigger,
         calibration=calibration,
+        optimal_filter=optimal,
     )
     sec.finish()
     return cfg
@@ -347,6 +363,12 @@ def parse_optimal_filter(file: str, doc: Any, key: str = "optimal_filter") -> Op
         template_window=float(sec.get("template_window", "nonneg", d.template_window)),
         energy_lines_ev=lines,
         noise_run=sec.get("noise_run", "str", None),
+        learn_pulses=sec.get("learn_pulses", "posint", d.learn_pulses),
+        hold_s=float(sec.get("hold_s", "nonneg", d.hold_s)),
+        load=sec.get("load", "str", None),
     )
     sec.finish()
+    if cfg.learn_pulses < cfg.min_pulses:
+        raise StationConfigError(file, f"{key}.learn_pulses", f"at least min_pulses ({cfg.min_pulses})",
+                                 cfg.learn_pulses)
     return cfg

@@ -31,6 +31,7 @@ from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
 from cryodaq.dsp.stats import robust_sigma
 from cryodaq.config import PipelineConfig
+from cryodaq.errors import CryodaqError, StationConfigError
 from cryodaq.readout.blocks import CAUSE_BAD_RECORD, CAUSE_RECORD_SHAPE, Block, Gap, RecordBlock, StatusMessage
 from cryodaq.readout.source import StreamDescription
 from cryodaq.wire.dastard import DTYPE_CODES, DastardFormatError, status_values
@@ -69,12 +70,16 @@ class PipelineOutput:
     event_extra: dict[str, np.ndarray] = field(default_factory=dict)
     gaps: list[Gap] = field(default_factory=list)
     housekeeping: list[HousekeepingValue] = field(default_factory=list)
+    optimal_filters: dict[str, np.ndarray] | None = None  # optimal_filter/ rows learnt in this block
 
     def event_columns(self) -> dict[str, np.ndarray]:
         """The events as columns of the run format's ``events/`` group."""
         ev = self.events
         cols = {"t": self.event_t_ns, "sample_index": ev.sample_index, "channel": ev.channel,
                 "amplitude": ev.amplitude, "baseline": ev.baseline, "flags": ev.flags, **self.event_extra}
+        if "of_delay_s" in self.event_extra:  # arrival time = trigger time + filter delay, as reprocessing writes
+            delay = np.nan_to_num(self.event_extra["of_delay_s"].astype(np.float64))
+            cols["arrival_t"] = self.event_t_ns + np.round(delay * 1e9).astype(np.int64)
         if ev.records is not None:
             cols["records"] = ev.records
         return cols
@@ -97,6 +102,24 @@ class ReadoutPipeline(Protocol):
     def finish(self) -> list[PipelineOutput]: ...
 
     def calibration_attrs(self) -> dict[str, Any]: ...
+
+
+class EventStage(Protocol):
+    """Work done on each event after the trigger (the live optimal filter,
+    :class:`cryodaq.acquisition.optimal_stage.OnlineOptimalFilter`): it may hold events back and
+    adds columns; it sees every timestream block (e.g. for noise records)."""
+
+    def arm(self, veto: ThresholdTrigger) -> None: ...
+
+    def process(self, data: np.ndarray, first: int, events: EventBatch) -> tuple[EventBatch, dict[str, np.ndarray]]: ...
+
+    def finish(self, events: EventBatch, final: bool) -> tuple[EventBatch, dict[str, np.ndarray]]: ...
+
+    def reset(self) -> None: ...
+
+    def take_rows(self) -> dict[str, np.ndarray] | None: ...
+
+    def attrs(self) -> dict[str, Any]: ...
 
 
 
@@ -127,6 +150,7 @@ class StreamPipeline(ABC):
         self.channel_coords = {"channel": np.arange(n_channels, dtype=np.int32), **channel_coords}
         self.thresholds: np.ndarray | None = None
         self.trigger: ThresholdTrigger | None = None
+        self.event_stage: EventStage | None = None  # e.g. the live optimal filter (pipeline_for_source)
         self._pending: list[tuple[np.ndarray, int, np.ndarray, np.ndarray]] = []  # waiting for calibration
         self._segment_first = 0  # ADC index at the last reset
         self._first_block = True
@@ -183,13 +207,15 @@ class StreamPipeline(ABC):
             self.spectra.reset()
         if self.trigger is not None:
             self.trigger.reset()
+        if self.event_stage is not None:
+            self.event_stage.reset()
 
     def process(self, block: Block) -> list[PipelineOutput]:
         """Process one block; returns zero or more outputs (none while calibrating)."""
         outputs: list[PipelineOutput] = []
         if not block.continuous or self._first_block:
             # a gap (or the stream's first block): start a segment at this block's sample index
-            outputs += self.finish()
+            outputs += self._drain_pending() + self._flush_events(final=False)
             self.reset(block.first_sample)
             self._first_block = False
         if block.n_samples == 0:
@@ -225,6 +251,9 @@ class StreamPipeline(ABC):
         sigma = np.where(sigma > 0, sigma, np.finfo(np.float32).eps)
         self.thresholds = (self.config.trigger.threshold_sigma * sigma).astype(np.float32)
         self.trigger = make_trigger(self.config, self.thresholds, self.output_rate, self.backend)
+        if self.event_stage is not None:
+            # the stage works on the host timestream (after the block's one trip back): a host trigger
+            self.event_stage.arm(make_trigger(self.config, self.thresholds, self.output_rate, numpy_backend()))
         log.info("calibrated %d channels; noise sigma %s %s", len(sigma),
                  np.array2string(sigma, precision=4), self.units)
 
@@ -237,18 +266,32 @@ class StreamPipeline(ABC):
         # the block's one trip back: everything the host needs, together
         data, iq, rows, cols, psd = self.backend.to_host(data, iq, *found.arrays(), psd)
         events = self._events_to_adc(self.trigger.take(data, found.with_arrays(rows, cols), k0))
+        extra: dict[str, np.ndarray] = {}
+        if self.event_stage is not None:  # on the host, after the one trip back
+            events, extra = self.event_stage.process(data, k0, events)
         spectrum = None
         if psd is not None and self.spectra is not None:
             spectrum = (int(t_ns[-1]), self.spectra.freq, SpectrumMonitor.host_psd(psd))
-        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq, spectrum)
+        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq, spectrum,
+                              event_extra=extra, optimal_filters=self._stage_rows())
 
-    def _flush_events(self) -> list[PipelineOutput]:
+    def _stage_rows(self) -> dict[str, np.ndarray] | None:
+        return self.event_stage.take_rows() if self.event_stage is not None else None
+
+    def _flush_events(self, final: bool = True) -> list[PipelineOutput]:
         if self.trigger is None:
             return []
         events = self._events_to_adc(self.trigger.finish())
+        extra: dict[str, np.ndarray] = {}
+        if self.event_stage is not None:  # final: the stream ends (not just a segment, at a gap)
+            events, extra = self.event_stage.finish(events, final)
+        rows = self._stage_rows()
         empty = np.zeros((0, self.n_channels), np.float32)
         none = np.zeros(0, np.int64)
-        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index))] if len(events) else []
+        if not len(events) and rows is None:
+            return []
+        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index), event_extra=extra,
+                               optimal_filters=rows)]
 
     def _adc_index(self, k: np.ndarray) -> np.ndarray:
         """ADC sample index of output samples ``k`` (counted since the last reset)."""
@@ -267,6 +310,8 @@ class StreamPipeline(ABC):
                                "units": self.units, **self._extra_attrs()}
         if self.thresholds is not None:
             out["trigger_threshold"] = self.thresholds.tolist()
+        if self.event_stage is not None:
+            out["optimal_filter"] = self.event_stage.attrs()
         return out
 
 
@@ -534,7 +579,8 @@ class RecordPipeline:
 
 def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backend: Backend | None = None, *,
                         calibration: IQCalibration | None = None,
-                        calibration_method: str | None = None) -> StreamPipeline | RecordPipeline:
+                        calibration_method: str | None = None,
+                        config_file: str | None = None) -> StreamPipeline | RecordPipeline:
     """The pipeline for what a readout source streams (its :class:`~cryodaq.readout.source.StreamDescription`).
 
     ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``iq`` (channelized IQ, e.g. a
@@ -543,7 +589,42 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
     DASTARD) the :class:`RecordPipeline`. ``calibration``: an IQ stream's calibration (e.g. from
     :func:`~cryodaq.readout.loop_sweep.calibrate_source`), recorded in
     :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
+    With ``config.optimal_filter`` a timestream pipeline gets the live optimal-filter stage
+    (:mod:`cryodaq.acquisition.optimal_stage`); ``config_file`` names the station file in its errors.
     """
+    pipeline = _pipeline(config, stream, backend, calibration, calibration_method)
+    if config.optimal_filter is not None and isinstance(pipeline, StreamPipeline):
+        pipeline.event_stage = optimal_stage(config, pipeline.output_rate, pipeline.n_channels, config_file)
+    return pipeline
+
+
+def optimal_stage(config: PipelineConfig, rate: float, n_channels: int, config_file: str | None = None) -> EventStage:
+    """The live optimal-filter stage for ``config.optimal_filter`` (filters loaded when it says ``load``);
+    a filter that cannot be loaded or does not fit raises :class:`StationConfigError` naming the key."""
+    from cryodaq.acquisition.optimal_stage import OnlineOptimalFilter
+    from cryodaq.analysis.filters import load_filters
+
+    of = config.optimal_filter
+    assert of is not None
+    record, presamples = record_geometry(config, rate)
+    try:
+        loaded = load_filters(of.load) if of.load else None
+        return OnlineOptimalFilter(of, n_channels=n_channels, rate_hz=rate, presamples=presamples,
+                                   record_length=record, polarity=config.trigger.polarity, loaded=loaded)
+    except (ValueError, KeyError, CryodaqError) as exc:
+        raise StationConfigError(config_file or "(pipeline config)", "cryodaq.pipeline.optimal_filter.load",
+                                 f"stored filters that fit this pipeline ({exc})", of.load) from None
+
+
+def record_geometry(config: PipelineConfig, rate: float) -> tuple[int, int]:
+    """(record length, presamples) in samples of a stream at ``rate``, from the trigger settings."""
+    t = config.trigger
+    record = max(int(round(t.record_s * rate)), 2)
+    return record, min(int(round(t.presamples_s * rate)), record - 1)
+
+
+def _pipeline(config: PipelineConfig, stream: StreamDescription, backend: Backend | None,
+              calibration: IQCalibration | None, calibration_method: str | None) -> StreamPipeline | RecordPipeline:
     coords = {k: np.asarray(v) for k, v in stream.channel_coords.items()}
     if stream.kind == "iq":
         pipeline: IQPipeline = IQPipeline(config, fs=stream.sample_rate_hz, n_channels=stream.n_channels,
@@ -575,14 +656,14 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
 def make_trigger(config: PipelineConfig, thresholds: np.ndarray, rate: float, backend: Backend) -> ThresholdTrigger:
     """The trigger a pipeline config describes, on streams sampled at ``rate``."""
     t = config.trigger
-    record = max(int(round(t.record_s * rate)), 2)
+    record, presamples = record_geometry(config, rate)
     return ThresholdTrigger(
         threshold=thresholds,
         holdoff=max(int(round(t.holdoff_s * rate)), 1),
         polarity=t.polarity,
         baseline_samples=max(int(round(t.baseline_s * rate)), 1),
         record_length=record,
-        presamples=min(int(round(t.presamples_s * rate)), record - 1),
+        presamples=presamples,
         keep_records=True,
         backend=backend,
     )

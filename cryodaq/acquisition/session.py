@@ -123,6 +123,7 @@ class StreamSession:
         self.writer: RunWriter | None = None
         self.sinks = SinkFanout(sinks or [])  # the run writer is added first when the run starts
         self.station: Station | None = None
+        self.pipeline: ReadoutPipeline | None = None
         self._stop = threading.Event()
         self._stop_reason = ""
         self._abort_reason = ""
@@ -144,6 +145,15 @@ class StreamSession:
         is raised where the program is)."""
         self._abort_reason = reason
         self._stop.set()
+
+    def refresh_optimal_filter(self) -> bool:
+        """Ask the live optimal filter to learn every channel's filter again from the next pulses and noise
+        (thread-safe); False when the run has no optimal-filter stage (yet)."""
+        stage = getattr(self.pipeline, "event_stage", None)  # a records pipeline has none
+        if stage is None or not hasattr(stage, "request_refresh"):
+            return False
+        stage.request_refresh()
+        return True
 
     def run(
         self,
@@ -176,7 +186,9 @@ class StreamSession:
             pipeline = pipeline_for_source(self.config.pipeline, stream, self.backend,
                                            calibration=loop[1] if loop else None,
                                            calibration_method=(loop[0].detail.get("method", "loop_sweep")
-                                                               if loop else None))
+                                                               if loop else None),
+                                           config_file=str(self.config.path))
+            self.pipeline = pipeline
             self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
             self.stats.sample_unit = "samples" if pipeline.has_timestream else "records"
             # bind the data port before the run exists: a port taken since the pre-flight check costs nothing

@@ -170,6 +170,8 @@ class RunWriterSink:
     def output(self, out: PipelineOutput) -> None:
         if self.store_stream and len(out.sample_index):
             self.writer.append_stream(self._stream, out.data, out.sample_index, out.t_ns)
+        if out.optimal_filters is not None:
+            self.writer.append_optimal_filters(out.optimal_filters)
         if self.store_iq and len(out.sample_index):
             if out.iq is None:
                 raise ValueError("store_iq: this pipeline gives no IQ to store (an IQ stream's pipeline does)")

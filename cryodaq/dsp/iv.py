@@ -33,7 +33,9 @@ class IVResult:
     resistance and Joule power of the TES; ``frac_rn`` = ``r_tes / r_n``.  Masks
     ``normal``, ``superconducting``, ``transition`` say which branch each point is on.
     ``p_sat``: power where the falling-bias curve crosses ``p_sat_fraction × R_n``
-    (NaN when it never does).  ``*_err``: 1σ from the branch line fits.
+    (NaN when it never does).  ``*_err``: 1σ from the branch line fits.  ``noise``: the point
+    noise used (given or estimated); ``normal_points``/``sc_points`` and ``branches`` say which
+    points each branch fit used and where (and why) an automatic branch stopped.
     """
 
     i_bias: np.ndarray
@@ -55,6 +57,13 @@ class IVResult:
     p_sat: float
     p_sat_fraction: float
     noise: float
+    normal_points: np.ndarray  # indices (input order) of the points the normal-branch fit used
+    sc_points: np.ndarray  # ... and the superconducting-branch fit
+    branches: str  # which points each branch used and why it stopped
+
+    def branch_report(self) -> str:
+        """A human-readable line on the branches (also in ``branches``)."""
+        return self.branches
 
 
 def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
@@ -67,8 +76,17 @@ def _line_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]
     return float(coef[0]), float(coef[1]), float(np.sqrt(cov[0, 0])), float(np.sqrt(cov[1, 1]))
 
 
+# 25th percentile of |N(0, 1)|: a chord deviation that is noise alone is below 0.3186 σ a quarter of the time
+_HALF_NORMAL_Q25 = 0.31864
+
+
 def _noise_estimate(x: np.ndarray, y: np.ndarray) -> float:
-    """Robust σ of y: each point's deviation from the chord through its neighbours (x sorted), MAD-scaled."""
+    """Robust σ of y: each point's deviation from the chord through its neighbours (x sorted).
+
+    The lower quartile of the absolute deviations, scaled as for a half-normal: on a sparse curve
+    most chords bend round the transition, and only those on the straight branches (a third or so)
+    measure the noise; the lower quartile is theirs as long as a quarter of the chords are straight.
+    """
     x0, x1, x2 = x[:-2], x[1:-1], x[2:]
     y0, y1, y2 = y[:-2], y[1:-1], y[2:]
     span = x2 - x0
@@ -78,16 +96,32 @@ def _noise_estimate(x: np.ndarray, y: np.ndarray) -> float:
     dev = dev[ok]
     if dev.size == 0:
         return 0.0
-    return float(1.4826 * np.median(np.abs(dev - np.median(dev))))
+    return float(np.percentile(np.abs(dev), 25) / _HALF_NORMAL_Q25)
+
+
+def _curvature_z(xs: np.ndarray, ys: np.ndarray, sigma: float) -> float:
+    """Significance (in σ of the expected point noise) of the quadratic term of a parabola through the points."""
+    if xs.size < 4 or sigma <= 0:
+        return 0.0
+    u = (xs - xs.mean()) / max(np.ptp(xs), 1e-300)  # scaled: a well-conditioned design
+    design = np.column_stack([np.ones_like(u), u, u * u])
+    coef, *_ = np.linalg.lstsq(design, ys, rcond=None)
+    cov = np.linalg.pinv(design.T @ design) * sigma**2
+    return float(abs(coef[2]) / np.sqrt(max(cov[2, 2], 1e-300)))
 
 
 def _grow_branch(
-    x: np.ndarray, y: np.ndarray, order: np.ndarray, n_start: int, sigma: float, n_sigma: float
-) -> np.ndarray:
-    """Indices (into x) of the straight run that starts with ``order[:n_start]`` and grows along ``order``.
+    x: np.ndarray, y: np.ndarray, order: np.ndarray, n_start: int, sigma: float, n_sigma: float,
+    curvature_sigma: float,
+) -> tuple[np.ndarray, str]:
+    """Indices (into x) of the straight run that starts with ``order[:n_start]`` and grows along ``order``,
+    and why it stopped.
 
-    A point joins while it lies within ``n_sigma`` of the line fitted to the points
-    so far (σ times the line's prediction error); the first point outside ends the branch.
+    A point joins while (a) it lies within ``n_sigma`` of the line fitted to the points so far (σ
+    times the line's prediction error) and (b) a parabola through the points so far and it has no
+    quadratic term larger than ``curvature_sigma`` times its σ (from the expected point noise
+    ``sigma``): a curve that bends gently away over several sparse points passes (a) point by point
+    but not (b). The first point that fails ends the branch.
     """
     members = list(order[:n_start])
     for j in order[n_start:]:
@@ -96,10 +130,15 @@ def _grow_branch(
         sxx = float(np.sum((xs - xs.mean()) ** 2))
         lever = (x[j] - xs.mean()) ** 2 / sxx if sxx > 0 else 0.0
         pred_err = sigma * np.sqrt(1 + 1 / len(xs) + lever)
-        if abs(y[j] - (m * x[j] + c)) > n_sigma * max(pred_err, 1e-300):
-            break
+        off = abs(y[j] - (m * x[j] + c)) / max(pred_err, 1e-300)
+        if off > n_sigma:
+            return np.array(members, dtype=int), f"next point (|I_bias| {abs(x[j]):.4g} A) {off:.1f} sigma off the line"
+        curv = _curvature_z(np.append(xs, x[j]), np.append(ys, y[j]), sigma)
+        if curv > curvature_sigma:
+            return np.array(members, dtype=int), (f"next point (|I_bias| {abs(x[j]):.4g} A) bends the branch: "
+                                                  f"curvature {curv:.1f} sigma")
         members.append(j)
-    return np.array(members, dtype=int)
+    return np.array(members, dtype=int), "all points"
 
 
 def _range_mask(i_bias: np.ndarray, rng: tuple[float, float], name: str) -> np.ndarray:
@@ -120,6 +159,8 @@ def analyze_iv(
     sc_range: tuple[float, float] | None = None,
     p_sat_fraction: float = 0.9,
     n_sigma: float = 5.0,
+    point_noise: float | None = None,
+    curvature_sigma: float = 4.0,
 ) -> IVResult:
     """Analyse a TES IV curve: offset, R_n, R_p, and V, R, P, %R_n at every bias point.
 
@@ -130,8 +171,12 @@ def analyze_iv(
     ``normal_range`` / ``sc_range``: |I_bias| intervals (A) of the normal and
     superconducting branches; when ``None`` each is found by growing a straight
     line from the highest (normal) or lowest (superconducting) |I_bias| while
-    every new point lies within ``n_sigma`` of it, σ being the point noise
-    estimated from neighbour chords.  ``p_sat_fraction``: R/R_n at which the
+    every new point lies within ``n_sigma`` of it and does not make the branch
+    bend (a parabola's quadratic term within ``curvature_sigma``), σ being
+    ``point_noise`` (the expected σ of one reading, A) or, when not given, the
+    noise estimated from neighbour chords.  The branch starts from 3 points
+    on a sparse curve (5 from 100 points on), so an IV with only 3–4 normal
+    points does not drag transition points into R_n.  ``p_sat_fraction``: R/R_n at which the
     saturation power ``P_sat`` is read (linear interpolation between the bracketing
     transition points on the falling-bias side; for a sweep through zero the
     positive-bias half is used).
@@ -152,15 +197,19 @@ def analyze_iv(
         raise ValueError(f"analyze_iv: p_sat_fraction must lie in (0, 1), got {p_sat_fraction}")
     n = ib.size
     by_bias = np.argsort(ib, kind="stable")
-    sigma = _noise_estimate(ib[by_bias], im[by_bias])
+    if point_noise is not None and not point_noise > 0:
+        raise ValueError(f"analyze_iv: point_noise must be > 0 A, got {point_noise}")
+    sigma = float(point_noise) if point_noise is not None else _noise_estimate(ib[by_bias], im[by_bias])
+    sigma = max(sigma, 1e-9 * float(np.max(np.abs(im))))  # a computed, noiseless curve: float rounding only
     mag = np.abs(ib)
+    n_start = max(3, min(5, n // 20))
 
     # normal branch → offset and slope
     if normal_range is None:
         order = np.argsort(-mag, kind="stable")
-        normal_idx = _grow_branch(ib, im, order, max(5, n // 20), sigma, n_sigma)
+        normal_idx, normal_stop = _grow_branch(ib, im, order, n_start, sigma, n_sigma, curvature_sigma)
     else:
-        normal_idx = np.flatnonzero(_range_mask(ib, normal_range, "normal_range"))
+        normal_idx, normal_stop = np.flatnonzero(_range_mask(ib, normal_range, "normal_range")), "normal_range given"
     m_n, offset, m_n_err, offset_err = _line_fit(ib[normal_idx], im[normal_idx])
     if not m_n > 0:
         raise ValueError(
@@ -170,18 +219,19 @@ def analyze_iv(
 
     # superconducting branch → R_p
     sc_idx = np.empty(0, dtype=int)
+    sc_stop = "none found"
     m_sc = m_sc_err = np.nan
     if sc_range is not None:
-        sc_idx = np.flatnonzero(_range_mask(ib, sc_range, "sc_range"))
+        sc_idx, sc_stop = np.flatnonzero(_range_mask(ib, sc_range, "sc_range")), "sc_range given"
     else:
         order = np.argsort(mag, kind="stable")
         order = order[~np.isin(order, normal_idx)]
         if order.size >= 3:
-            cand = _grow_branch(ib, im, order, 3, sigma, n_sigma)
+            cand, stop = _grow_branch(ib, im, order, 3, sigma, n_sigma, curvature_sigma)
             if cand.size >= 3 and np.ptp(ib[cand]) > 0:
                 m, _, _, _ = _line_fit(ib[cand], im[cand])
                 if m > 1.5 * m_n:  # steeper than normal: R_p < R_n + R_p
-                    sc_idx = cand
+                    sc_idx, sc_stop = cand, stop
     if sc_idx.size >= 3:
         m_sc, _, m_sc_err, _ = _line_fit(ib[sc_idx], im[sc_idx])
     if r_parasitic is not None:
@@ -212,6 +262,9 @@ def analyze_iv(
     transition = ~(normal | sc)
 
     p_sat = _p_sat(ib, frac, p_tes, sc, p_sat_fraction)
+    branches = (f"normal: {normal_idx.size} points, |I_bias| {_span(mag[normal_idx])} ({normal_stop}); "
+                f"superconducting: {sc_idx.size} points, |I_bias| {_span(mag[sc_idx])} ({sc_stop}); "
+                f"point noise {sigma:.3g} A ({'given' if point_noise is not None else 'estimated'})")
     return IVResult(
         i_bias=ib,
         i_tes=i_tes,
@@ -232,7 +285,14 @@ def analyze_iv(
         p_sat=p_sat,
         p_sat_fraction=float(p_sat_fraction),
         noise=sigma,
+        normal_points=np.sort(normal_idx),
+        sc_points=np.sort(sc_idx[~np.isin(sc_idx, normal_idx)]),
+        branches=branches,
     )
+
+
+def _span(values: np.ndarray) -> str:
+    return f"{values.min():.4g}-{values.max():.4g} A" if values.size else "-"
 
 
 def _p_sat(ib: np.ndarray, frac: np.ndarray, p: np.ndarray, sc: np.ndarray, level: float) -> float:

@@ -290,6 +290,8 @@ class OptimalFilter:
         h = w * np.conj(s) / self._norm
         self._weights = self.backend.asarray(w)
         self._h = self.backend.asarray(h)
+        self._s = self.backend.asarray(s)
+        self._transfer = h
         self._template = tmpl
 
     @classmethod
@@ -325,6 +327,11 @@ class OptimalFilter:
     @property
     def template(self) -> np.ndarray:
         return self._template
+
+    @property
+    def transfer(self) -> np.ndarray:
+        """The filter in the rfft domain, ``h_k = w_k S_k* / Σ w|S|²`` (host array): ``A(t0) = (N/2) irfft(X h)[t0]``."""
+        return self._transfer
 
     def resolution(self) -> float:
         """Theoretical 1σ baseline resolution of the amplitude, σ_A = (Σ 4|S_k|²/(N fs J_k))^-1/2."""
@@ -372,6 +379,30 @@ class OptimalFilter:
         chi2 = power - amp**2 * self._norm
         chi2_0 = power - a0**2 * self._norm
         return OptimalFilterResult(amp, delay, a0, chi2, chi2_0, self.dof, b)
+
+    def residual_std(self, records: Any, result: OptimalFilterResult) -> np.ndarray:
+        """Standard deviation of each record minus its fitted pulse ``amplitude · s(t − delay)`` (host array).
+
+        Computed from the spectrum, so the fitted pulse is the template shifted by the
+        (sub-sample) delay; the record's mean (the DC bin, to which the filter is blind) is left
+        out, so this is the residual's spread about its own mean, in the records' units.
+        """
+        b = self.backend
+        xp, fft = b.xp, b.fft
+        x = b.asarray(records, dtype=float)
+        if x.ndim == 1:
+            x = x[None, :]
+        spec = fft.rfft(x, axis=-1, **b.fft_kwargs())
+        omega = xp.asarray(2.0 * np.pi * np.arange(spec.shape[1]) / self.n)
+        amp = b.asarray(result.amplitude, dtype=float)[:, None]
+        delay = b.asarray(result.delay, dtype=float)[:, None]
+        resid = spec - amp * self._s * xp.exp(-1j * omega * delay)
+        power = resid.real**2 + resid.imag**2
+        weight = xp.full(spec.shape[1], 2.0)
+        weight[0] = 0.0
+        if self.n % 2 == 0:
+            weight[-1] = 1.0
+        return b.to_numpy(xp.sqrt(xp.sum(power * weight, axis=-1)) / self.n)
 
     def _newton(self, y: Any, amp: Any, delay: Any, steps: int = 3) -> tuple[Any, Any]:
         """Maximise A(t) = Σ_k Re(Y_k e^{iω_k t}) by Newton steps from the parabolic estimate."""

@@ -112,6 +112,7 @@ class LiveModel:
         cap = self.events_capacity
         self.ev_t, self.ev_channel = RingBuffer(cap), RingBuffer(cap, (), np.int32)
         self.ev_amplitude, self.ev_energy = RingBuffer(cap, (), np.float32), RingBuffer(cap, (), np.float32)
+        self.ev_filtered = RingBuffer(cap, (), np.float32)  # optimal-filter amplitude (of_amplitude)
         self.events_dropped = 0
         self.records: RingBuffer | None = None
         self.rec_channel = RingBuffer(self.n_records, (), np.int32)
@@ -200,8 +201,9 @@ class LiveModel:
             self.ev_t.append(msg["t"] * 1e-9)
             self.ev_channel.append(msg["channel"])
             self.ev_amplitude.append(msg["amplitude"])
-            energy = msg.arrays.get("energy")
-            self.ev_energy.append(energy if energy is not None else np.full(n, np.nan, np.float32))
+            for name, buf in (("energy", self.ev_energy), ("of_amplitude", self.ev_filtered)):
+                values = msg.arrays.get(name)
+                buf.append(values if values is not None else np.full(n, np.nan, np.float32))
         if "records" in msg.arrays and len(msg["records"]):
             rec = msg["records"]
             if self.records is None or self.records.row_shape != rec.shape[1:]:
@@ -279,7 +281,10 @@ class LiveModel:
         return have, column_index(self.stream_channels, have)
 
     def event_values(self, channels: np.ndarray, quantity: str = "amplitude") -> np.ndarray:
-        """Amplitudes (or energies) of buffered events on ``channels``."""
-        values = (self.ev_energy if quantity == "energy" else self.ev_amplitude).view()
+        """Trigger amplitudes, optimal-filter values (``filtered``) or energies of buffered events on ``channels``."""
+        buffers = {"amplitude": self.ev_amplitude, "filtered": self.ev_filtered, "energy": self.ev_energy}
+        if quantity not in buffers:
+            raise ValueError(f"event quantity {quantity!r}: expected one of {sorted(buffers)}")
+        values = buffers[quantity].view()
         mask = np.isin(self.ev_channel.view(), channels)
         return values[mask]

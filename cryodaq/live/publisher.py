@@ -373,6 +373,9 @@ class LivePublisher:
             "baseline": np.concatenate([o.events.baseline for o in outs]),
             "flags": np.concatenate([o.events.flags for o in outs]),
         }
+        for name in ("energy", "of_amplitude"):  # from the live optimal filter, when the run has one
+            if all(name in o.event_extra for o in outs):
+                cols[name] = np.concatenate([o.event_extra[name] for o in outs])
         n = len(cols["t"])
         dropped = max(0, n - self.max_events)
         if dropped:

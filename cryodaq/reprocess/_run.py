@@ -39,7 +39,8 @@ from cryodaq.config import TriggerConfig
 from cryodaq.console import stderr_console
 from cryodaq.dsp import EventBatch, EventFlag
 from cryodaq.dsp.stats import robust_sigma
-from cryodaq.errors import DerivedExistsError, RunFormatError, StationConfigError, StoppedError
+from cryodaq.analysis.filters import ChannelFilter, load_filters
+from cryodaq.errors import CryodaqError, DerivedExistsError, RunFormatError, StationConfigError, StoppedError
 from cryodaq.provenance import software_versions
 from cryodaq.reprocess._assemble import assemble_segment
 from cryodaq.reprocess._optimal import optimal_filter_stage
@@ -340,7 +341,7 @@ def _from_stream(run: Run, cfg: ReprocessConfig, workers: int | None, scheduler:
         noise_ch = [r.noise_channel for r in results if r.noise_channel is not None]
         static, config["optimal_filter"] = _apply_optimal_filter(
             ev, t, np.concatenate(noise_recs), np.concatenate(noise_ch), channel_coord, rate, cfg,
-            columns, column_attrs, polarity=trig.polarity)
+            columns, column_attrs, polarity=trig.polarity, run=run)
     source = {"groups": {f"{STREAM}/{name}": n_rows, f"{STREAM}/sample_index": n_rows, f"{STREAM}/t": n_rows},
               "segments": [[a, b, int(sample_index[a])] for a, b in segments], "acquisition_trigger": asdict(acq)}
     return _Derived(columns, column_attrs, static, config, source,
@@ -373,7 +374,7 @@ def _from_records(run: Run, cfg: ReprocessConfig) -> _Derived:
         use = np.isin(nch, coord) & (nforced if nforced.any() else True)  # its noise records, else all of them
         noise, noise_ch = nev["records"][use], np.searchsorted(coord, nch[use])
         noise_from = str(cfg.optimal_filter.noise_run)
-    if len(noise) == 0:
+    if len(noise) == 0 and not cfg.optimal_filter.load:
         raise StationConfigError(file, "optimal_filter.noise_run", "a run whose records are noise: this run has no "
                                  "stream and no FORCED (noise) records")
     batch = EventBatch(sample_index, col.astype(np.int32), ev["amplitude"], ev["baseline"], flags,
@@ -382,8 +383,10 @@ def _from_records(run: Run, cfg: ReprocessConfig) -> _Derived:
     columns, column_attrs = _event_columns(pulses, t[~forced], sample_index[~forced], coord, rate)
     for extra in ("energy", "chi2"):
         columns[extra] = np.full(len(pulses), np.nan, np.float32)
+    event_filter = ev["of_filter"][~forced] if cfg.optimal_filter.load == "online" and "of_filter" in ev else None
     static, of_info = _apply_optimal_filter(pulses, t[~forced], noise, noise_ch.astype(np.int32), coord, rate, cfg,
-                                            columns, column_attrs)
+                                            columns, column_attrs, polarity=_acquisition_trigger(run).polarity,
+                                            run=run, event_filter=event_filter)
     of_info["noise_from"] = noise_from
     return _Derived(columns, column_attrs, static, {"optimal_filter": of_info}, {"groups": {"events": n}},
                     {"presamples": presamples, "sample_rate_hz": rate}, n_channels=coord.size,
@@ -401,7 +404,7 @@ def _stored_events(run: Run, file: str) -> tuple[dict[str, np.ndarray], np.ndarr
         raise RunFormatError(f"{run.path}/events/records: attrs 'presamples' and 'sample_rate_hz' are needed "
                              "to filter stored records")
     ds = ds.load()
-    cols = {k: ds[k].values for k in ("amplitude", "baseline", "flags", "records")}
+    cols = {k: ds[k].values for k in ("amplitude", "baseline", "flags", "records", "of_filter") if k in ds}
     return (cols, ds["t"].values, ds["sample_index"].values, ds["channel"].values, int(rec_attrs["presamples"]),
             float(rec_attrs["sample_rate_hz"]), int(ds.sizes["event"]))
 
@@ -431,25 +434,42 @@ def _event_columns(
     return cols, attrs
 
 
+def _loaded_filters(cfg: ReprocessConfig, run: Run | None) -> list[ChannelFilter] | None:
+    """The stored filters the config's ``optimal_filter.load`` names (``online``: the run's own), or None."""
+    assert cfg.optimal_filter is not None
+    where = cfg.optimal_filter.load
+    if not where:
+        return None
+    file = cfg.path or "(reprocess config)"
+    try:
+        return load_filters(run.path if where == "online" and run is not None else where)
+    except (KeyError, ValueError, CryodaqError) as exc:
+        raise StationConfigError(file, "optimal_filter.load", f"a run with stored filters, RUN/reprocessed/<label> "
+                                 f"or 'online' ({exc})", where) from None
+
+
 def _apply_optimal_filter(
     ev: EventBatch, t: np.ndarray, noise: np.ndarray, noise_channel: np.ndarray, channel_coord: np.ndarray,
     rate: float, cfg: ReprocessConfig, cols: dict[str, Any], attrs: dict[str, dict[str, Any]], polarity: int = 1,
+    run: Run | None = None, event_filter: np.ndarray | None = None,
 ) -> tuple[dict[str, tuple[tuple[str, ...], Any]], dict[str, Any]]:
     """Add the optimal-filter columns to ``cols``/``attrs``; returns the static arrays and a summary."""
     assert cfg.optimal_filter is not None and ev.records is not None
     out = optimal_filter_stage(ev, noise, noise_channel, len(channel_coord), rate, cfg.optimal_filter,
-                               polarity=polarity, channel_names=channel_coord)
+                               polarity=polarity, channel_names=channel_coord,
+                               loaded=_loaded_filters(cfg, run), event_filter=event_filter)
     delay = out.columns["of_delay_s"].astype(np.float64)
     rec_len = ev.records.shape[1]
     cols.update(
         energy=out.columns["energy"], chi2=out.columns["chi2"], of_amplitude=out.columns["of_amplitude"],
-        of_delay_s=out.columns["of_delay_s"],
+        of_delay_s=out.columns["of_delay_s"], residual_std=out.columns["residual_std"],
         arrival_t=np.asarray(t, np.int64) + np.round(np.nan_to_num(delay) * 1e9).astype(np.int64),
     )
     attrs.update(
         of_amplitude={"long_name": "optimal-filter amplitude (template peak units = stream units)"},
         of_delay_s={"units": "s", "long_name": "optimal-filter arrival time relative to the template"},
         arrival_t={**T_ATTRS, "long_name": "t + of_delay_s (UTC ns); t where the filter gave no delay"},
+        residual_std={"long_name": "std of the record minus its fitted pulse (stream units)"},
         chi2={"long_name": "optimal-filter chi-squared", "dof": int(2 * ((rec_len - 1) // 2) - 2)},
     )
     tone = ("tone",)
@@ -460,8 +480,7 @@ def _apply_optimal_filter(
         "of_noise_psd": (("tone", "freq"), out.noise_psd),
         "of_resolution": (tone, out.resolution),
         "energy_coeffs": (("tone", "power"), out.energy_coeffs),
+        "line_amplitude": (("tone", "line"), out.line_amplitudes),
     }
-    if out.line_amplitudes.shape[1]:
-        static["line_amplitude"] = (("tone", "line"), out.line_amplitudes)
     info = {**cfg.optimal_filter.as_dict(), **out.summary, "n_noise_records": len(noise)}
     return static, info

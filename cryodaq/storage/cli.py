@@ -23,7 +23,7 @@ from cryodaq.errors import ImportFormatError
 from cryodaq.storage.catalog import Catalog, CatalogEntry, time_bound
 from cryodaq.storage.format import RunKind, RunStatus
 
-FORMATS = ("hdf5", "ljh", "touchstone")
+FORMATS = ("hdf5", "ljh", "off", "touchstone")
 _STATUS_STYLE = {"running": "cyan", "complete": "green", "aborted": "yellow", "crashed": "bold red"}
 
 
@@ -63,15 +63,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing output file")
     p.set_defaults(func=cmd_export)
 
-    p = subparsers.add_parser("import", help="make a run from an HDF5 export, LJH pulse files or Touchstone files")
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="input file(s); LJH and Touchstone take several")
+    p = subparsers.add_parser("import", help="make a run from an HDF5 export, LJH or OFF pulse files, or Touchstone "
+                                             "files")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="input file(s); LJH, OFF and Touchstone take several")
     p.add_argument("--format", choices=FORMATS, help="input format (default: from the file extension)")
     add_renamed_option(p, "--output", "--out", type=Path, metavar="RUN", default=None,
                        help="run folder to create (.zarr appended); required")
     p.add_argument("--tag", action="append", default=[], metavar="T", help="tag the new run (LJH, Touchstone; repeatable)")
-    p.add_argument("--station", metavar="S", help="station name recorded in the run (LJH, Touchstone)")
+    p.add_argument("--station", metavar="S", help="station name recorded in the run (LJH, OFF, Touchstone)")
     p.add_argument("--ports", type=int, metavar="N", help="Touchstone: port count, for a file not named .sNp "
                                                            "whose data do not tell it")
+    p.add_argument("--experiment-state", type=Path, metavar="FILE", default=None,
+                   help="DASTARD experiment-state file for an OFF import (default: the one beside the files, if any)")
     p.set_defaults(func=cmd_import)
 
 
@@ -177,7 +181,7 @@ def _sniff(f: Path) -> str | None:
 
 
 def guess_format(files: list[Path]) -> str:
-    """The import format from the file extensions (.h5/.hdf5, .ljh, .sNp), else from the content (HDF5
+    """The import format from the file extensions (.h5/.hdf5, .ljh, .off, .sNp), else from the content (HDF5
     signature, LJH header, Touchstone option line such as ``# Hz S RI R 50``); all files must agree."""
     found = set()
     for f in files:
@@ -186,6 +190,8 @@ def guess_format(files: list[Path]) -> str:
             found.add("hdf5")
         elif suffix == ".ljh":
             found.add("ljh")
+        elif suffix == ".off":
+            found.add("off")
         elif re.fullmatch(r"\.s\d+p", suffix):
             found.add("touchstone")
         elif (fmt := _sniff(f)) is not None:
@@ -220,6 +226,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             from cryodaq.storage.ljh import import_ljh
 
             out = import_ljh(files, args.output, **extra)
+        elif fmt == "off":
+            from cryodaq.storage.off import import_off
+
+            out = import_off(files, args.output, experiment_state=args.experiment_state, **extra)
         else:
             from cryodaq.storage.touchstone import import_touchstone
 

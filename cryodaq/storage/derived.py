@@ -1,4 +1,4 @@
-"""Derived outputs of a finished run: ``reprocessed/<label>/`` groups (docs/run-format.md).
+"""Derived outputs of a finished run: ``reprocessed/<label>/`` and ``analysis/<label>/`` groups (docs/run-format.md).
 
 A derived group is added to a run after the fact (e.g. by ``cryodaq reprocess``), next to the
 raw groups, which are never touched. It holds columns appended along one dimension
@@ -27,6 +27,7 @@ from cryodaq.provenance import jsonable
 from cryodaq.storage._append import AppendGroup
 from cryodaq.storage._liveness import utc_now_iso
 from cryodaq.storage.format import (
+    DERIVED_PARENTS,
     EVENT,
     REPROCESSED,
     RunStatus,
@@ -79,27 +80,31 @@ class DerivedWriter:
     @classmethod
     def create(
         cls, run_path: str | Path, label: str, attrs: Mapping[str, Any], *, dim: str = EVENT, overwrite: bool = False,
+        parent: str = REPROCESSED,
     ) -> DerivedWriter:
-        """Add ``reprocessed/<label>/`` to the run at ``run_path`` with ``attrs`` (JSON-able).
+        """Add ``<parent>/<label>/`` (``reprocessed/`` or ``analysis/``) to the run at ``run_path`` with
+        ``attrs`` (JSON-able).
 
         Refuses a run whose writer is still running, and an existing label unless ``overwrite``
         (which deletes the old group first).
         """
-        check_name(label, "reprocessed label")
+        if parent not in DERIVED_PARENTS:
+            raise ValueError(f"derived groups live under {list(DERIVED_PARENTS)}, not {parent!r}")
+        check_name(label, f"{parent} label")
         run = open_run(run_path)
         if run.status is RunStatus.RUNNING:
-            raise RunFormatError(f"{run.path}: the run is still being written; reprocess it once it has ended")
+            raise RunFormatError(f"{run.path}: the run is still being written; derive results once it has ended")
         root = zarr.open_group(LocalStore(run.path), mode="r+", use_consolidated=False)
-        parent = root[REPROCESSED] if REPROCESSED in root else root.create_group(REPROCESSED)
-        if label in parent:
+        top = root[parent] if parent in root else root.create_group(parent)
+        if label in top:
             if not overwrite:
                 raise DerivedExistsError(
-                    f"{run.path}: {REPROCESSED}/{label} already exists; choose another label or overwrite it"
+                    f"{run.path}: {parent}/{label} already exists; choose another label or overwrite it"
                 )
-            del parent[label]
+            del top[label]
         meta = {**jsonable(dict(attrs)), "status": "writing", "append_dim": dim}
         meta.setdefault("created", utc_now_iso())
-        group = parent.create_group(label, attributes=meta)
+        group = top.create_group(label, attributes=meta)
         return cls(run.path, root, group, dim, consolidated=run._consolidated)
 
     def append(self, columns: Mapping[str, Column], attrs: Mapping[str, Mapping[str, Any]] | None = None) -> None:
@@ -203,9 +208,10 @@ def write_derived(
     static: Mapping[str, tuple[tuple[str, ...], Any]] | None = None,
     dim: str = EVENT,
     overwrite: bool = False,
+    parent: str = REPROCESSED,
 ) -> str:
-    """Write ``reprocessed/<label>/`` in one go (see :class:`DerivedWriter`); returns the group path."""
-    with DerivedWriter.create(run_path, label, attrs, dim=dim, overwrite=overwrite) as w:
+    """Write ``<parent>/<label>/`` in one go (see :class:`DerivedWriter`); returns the group path."""
+    with DerivedWriter.create(run_path, label, attrs, dim=dim, overwrite=overwrite, parent=parent) as w:
         if columns:
             w.append(columns, column_attrs)
         for name, (dims, values) in (static or {}).items():

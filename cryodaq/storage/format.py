@@ -11,6 +11,7 @@ import re
 import warnings
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,12 +31,17 @@ COMMITTED_ATTR = "committed"  # group attr: rows of the append dimension that re
 STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS = "stream", "events", "spectra", "housekeeping", "gaps"
 SWEEPS, SWEEP_DONE = "sweeps", "done"  # sweeps/<name>/ groups and their done mask
 REPROCESSED = "reprocessed"  # reprocessed/<label>/ derived groups (cryodaq.storage.derived)
-RUN_GROUPS = (STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS, SWEEPS, REPROCESSED)  # the top-level groups a run may have
+OPTIMAL_FILTER = "optimal_filter"  # the live optimal filters, one row each (dim FILTER)
+ANALYSIS = "analysis"  # analysis/<label>/ groups (cryodaq.analysis)
+DERIVED_PARENTS = (REPROCESSED, ANALYSIS)  # groups of derived <label>/ groups (cryodaq.storage.derived)
+# the top-level groups a run may have
+RUN_GROUPS = (STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS, SWEEPS, OPTIMAL_FILTER, REPROCESSED, ANALYSIS)
 
 # Dimension names (zarr v3 ``dimension_names``, which xarray reads).
 TIME, CHANNEL, EVENT, SAMPLE, UPDATE, FREQ, GAP = "time", "channel", "event", "sample", "update", "freq", "gap"
+FILTER = "filter"
 PAUSE = "pause"  # sweeps/<name>/pauses/ rows (cryodaq.storage.sweep_store)
-_APPEND_DIMS = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE, HOUSEKEEPING: TIME}
+_APPEND_DIMS = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE, HOUSEKEEPING: TIME, OPTIMAL_FILTER: FILTER}
 
 # Seconds without a heartbeat after which a 'running' run written on another host counts as crashed.
 HEARTBEAT_STALE_S = 120.0
@@ -165,11 +171,17 @@ def append_dim(group: str, attrs: Mapping[str, Any] | None = None) -> str | None
     """The dimension a group grows along (its arrays' first dimension, counted by ``committed``), or None
     for groups written whole. A derived group names its own (attr ``append_dim``, default ``event``)."""
     parts = group.strip("/").split("/")
-    if parts[0] == REPROCESSED and len(parts) > 1:
+    if parts[0] in DERIVED_PARENTS and len(parts) > 1:
         return str((attrs or {}).get("append_dim", EVENT))
     if parts[0] == SWEEPS:
         return PAUSE if len(parts) == 3 and parts[2] == "pauses" else None
     return _APPEND_DIMS.get(parts[0])
+
+
+def results_dir_for(run_path: str | Path) -> Path:
+    """Where a run's plots and tables go: ``<run_id>.results/`` beside ``<run_id>.zarr``."""
+    p = Path(run_path)
+    return p.with_name(p.name.removesuffix(".zarr") + ".results")
 
 
 def check_name(name: str, what: str) -> str:

@@ -25,13 +25,16 @@ from cryodaq.storage.guarded import GuardedArray
 from cryodaq.storage._liveness import parse_iso, utc_now_iso, writer_alive
 from cryodaq.storage._nodes import META, looks_like_run, scan_tree
 from cryodaq.storage.format import (
+    ANALYSIS,
     CHANNEL,
+    DERIVED_PARENTS,
     COMMITTED_ATTR,
     EVENTS,
     FORMAT_VERSION,
     GAPS,
     HEARTBEAT_STALE_S,
     HOUSEKEEPING,
+    OPTIMAL_FILTER,
     REPROCESSED,
     ROOT_ATTR,
     SPECTRA,
@@ -174,8 +177,8 @@ class Run:
         for name in sorted(name for name, _ in self.root.groups()):
             if name == HOUSEKEEPING:
                 out += [f"{HOUSEKEEPING}/{q}" for q in self.housekeeping_names]
-            elif name == REPROCESSED:
-                out += [f"{REPROCESSED}/{label}" for label in self.reprocessed_labels]
+            elif name in DERIVED_PARENTS:
+                out += [f"{name}/{label}" for label in self._labels(name)]
             else:
                 out.append(name)
         return out
@@ -189,9 +192,17 @@ class Run:
     @property
     def reprocessed_labels(self) -> list[str]:
         """Labels of the derived groups ``reprocessed/<label>/`` (cryodaq.storage.derived)."""
-        if REPROCESSED not in self.root:
+        return self._labels(REPROCESSED)
+
+    @property
+    def analysis_labels(self) -> list[str]:
+        """Labels of the ``analysis/<label>/`` groups (``cryodaq analyze``)."""
+        return self._labels(ANALYSIS)
+
+    def _labels(self, parent: str) -> list[str]:
+        if parent not in self.root:
             return []
-        return sorted(name for name, _ in self.root[REPROCESSED].groups())
+        return sorted(name for name, _ in self.root[parent].groups())
 
     @property
     def stream_names(self) -> list[str]:
@@ -228,7 +239,7 @@ class Run:
         return int(node.attrs[COMMITTED_ATTR])
 
     def _append_dim(self, group: str) -> str | None:
-        attrs = self.root[group].attrs if group.split("/")[0] == REPROCESSED and "/" in group else None
+        attrs = self.root[group].attrs if group.split("/")[0] in DERIVED_PARENTS and "/" in group else None
         return append_dim(group, attrs)  # a derived group names its own append dimension
 
     def _node(self, path: str) -> zarr.Group | zarr.Array:
@@ -291,6 +302,19 @@ class Run:
         if label not in self.reprocessed_labels:
             raise KeyError(f"{self.path}: no reprocessed output {label!r}; labels are {self.reprocessed_labels}")
         return self.dataset(f"{REPROCESSED}/{label}")
+
+    def analysis(self, label: str) -> xr.Dataset:
+        """An ``analysis/<label>`` group (dim ``event``): per-event summaries, cuts, energies; attrs hold the
+        config, drift corrections, calibrations and line fits (docs/analysis.md)."""
+        if label not in self.analysis_labels:
+            raise KeyError(f"{self.path}: no analysis {label!r}; labels are {self.analysis_labels}")
+        return self.dataset(f"{ANALYSIS}/{label}")
+
+    def optimal_filters(self) -> xr.Dataset:
+        """The live optimal filters (dim ``filter``, one row each; ``events/of_filter`` is the row index)."""
+        if OPTIMAL_FILTER not in self.root:
+            raise KeyError(f"{self.path}: the run stored no optimal filters (no live optimal_filter stage)")
+        return self.dataset(OPTIMAL_FILTER)
 
     def gaps(self) -> xr.Dataset:
         """Gaps (dim ``gap``): first_sample, n_samples, t, cause, detail."""

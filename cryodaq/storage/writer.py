@@ -33,11 +33,13 @@ from cryodaq.storage.format import (
     EVENT_COLUMNS,
     EVENTS,
     FORMAT_VERSION,
+    FILTER,
     FREQ,
     GAP,
     GAP_COLUMNS,
     GAPS,
     HOUSEKEEPING,
+    OPTIMAL_FILTER,
     RECORDS,
     ROOT_ATTR,
     SAMPLE,
@@ -102,6 +104,7 @@ class RunWriter:
         self._stream: AppendGroup | None = None
         self._stream_coords: dict[str, np.ndarray] = {}
         self._spectra: AppendGroup | None = None
+        self._filters: AppendGroup | None = None
         self._setup_columns()
 
     # ----------------------------------------------------------------- creation
@@ -459,12 +462,76 @@ class RunWriter:
 
         self._guarded(write, f"{SWEEPS}/{name}")
 
+    # ---------------------------------------------------------- optimal filters
+    @_locked
+    def append_optimal_filters(self, rows: Mapping[str, Any]) -> None:
+        """Append learnt optimal filters to ``optimal_filter/`` (dim ``filter``, one row per filter; the
+        columns of :func:`cryodaq.analysis.filters.filter_rows`: ``template`` (filter, sample), ``noise_psd``
+        and ``transfer`` (filter, freq), and per-row scalars). Events refer to a row by its index (``of_filter``)."""
+        self._check_open()
+        cols = {k: np.asarray(v) for k, v in rows.items()}
+        for key in ("template", "noise_psd", "transfer", "rate_hz"):
+            if key not in cols:
+                raise ValueError(f"optimal filter rows for {self.path} lack {key!r}")
+        n = len(cols["rate_hz"])
+        if any(len(v) != n for v in cols.values()):
+            raise ValueError(f"optimal filter columns differ in length: { {k: len(v) for k, v in cols.items()} }")
+        if self._filters is not None and set(cols) != set(self._filters.names):
+            raise ValueError(f"optimal filter columns {sorted(cols)} differ from the stored {sorted(self._filters.names)}")
+
+        def append() -> None:
+            if self._filters is None:
+                self._filters = self._create_filters(cols)
+            self._filters.append_many(cols)
+
+        self._guarded(append, OPTIMAL_FILTER)
+
+    def _create_filters(self, cols: dict[str, np.ndarray]) -> AppendGroup:
+        grp = self._root.create_group(OPTIMAL_FILTER, attributes={
+            "description": "live optimal filters, one row each; events/of_filter is the row index"})
+        out = AppendGroup(grp, FILTER)
+        n_samples = cols["template"].shape[1]
+        freq = np.fft.rfftfreq(n_samples, 1.0 / float(cols["rate_hz"][0]))
+        create_array(grp, "freq", shape=freq.shape, dtype="float64", chunks=freq.shape, dimension_names=(FREQ,),
+                     attributes={"units": "Hz"})[:] = freq
+        trailing = {"template": (SAMPLE,), "noise_psd": (FREQ,), "transfer": (FREQ,)}
+        units = {"noise_psd": "stream units^2/Hz", "resolution": "stream units (1 sigma)", "fwhm_ev": "eV",
+                 "valid_from_sample": "sample", "rate_hz": "Hz", "max_delay": "sample"}
+        for key, val in cols.items():
+            dims = trailing.get(key, ())
+            out.add_array(key, val.dtype, chunk_rows=64, trailing=val.shape[1:], trailing_dims=dims,
+                          compressors=column_compressors(), attributes={"units": units[key]} if key in units else {})
+        return out
+
+    @_locked
+    def write_group(self, name: str, arrays: Mapping[str, tuple[tuple[str, ...], Any]],
+                    attrs: Mapping[str, Any] | None = None) -> None:
+        """Write a group of whole arrays that do not grow (``{name: (dims, values)}``), e.g. an import's
+        projectors or experiment states. A group of that name must not exist yet."""
+        self._check_open()
+        check_name(name, "group")
+        parts = {check_name(k, "array"): (tuple(dims), np.asarray(v)) for k, (dims, v) in arrays.items()}
+        bad = {k: (dims, v.shape) for k, (dims, v) in parts.items() if len(dims) != v.ndim}
+        if bad:
+            raise ValueError(f"group {name!r}: dims do not match the shapes of {bad}")
+
+        def write() -> None:
+            if name in self._root:
+                raise ValueError(f"group {name!r} already exists in {self.path}")
+            grp = self._root.create_group(name, attributes=jsonable(dict(attrs or {})))
+            for key, (dims, val) in parts.items():
+                arr = create_array(grp, key, shape=val.shape, dtype=val.dtype, chunks=val.shape or None,
+                                   dimension_names=dims)
+                arr[...] = val
+
+        self._guarded(write, name)
+
     # ------------------------------------------------------------ commit / close
     def _groups(self) -> list[AppendGroup]:
         """The groups in commit order: what describes the stream (gaps first, then events, housekeeping,
-        spectra) before the stream, so a process killed half-way through a commit never leaves stream
+        spectra, optimal filters) before the stream, so a process killed half-way through a commit never leaves stream
         rows committed after a gap whose record is not (a reader would see a stitched-over gap)."""
-        out = [g for g in (self._spectra, self._stream) if g is not None]
+        out = [g for g in (self._filters, self._spectra, self._stream) if g is not None]
         return [self._gaps, self._events, *self._hk.values(), *out]
 
     @_locked

@@ -225,7 +225,7 @@ def iq_message(points: np.ndarray, operating_point: np.ndarray, channels: np.nda
                     "channels": np.asarray(channels, np.int32)})
 
 
-EVENT_FIELDS = ("t", "channel", "amplitude", "baseline", "energy", "flags")
+EVENT_FIELDS = ("t", "channel", "amplitude", "baseline", "energy", "of_amplitude", "flags")
 
 
 def events_message(columns: Mapping[str, np.ndarray], records: np.ndarray | None = None,

@@ -1,5 +1,11 @@
 """Photon arrivals: a Poisson process per resonator, energies from a line list, pulse shapes.
 
+A line is monochromatic (its ``lines_ev`` value) unless ``line_shapes`` names a published natural
+shape for it (e.g. ``MnKAlpha``: the Hölzer et al. 1997 multiplet, :mod:`cryodaq.analysis.lines`):
+then each photon's energy is drawn from that shape, from a random stream of its own, so the
+arrival times and line choices are the same either way. The truth log keeps every photon's
+energy and which line it came from.
+
 A photon of energy E arriving at time t0 shifts its resonator by
 ``δfr/fr = -rf_per_ev * E * p(t - t0)`` and ``δ(1/Qi) = rq_per_ev * E * p(t - t0)``, with
 ``p(t) = (exp(-t/τ_fall) - exp(-t/τ_rise)) / peak`` (peak value 1) for
@@ -12,10 +18,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-TRUTH_DTYPE = np.dtype([("sample", "i8"), ("t_sample", "f8"), ("resonator", "i4"), ("energy_ev", "f8")])
+TRUTH_DTYPE = np.dtype([("sample", "i8"), ("t_sample", "f8"), ("resonator", "i4"), ("energy_ev", "f8"),
+                        ("line", "i2")])
 
 
 @dataclass
@@ -35,6 +43,8 @@ class PhotonConfig:
     pulse_length_taus: float = 12.0
     #: the truth log keeps at most this many of the latest arrivals
     truth_max: int = 1_000_000
+    #: per line of ``lines_ev``: a tabulated natural shape to draw energies from (None: monochromatic); [] = none
+    line_shapes: list[str | None] = field(default_factory=list)
 
 
 def pulse_peak(tau_rise_s: float, tau_fall_s: float) -> float:
@@ -43,6 +53,21 @@ def pulse_peak(tau_rise_s: float, tau_fall_s: float) -> float:
         raise ValueError(f"photons: need 0 < tau_rise_s < tau_fall_s, got {tau_rise_s}, {tau_fall_s}")
     t_star = tau_rise_s * tau_fall_s / (tau_fall_s - tau_rise_s) * math.log(tau_fall_s / tau_rise_s)
     return math.exp(-t_star / tau_fall_s) - math.exp(-t_star / tau_rise_s)
+
+
+def resolve_line_shapes(names: list[str | None], n_lines: int) -> list[Any]:
+    """The natural shapes named per line (None: monochromatic); ``names`` empty: all monochromatic."""
+    if not names:
+        return [None] * n_lines
+    if len(names) != n_lines:
+        raise ValueError(f"photons.line_shapes must name one shape (or null) per line of lines_ev ({n_lines}), "
+                         f"got {names!r}")
+    from cryodaq.analysis.lines import get_line  # the published tables, shared with the analysis
+
+    try:
+        return [None if n is None else get_line(str(n)) for n in names]
+    except KeyError as exc:
+        raise ValueError(f"photons.line_shapes: {exc.args[0]}") from None
 
 
 class PhotonTrains:
@@ -57,6 +82,7 @@ class PhotonTrains:
             raise ValueError(f"photons.lines_ev and photons.weights must be lists of equal length, got {lines}, {weights}")
         self.config = config
         self._lines = lines
+        self._shapes = resolve_line_shapes(config.line_shapes, lines.size)
         self._p = weights / weights.sum()
         self._fs = fs_hz
         self._n = n_res
@@ -67,6 +93,11 @@ class PhotonTrains:
         self._mean_gap = fs_hz / config.rate_hz if config.rate_hz > 0 else math.inf
         self._rngs = [
             np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(key) + (k,))))
+            for k in range(n_res)
+        ]
+        # natural-shape energies come from streams of their own: arrivals stay as without shapes
+        self._shape_rngs = [
+            np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=tuple(key) + (k, 1))))
             for k in range(n_res)
         ]
         self._last = [0.0] * n_res  # last generated arrival (samples)
@@ -80,13 +111,18 @@ class PhotonTrains:
         while self._last[k] < until:
             rng = self._rngs[k]
             t = self._last[k] + np.cumsum(rng.exponential(self._mean_gap, self._BATCH))
-            e = self._lines[rng.choice(self._lines.size, size=self._BATCH, p=self._p)]
+            which = rng.choice(self._lines.size, size=self._BATCH, p=self._p)
+            e = self._lines[which]
+            for i, shape in enumerate(self._shapes):
+                sel = which == i
+                if shape is not None and sel.any():
+                    e[sel] = shape.sample(int(sel.sum()), 0.0, self._shape_rngs[k])
             self._last[k] = float(t[-1])
             self._times[k] = np.concatenate([self._times[k], t])
             self._energies[k] = np.concatenate([self._energies[k], e])
             rec = np.empty(self._BATCH, dtype=TRUTH_DTYPE)
             rec["sample"] = np.ceil(t).astype(np.int64)
-            rec["t_sample"], rec["resonator"], rec["energy_ev"] = t, k, e
+            rec["t_sample"], rec["resonator"], rec["energy_ev"], rec["line"] = t, k, e, which
             self._truth.append(rec)
             self._truth_len += rec.size
         while self._truth and self._truth_len - self._truth[0].size > self.config.truth_max:

@@ -87,7 +87,7 @@ import numpy as np
 from scipy.special import expit
 
 from sim_instruments.world.noise import NoiseConfig, TLSNoise, WhiteNoise, tls_corners
-from sim_instruments.world.photons import TRUTH_DTYPE, PhotonConfig, PhotonTrains, pulse_peak
+from sim_instruments.world.photons import TRUTH_DTYPE, PhotonConfig, PhotonTrains, pulse_peak, resolve_line_shapes
 
 #: spawn key of the TES array's random streams under the world seed (distinct from other components)
 _SEED_KEY = 0x7E5
@@ -125,6 +125,8 @@ class TESConfig:
     rate_hz: float = 5.0
     lines_ev: list[float] = field(default_factory=lambda: [5898.8, 6490.5])  # Mn Kα, Kβ (⁵⁵Fe)
     weights: list[float] = field(default_factory=lambda: [0.88, 0.12])
+    #: per line: a published natural shape to draw energies from (e.g. [MnKAlpha, MnKBeta]); [] = monochromatic
+    line_shapes: list[str | None] = field(default_factory=list)
     tau_rise_s: float = 80e-6
     tau_fall_s: float = 1.0e-3
     pulse_length_taus: float = 12.0
@@ -204,6 +206,10 @@ def _validate(c: TESConfig) -> None:
     for line, chans in c.bias_lines.items():
         if not isinstance(chans, (list, tuple)) or not all(isinstance(k, int) and 0 <= k < c.n_channels for k in chans):
             raise ValueError(f"world.tes.bias_lines.{line}: expected a list of channels 0..{c.n_channels - 1}, got {chans!r}")
+    try:
+        resolve_line_shapes(list(c.line_shapes), len(c.lines_ev))
+    except ValueError as exc:
+        raise ValueError(f"world.tes.{str(exc).removeprefix('photons.')}") from None
 
 
 class TESArrayModel:
@@ -526,7 +532,8 @@ class TESStream:
         self._one_over_f = TLSNoise(tes._noise_cfg, self.fs, n, tes._seed, key + (2,))
         photon_cfg = PhotonConfig(rate_hz=c.rate_hz, lines_ev=list(c.lines_ev), weights=list(c.weights),
                                   tau_rise_s=c.tau_rise_s, tau_fall_s=c.tau_fall_s,
-                                  pulse_length_taus=c.pulse_length_taus, truth_max=c.truth_max)
+                                  pulse_length_taus=c.pulse_length_taus, truth_max=c.truth_max,
+                                  line_shapes=list(c.line_shapes))
         self.photons = PhotonTrains(photon_cfg, self.fs, n, tes._seed, key + (3,))
         self._sigma_white = c.white_noise_a_per_rthz * math.sqrt(self.fs / 2.0)
         self._sqrt_sw = c.white_noise_a_per_rthz

@@ -19,7 +19,7 @@ from cryodaq.acquisition.session import StreamSession
 from cryodaq.cli import main as cli_main
 from cryodaq.errors import DerivedExistsError, StationConfigError
 from cryodaq.reprocess import reprocess_run
-from cryodaq.reprocess._optimal import line_peaks
+from cryodaq.analysis import find_line_peaks as line_peaks
 from cryodaq.reprocess._run import _executor, stored_thresholds
 from cryodaq.station import load_station_config
 from cryodaq.stop_signals import StopSignals

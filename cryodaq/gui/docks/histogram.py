@@ -1,4 +1,6 @@
-"""Amplitude (or energy) histogram of the selected channels' events, with a Gaussian fit and its FWHM."""
+"""Histogram of the selected channels' events — trigger amplitude, optimal-filter value or energy —
+with a Gaussian fit and its FWHM. Filtered values and energies come from the live optimal filter
+(``cryodaq.pipeline.optimal_filter``); without it they are NaN and the dock says so."""
 
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ from cryodaq.gui.model import LiveModel
 from cryodaq.gui.peakfit import PeakFit, fit_peak, histogram
 
 
+#: what the quantity box offers -> the model's name for it
+QUANTITIES = {"amplitude": "amplitude", "filtered value": "filtered", "energy": "energy"}
+
+
 class HistogramDock(Dock):
     title = "Pulse-height histogram"
     topics = (lp.EVENTS,)
@@ -20,14 +26,18 @@ class HistogramDock(Dock):
     def __init__(self, model: LiveModel, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(model, parent)
         self.plot = make_plot(x="amplitude", y="events / bin")
+        # a histogram has a few hundred bins: clipping to the view or downsampling only loses them, e.g.
+        # when the quantity (and with it the x range: rad, A, eV) changes
+        self.plot.getPlotItem().setClipToView(False)
+        self.plot.getPlotItem().setDownsampling(auto=False)
         self.hist = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(86, 180, 233, 110),
                                     pen=pg.mkPen("#56B4E9", width=1))
         self.fit_curve = pg.PlotDataItem(pen=pg.mkPen("#D55E00", width=2))
         self.plot.addItem(self.hist)
         self.plot.addItem(self.fit_curve)
         self.quantity = QtWidgets.QComboBox()
-        self.quantity.addItems(["amplitude", "energy"])
-        self.quantity.currentTextChanged.connect(self.invalidate)
+        self.quantity.addItems(list(QUANTITIES))
+        self.quantity.currentTextChanged.connect(self._quantity_changed)
         self.bins = QtWidgets.QSpinBox()
         self.bins.setRange(10, 1000)
         self.bins.setValue(80)
@@ -51,18 +61,23 @@ class HistogramDock(Dock):
         self.edges = np.zeros(1)
         self.fit: PeakFit | None = None
 
+    def _quantity_changed(self) -> None:
+        self.plot.getPlotItem().enableAutoRange()  # another quantity, another scale
+        self.invalidate()
+
     def draw(self) -> None:
         m = self.model
         quantity = self.quantity.currentText()
-        values = m.event_values(self.selected, quantity)
-        unit = m.units if quantity == "amplitude" else "eV"
+        values = m.event_values(self.selected, QUANTITIES[quantity])
+        unit = "eV" if quantity == "energy" else m.units
         self.plot.getPlotItem().setLabel("bottom", quantity, units=unit)
         self.counts, self.edges = histogram(values, self.bins.value())
         if not len(self.counts):
-            self.hist.setData([], [])
-            self.fit_curve.setData([], [])
+            self.hist.clear()  # setData([], []) is refused by a step-mode item (len(x) must be len(y) + 1)
+            self.fit_curve.clear()
             self.fit = None
-            self.readout.setText(f"no {quantity} values for the selected channels yet")
+            hint = "" if quantity == "amplitude" else " (they come from the live optimal filter: cryodaq.pipeline.optimal_filter)"
+            self.readout.setText(f"no {quantity}s for the selected channels yet{hint}")
             return
         self.hist.setData(self.edges, self.counts)
         self.fit = fit_peak(self.counts, self.edges)
