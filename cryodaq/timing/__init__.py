@@ -1,0 +1,28 @@
+"""cryodaq.timing: time you can trust — clock models with uncertainty, host clock monitoring, coincidences.
+
+- :class:`ClockTracker` fits a stream's sample index -> UTC map while it runs (offset, drift, jitter;
+  jumps recorded, never turned into non-monotonic times); :class:`ClockModel` is the stored fit.
+- :data:`TIME_SOURCES`: the kinds of time source (board counter, host NTP, PTP, PPS, White Rabbit,
+  IRIG-B) and what each is worth.
+- :func:`read_host_clock`: the host's chrony / ntpd offset and error estimate, logged as housekeeping.
+- docs/timing.md tells the whole story.
+"""
+
+from typing import TYPE_CHECKING
+
+from cryodaq._lazy import lazy_exports
+
+if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
+    from cryodaq.timing.clock import (
+        ClockJump as ClockJump,
+        ClockModel as ClockModel,
+        ClockSegment as ClockSegment,
+        ClockTracker as ClockTracker,
+    )
+    from cryodaq.timing.sources import (
+        TIME_SOURCES as TIME_SOURCES,
+        TimeSourceKind as TimeSourceKind,
+        stated_uncertainty_s as stated_uncertainty_s,
+    )
+
+__getattr__, __dir__, __all__ = lazy_exports(__name__, __file__)

@@ -1,0 +1,472 @@
+"""The clock model of a run: one fitted map from sample index to UTC, with its uncertainty.
+
+A board's sample counter is the one thing that never jumps: samples come at a steady (if not
+exactly nominal) rate. Its timestamps — packet stamps, PPS edges, IRIG-B times, DASTARD's
+trigger times — are noisy and may step (an NTP correction). So UTC is fitted, not copied:
+
+    t(n) = t_ref + (n - n_ref) * ns_per_sample
+
+over every anchor ``(sample index, stamp)`` the source gave (offset and drift; the RMS of the
+residuals is the stamps' jitter). :class:`ClockTracker` fits it while a run streams (an online
+least-squares line with a weak prior on the drift, so a few anchors give a sane slope) and gives
+the pipeline its event times; :class:`ClockModel` is the fitted result stored with the run.
+
+- A **jump** (stamps suddenly off the line by more than ``jump_threshold`` and 20 jitters, for
+  ``jump_confirm`` anchors in a row, agreeing with each other) is recorded as a
+  :class:`ClockJump`, and later stamps are taken back by its size: times stay continuous and
+  monotonic in the clock the run started with. A lone stamp off the line is an outlier, left out.
+- A **restart** of the counter (a sample index going back: the board began a new stream) starts
+  a new :class:`ClockSegment`.
+- Uncertainty of ``t(n)``: the line's own (jitter and anchor count) in quadrature with the
+  source's absolute uncertainty (:mod:`cryodaq.timing.sources`) and, for clocks nothing
+  disciplines, a rate bound times the time since the segment began.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cryodaq.readout.source import TimeBase
+from cryodaq.timing.sources import source_kind, stated_uncertainty_s
+
+__all__ = ["ANCHOR_OUTLIER", "ANCHOR_USED", "ClockJump", "ClockModel", "ClockSegment", "ClockTracker"]
+
+ANCHOR_USED, ANCHOR_OUTLIER = 0, 1  # anchor status codes (stored in clock/status)
+
+_MIN_FIT = 4  # anchors before stamps far off the line count as outliers or jumps
+
+
+@dataclass(frozen=True)
+class ClockJump:
+    """The stamps stepped by ``size_ns`` at ``sample_index`` (``t_ns``: the stepped stamp there).
+
+    Times after it stay continuous; add ``size_ns`` to refer them to the stepped clock.
+    """
+
+    sample_index: int
+    t_ns: int
+    size_ns: int
+    segment: int = 0
+
+
+@dataclass(frozen=True)
+class ClockSegment:
+    """One continuous stretch of the sample counter: ``t = t_ref_ns + (n - n_ref) * ns_per_sample``.
+
+    ``jitter_ns``: RMS residual of the anchors; ``sxx``: their spread in samples² about ``n_ref``
+    and ``slope_var``: the slope's variance, for the line's uncertainty. ``first_sample`` ..
+    ``last_sample`` and ``first_t_ns`` .. ``last_t_ns`` are the anchors' range.
+    """
+
+    n_ref: float
+    t_ref_ns: int
+    ns_per_sample: float
+    jitter_ns: float
+    n_anchors: int
+    n_outliers: int
+    sxx: float
+    slope_var: float
+    first_sample: int
+    last_sample: int
+    first_t_ns: int
+    last_t_ns: int
+
+    def utc_ns(self, sample_index: Any) -> np.ndarray:
+        x = np.asarray(sample_index, dtype=np.float64) - self.n_ref
+        return self.t_ref_ns + np.rint(x * self.ns_per_sample).astype(np.int64)
+
+    def line_uncertainty_ns(self, sample_index: Any) -> np.ndarray:
+        """1-sigma uncertainty of the fitted line at ``sample_index`` (jitter averaged over the anchors)."""
+        x = np.asarray(sample_index, dtype=np.float64) - self.n_ref
+        var0 = self.jitter_ns**2 / max(self.n_anchors, 1)
+        return np.sqrt(var0 + x * x * self.slope_var)
+
+
+@dataclass(frozen=True)
+class ClockModel:
+    """A run's clock: its time source and the fitted map sample index -> UTC ns (module docstring)."""
+
+    source: str
+    disciplined: bool
+    detail: str
+    uncertainty_s: float | None  # the source's absolute 1-sigma uncertainty (stated, or its kind's typical one)
+    rate_uncertainty_ppm: float  # for clocks nothing disciplines; 0 otherwise
+    nominal_rate_hz: float
+    segments: tuple[ClockSegment, ...] = ()
+    jumps: tuple[ClockJump, ...] = ()
+    host_clock: Mapping[str, Any] | None = None  # chrony/ntpd summary during the run (cryodaq.timing.host_clock)
+
+    # --- summary ------------------------------------------------------------------------
+    @property
+    def fitted(self) -> bool:
+        return bool(self.segments)
+
+    @property
+    def ns_per_sample(self) -> float:
+        return self.segments[-1].ns_per_sample if self.segments else 1e9 / self.nominal_rate_hz
+
+    @property
+    def drift_ppm(self) -> float:
+        """How much faster than nominal the samples come, in the stamps' time (ppm)."""
+        return (1e9 / self.nominal_rate_hz / self.ns_per_sample - 1.0) * 1e6
+
+    @property
+    def jitter_ns(self) -> float:
+        return max((s.jitter_ns for s in self.segments), default=0.0)
+
+    @property
+    def n_anchors(self) -> int:
+        return sum(s.n_anchors for s in self.segments)
+
+    @property
+    def n_outliers(self) -> int:
+        return sum(s.n_outliers for s in self.segments)
+
+    # --- mapping ------------------------------------------------------------------------
+    def _segment_of(self, sample_index: np.ndarray, t_hint: np.ndarray | None) -> np.ndarray:
+        """Segment number of each sample: by the stored (online) time when given, else the last segment
+        whose sample range holds it (a counter restart makes sample indices ambiguous)."""
+        n_seg = len(self.segments)
+        if n_seg <= 1:
+            return np.zeros(sample_index.shape, np.int64)
+        if t_hint is not None:
+            starts = np.array([s.first_t_ns for s in self.segments], np.int64)
+            return np.clip(np.searchsorted(starts, np.asarray(t_hint, np.int64), "right") - 1, 0, n_seg - 1)
+        firsts = np.array([s.first_sample for s in self.segments], np.int64)
+        out = np.zeros(sample_index.shape, np.int64)
+        for k in range(n_seg):
+            out[sample_index >= firsts[k]] = k
+        return out
+
+    def utc_ns(self, sample_index: Any, t_hint: Any = None) -> np.ndarray:
+        """UTC ns (int64) of ``sample_index``. ``t_hint``: the stored event times, only to pick the
+        segment where the counter restarted."""
+        if not self.segments:
+            raise ValueError("the clock model has no fitted segment (the run stored no timestamps)")
+        n = np.asarray(sample_index)
+        if len(self.segments) == 1:
+            return self.segments[0].utc_ns(n)
+        seg = self._segment_of(n, None if t_hint is None else np.asarray(t_hint))
+        out = np.zeros(n.shape, np.int64)
+        for k, s in enumerate(self.segments):
+            sel = seg == k
+            out[sel] = s.utc_ns(n[sel])
+        return out
+
+    def uncertainty_ns(self, sample_index: Any, t_hint: Any = None) -> np.ndarray:
+        """1-sigma uncertainty (ns, float64) of ``utc_ns(sample_index)`` as absolute UTC: the line's,
+        the source's (NaN where it has none) and the rate bound since the segment began."""
+        n = np.asarray(sample_index)
+        seg = self._segment_of(n, None if t_hint is None else np.asarray(t_hint))
+        line = np.zeros(n.shape)
+        elapsed = np.zeros(n.shape)
+        for k, s in enumerate(self.segments):
+            sel = seg == k
+            line[sel] = s.line_uncertainty_ns(n[sel])
+            elapsed[sel] = np.abs(n[sel].astype(np.float64) - s.first_sample) / self.nominal_rate_hz
+        absolute = math.nan if self.uncertainty_s is None else self.uncertainty_s * 1e9
+        rate = self.rate_uncertainty_ppm * 1e-6 * elapsed * 1e9
+        return np.sqrt(line**2 + absolute**2 + rate**2)
+
+    def continuous_stamps(self, sample_index: Any, t_ns: Any, segment: Any = None) -> np.ndarray:
+        """Stamps with every earlier jump of their segment taken back out (what the line is fitted to)."""
+        n, t = np.asarray(sample_index), np.asarray(t_ns, np.int64).copy()
+        seg = np.zeros(n.shape, np.int64) if segment is None else np.asarray(segment, np.int64)
+        for j in self.jumps:
+            t[(seg == j.segment) & (n >= j.sample_index)] -= j.size_ns
+        return t
+
+    # --- storage ------------------------------------------------------------------------
+    def as_attrs(self) -> dict[str, Any]:
+        """JSON-able form, the run's root attr ``clock`` (docs/run-format.md)."""
+        return {
+            "source": self.source, "disciplined": self.disciplined, "detail": self.detail,
+            "uncertainty_s": self.uncertainty_s, "rate_uncertainty_ppm": self.rate_uncertainty_ppm,
+            "nominal_rate_hz": self.nominal_rate_hz,
+            "drift_ppm": self.drift_ppm if self.fitted else None,
+            "jitter_s": self.jitter_ns * 1e-9 if self.fitted else None,
+            "segments": [asdict(s) for s in self.segments],
+            "jumps": [asdict(j) for j in self.jumps],
+            "host_clock": dict(self.host_clock) if self.host_clock is not None else None,
+        }
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> ClockModel:
+        """The model stored in a run's ``clock`` attr; older runs (source and uncertainty only) give an
+        unfitted model."""
+        source = str(attrs.get("source", "host_utc"))
+        if source == "host system clock":  # runs written before the clock was modelled
+            source = "host_utc"
+        seg_fields = set(ClockSegment.__dataclass_fields__)
+        jump_fields = set(ClockJump.__dataclass_fields__)
+        unc = attrs.get("uncertainty_s")
+        return cls(
+            source=source, disciplined=bool(attrs.get("disciplined", False)), detail=str(attrs.get("detail", "")),
+            uncertainty_s=None if unc is None else float(unc),
+            rate_uncertainty_ppm=float(attrs.get("rate_uncertainty_ppm", 0.0) or 0.0),
+            nominal_rate_hz=float(attrs.get("nominal_rate_hz", 0.0) or 0.0),
+            segments=tuple(ClockSegment(**{k: v for k, v in s.items() if k in seg_fields})
+                           for s in attrs.get("segments", []) or []),
+            jumps=tuple(ClockJump(**{k: v for k, v in j.items() if k in jump_fields})
+                        for j in attrs.get("jumps", []) or []),
+            host_clock=attrs.get("host_clock"),
+        )
+
+    def describe(self) -> str:
+        """One line: source, uncertainty, fit, jumps (what ``cryodaq info`` prints)."""
+        unc = "unknown" if self.uncertainty_s is None else _fmt_s(self.uncertainty_s)
+        text = f"{self.source}{' (disciplined)' if self.disciplined else ''}, uncertainty {unc}"
+        if self.fitted:
+            text += (f"; fit: drift {self.drift_ppm:+.3f} ppm, jitter {_fmt_s(self.jitter_ns * 1e-9)} "
+                     f"over {self.n_anchors} anchors")
+            if self.n_outliers:
+                text += f" ({self.n_outliers} outliers)"
+            if len(self.segments) > 1:
+                text += f", {len(self.segments)} segments (counter restarts)"
+        else:
+            text += "; no fitted model"
+        if self.jumps:
+            sizes = ", ".join(f"{j.size_ns * 1e-9:+.6f} s at sample {j.sample_index}" for j in self.jumps)
+            text += f"; {len(self.jumps)} clock jump(s): {sizes}"
+        return text
+
+
+def _fmt_s(seconds: float) -> str:
+    a = abs(seconds)
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if a >= scale or unit == "ns":
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds:g} s"
+
+
+@dataclass
+class _LineFit:
+    """Online least-squares line through (x, y) about the first anchor (Welford co-moments), with a
+    Gaussian prior ``slope0 ± slope_sigma`` on the slope so that a few close anchors give a sane one."""
+
+    n0: float
+    t0: int
+    slope0: float
+    slope_sigma: float
+    count: int = 0
+    mx: float = 0.0
+    my: float = 0.0
+    sxx: float = 0.0
+    sxy: float = 0.0
+    syy: float = 0.0
+    outliers: int = 0
+    first_sample: int = 0
+    last_sample: int = 0
+    first_t: int = 0
+    last_t: int = 0
+
+    def add(self, x: float, y: float) -> None:
+        self.count += 1
+        dx = x - self.mx
+        self.mx += dx / self.count
+        dy = y - self.my
+        self.my += dy / self.count
+        self.sxx += dx * (x - self.mx)
+        self.sxy += dx * (y - self.my)
+        self.syy += dy * (y - self.my)
+
+    def resid_var(self) -> float:
+        """Residual variance of the plain least-squares line (0 until 3 anchors)."""
+        if self.count < 3 or self.sxx <= 0:
+            return 0.0
+        b = self.sxy / self.sxx
+        return max(self.syy - b * self.sxy, 0.0) / (self.count - 2)
+
+    def slope(self) -> tuple[float, float]:
+        """(slope, its variance) with the prior."""
+        prior_w = 1.0 / self.slope_sigma**2
+        if self.count < 3 or self.sxx <= 0:  # no estimate of the stamps' scatter yet: keep the prior
+            return self.slope0, 1.0 / prior_w
+        s2 = max(self.resid_var(), 1.0)  # stamps are integer ns: never trust them below 1 ns
+        w = self.sxx / s2
+        return (self.sxy / s2 + self.slope0 * prior_w) / (w + prior_w), 1.0 / (w + prior_w)
+
+    def predict(self, n: np.ndarray) -> np.ndarray:
+        """Fitted y (float, relative to t0) at sample indices ``n``."""
+        b, _ = self.slope()
+        return self.my + b * (np.asarray(n, np.float64) - self.n0 - self.mx)
+
+    def segment(self) -> ClockSegment:
+        b, var_b = self.slope()
+        n_ref = self.n0 + self.mx
+        return ClockSegment(
+            n_ref=float(n_ref), t_ref_ns=int(self.t0 + round(self.my)), ns_per_sample=float(b),
+            jitter_ns=float(math.sqrt(self.resid_var())), n_anchors=int(self.count), n_outliers=int(self.outliers),
+            sxx=float(self.sxx), slope_var=float(var_b), first_sample=int(self.first_sample),
+            last_sample=int(self.last_sample), first_t_ns=int(self.first_t), last_t_ns=int(self.last_t),
+        )
+
+
+@dataclass
+class _Anchors:
+    """Every anchor seen (bounded: thinned to every other one past ``limit``), for the run's ``clock/`` group."""
+
+    limit: int
+    sample_index: list[float] = field(default_factory=list)
+    t_ns: list[int] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+    segment: list[int] = field(default_factory=list)
+
+    def add(self, n: float, t: int, status: int, segment: int) -> None:
+        self.sample_index.append(n)
+        self.t_ns.append(t)
+        self.status.append(status)
+        self.segment.append(segment)
+        if len(self.t_ns) > self.limit:
+            start = (len(self.t_ns) - 1) % 2  # every other one, keeping the newest
+            for name in ("sample_index", "t_ns", "status", "segment"):
+                setattr(self, name, getattr(self, name)[start::2])
+
+    def mark(self, count: int, status: int) -> None:
+        """Set the status of the last ``count`` anchors (still present: thinning keeps the newest)."""
+        for i in range(1, min(count, len(self.status)) + 1):
+            self.status[-i] = status
+
+
+class ClockTracker:
+    """Fits a stream's clock while it runs and maps sample indices to UTC (module docstring).
+
+    ``observe(sample_index, t_ns)`` for each timestamp the source gives (a block's first packet
+    stamp; :meth:`observe_pps` for a PPS edge); :meth:`utc_ns` maps sample indices with the
+    current fit, never going back in time for later samples; :meth:`model` is the fit so far.
+    Fed from one thread (the pipeline's); :meth:`model` may be called from another.
+    """
+
+    def __init__(self, nominal_rate_hz: float, time_base: TimeBase | None = None, *, jump_threshold_s: float = 1e-3,
+                 jump_confirm: int = 3, drift_prior_ppm: float = 100.0, max_anchors: int = 100_000) -> None:
+        if not nominal_rate_hz > 0:
+            raise ValueError(f"clock: nominal sample rate must be > 0 Hz, got {nominal_rate_hz}")
+        if jump_confirm < 1:
+            raise ValueError(f"clock: jump_confirm must be >= 1 anchor, got {jump_confirm}")
+        self.nominal_rate_hz = float(nominal_rate_hz)
+        self.time_base = time_base or TimeBase()
+        self.jump_threshold_ns = float(jump_threshold_s) * 1e9
+        self.jump_confirm = int(jump_confirm)
+        self._slope0 = 1e9 / self.nominal_rate_hz
+        self._slope_sigma = self._slope0 * float(drift_prior_ppm) * 1e-6
+        self._done: list[ClockSegment] = []
+        self._fit: _LineFit | None = None
+        self._jumps: list[ClockJump] = []
+        self._offset = 0  # sum of the current segment's jumps, taken off its stamps
+        self._pending: list[tuple[float, int, float]] = []  # (n, t, residual) off the line, not yet a jump
+        self._last_n: float | None = None
+        self._floor = (-math.inf, -(1 << 62))  # (sample, time) of the latest mapping: later samples map later
+        self._anchors = _Anchors(int(max_anchors))
+        self.host_clock: dict[str, Any] | None = None
+
+    # --- feeding ------------------------------------------------------------------------
+    def observe(self, sample_index: float, t_ns: int) -> None:
+        """One timestamp: sample ``sample_index`` (fractional for a PPS edge) was at stamp ``t_ns``."""
+        n, t = float(sample_index), int(t_ns)
+        if self._fit is None or (self._last_n is not None and n < self._last_n):
+            self._start_segment(n, t)
+            return
+        self._last_n = n
+        fit = self._fit
+        r = (t - self._offset - fit.t0) - float(fit.predict(np.array([n]))[0])
+        sigma = math.sqrt(fit.resid_var())
+        tol = max(self.jump_threshold_ns, 20.0 * sigma)
+        if fit.count < _MIN_FIT or abs(r) <= tol:
+            if self._pending:  # a burst of stamps off the line that came back: outliers
+                fit.outliers += len(self._pending)
+                self._pending.clear()
+            self._accept(n, t - self._offset)
+            self._anchors.add(n, t, ANCHOR_USED, len(self._done))
+            return
+        self._pending.append((n, t, r))
+        self._anchors.add(n, t, ANCHOR_OUTLIER, len(self._done))
+        if len(self._pending) < self.jump_confirm:
+            return
+        residuals = [p[2] for p in self._pending]
+        if max(residuals) - min(residuals) <= tol:  # they agree: the stamps stepped
+            size = int(round(float(np.median(residuals))))
+            first_n, first_t, _ = self._pending[0]
+            self._jumps.append(ClockJump(int(round(first_n)), first_t, size, len(self._done)))
+            self._offset += size
+            for pn, pt, _ in self._pending:
+                self._accept(pn, pt - self._offset)
+            self._anchors.mark(len(self._pending), ANCHOR_USED)
+            self._pending.clear()
+        else:  # scattered: the oldest one is an outlier
+            self._pending.pop(0)
+            fit.outliers += 1
+
+    def observe_pps(self, edge_sample: float, coarse_t_ns: int | None = None) -> None:
+        """A PPS edge seen at (fractional) sample ``edge_sample``: it marks a whole UTC second, the one
+        nearest ``coarse_t_ns`` (a rough time of the edge, e.g. the host's) or else nearest the current
+        fit (either must be good to ±0.5 s)."""
+        if coarse_t_ns is None:
+            if self._fit is None:
+                raise ValueError("clock: the first PPS edge needs a rough time to say which second it marks")
+            coarse_t_ns = int(self.utc_ns(np.array([edge_sample]))[0]) + self._offset
+        self.observe(edge_sample, int(round(coarse_t_ns / 1e9)) * 1_000_000_000)
+
+    def _start_segment(self, n: float, t: int) -> None:
+        if self._fit is not None:
+            self._done.append(self._fit.segment())
+        self._fit = _LineFit(n, t, self._slope0, self._slope_sigma, first_sample=int(n), first_t=t)
+        self._offset = 0
+        self._pending.clear()
+        self._floor = (-math.inf, -(1 << 62))
+        self._last_n = n
+        self._accept(n, t)
+        self._anchors.add(n, t, ANCHOR_USED, len(self._done))
+
+    def _accept(self, n: float, t_continuous: int) -> None:
+        fit = self._fit
+        assert fit is not None
+        fit.add(n - fit.n0, float(t_continuous - fit.t0))
+        fit.last_sample, fit.last_t = int(n), t_continuous
+
+    # --- mapping ------------------------------------------------------------------------
+    def utc_ns(self, sample_index: Any) -> np.ndarray:
+        """UTC ns (int64) of ``sample_index`` from the current fit; a sample after the latest one mapped
+        never gets an earlier time (the fit moves a little as anchors come in)."""
+        fit = self._fit
+        if fit is None:
+            raise RuntimeError("clock: no timestamp observed yet; observe() a block before mapping its samples")
+        n = np.asarray(sample_index)
+        t = fit.t0 + np.rint(fit.predict(n)).astype(np.int64)
+        if t.size:
+            later = n > self._floor[0]
+            if later.any():
+                t[later] = np.maximum(t[later], self._floor[1])
+                k = int(np.argmax(np.where(later, n, -np.inf)))
+                self._floor = (float(n.flat[k]), int(t.flat[k]))
+        return t
+
+    # --- results ------------------------------------------------------------------------
+    def model(self) -> ClockModel:
+        """The fit so far, as the stored model."""
+        segments = [*self._done, self._fit.segment()] if self._fit is not None else list(self._done)
+        tb = self.time_base
+        kind = source_kind(tb)
+        return ClockModel(
+            source=tb.source, disciplined=bool(tb.disciplined), detail=tb.detail or kind.description,
+            uncertainty_s=stated_uncertainty_s(tb),
+            rate_uncertainty_ppm=0.0 if tb.disciplined else kind.rate_uncertainty_ppm,
+            nominal_rate_hz=self.nominal_rate_hz, segments=tuple(segments), jumps=tuple(self._jumps),
+            host_clock=self.host_clock,
+        )
+
+    def anchors(self) -> dict[str, np.ndarray]:
+        """Every anchor kept: ``sample_index`` (float64), ``t`` (raw stamp, int64 ns), ``status``
+        (0 used, 1 outlier), ``segment``."""
+        a = self._anchors
+        return {"sample_index": np.asarray(a.sample_index, np.float64), "t": np.asarray(a.t_ns, np.int64),
+                "status": np.asarray(a.status, np.uint8), "segment": np.asarray(a.segment, np.int16)}
+
+    def with_time_base(self, time_base: TimeBase) -> ClockTracker:
+        """Set the source's time base (known once the source is described); returns self."""
+        self.time_base = time_base
+        return self
