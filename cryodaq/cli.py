@@ -34,7 +34,8 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
             _ctrl_c_stops(session):
         summary = session.run(args.duration, on_progress=progress.update)
     RunProgress.print_summary(console, summary)
-    print(summary.path)  # stdout: the run's path, for scripts
+    for path in summary.paths or [summary.path]:
+        print(path)  # stdout: the run's path (one per readout), for scripts
     return 0
 
 
@@ -101,6 +102,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     info = run_info(args.run)
     console.print(info.render())
+    if args.timing:
+        from cryodaq.timing.report import timing_report
+
+        text, plot = timing_report(args.run)
+        console.print(text, highlight=False)
+        if plot is not None:
+            console.print(f"clock residuals plotted in {plot}")
     return 0
 
 
@@ -148,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="summarise a run on disk")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
+    p.add_argument("--timing", action="store_true",
+                   help="also the clock model in full, its residuals, and a plot of them (<run>.results/)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("recover", help="mark a run whose writer died as 'crashed' (data up to its last commit stay)")

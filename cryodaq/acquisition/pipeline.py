@@ -6,12 +6,19 @@ two sides of a gap are never filtered together.
 
 Sample-index convention: every output (phase sample, event) carries the ADC
 sample index it refers to (``ToneChannelizer.sample_index``), and UTC time is
-derived from it with the packet timestamps, so times stay right across gaps.
+derived from it by the run's clock model (:class:`cryodaq.timing.clock.ClockTracker`,
+fitted to the packet timestamps), so times stay right across gaps and monotonic
+through clock jumps; every event also carries its time's uncertainty.
+
+Optional stage after the trigger: the cross-channel coincidence veto
+(:class:`cryodaq.dsp.coincidence.CoincidenceVeto`, ``config.veto``) gives every event a
+group id and multiplicity and flags VETOED those of groups on more than K channels.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +27,12 @@ import numpy as np
 
 from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
+from cryodaq.dsp.coincidence import CoincidenceVeto
 from cryodaq.dsp.stats import robust_sigma
 from cryodaq.config import PipelineConfig
 from cryodaq.readout.blocks import Block
 from cryodaq.readout.source import StreamDescription
+from cryodaq.timing.clock import ClockTracker
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +50,17 @@ class PipelineOutput:
     events: EventBatch  # sample_index in ADC samples
     event_t_ns: np.ndarray  # (n_events,) int64 UTC ns
     iq: np.ndarray | None = None  # (n, n_tones) complex64 before calibration, for IQ-plane displays
+    event_t_err_ns: np.ndarray | None = None  # (n_events,) float32: 1-sigma uncertainty of event_t_ns as UTC
 
     def event_columns(self) -> dict[str, np.ndarray]:
         """The events as columns of the run format's ``events/`` group."""
         ev = self.events
         cols = {"t": self.event_t_ns, "sample_index": ev.sample_index, "channel": ev.channel,
                 "amplitude": ev.amplitude, "baseline": ev.baseline, "flags": ev.flags}
+        if self.event_t_err_ns is not None:
+            cols["t_err"] = self.event_t_err_ns
+        if ev.group is not None and ev.multiplicity is not None:
+            cols["group"], cols["multiplicity"] = ev.group, ev.multiplicity
         if ev.records is not None:
             cols["records"] = ev.records
         return cols
@@ -69,7 +83,8 @@ class StreamPipeline(ABC):
     units = ""
 
     def __init__(self, config: PipelineConfig, *, fs: float, output_rate: float, n_channels: int,
-                 backend: Backend | None, channel_coords: dict[str, np.ndarray]) -> None:
+                 backend: Backend | None, channel_coords: dict[str, np.ndarray],
+                 clock: ClockTracker | None = None) -> None:
         self.config = config
         self.backend = backend or numpy_backend()
         self.fs = float(fs)
@@ -82,7 +97,10 @@ class StreamPipeline(ABC):
         self._segment_first = 0  # ADC index at the last reset
         self._first_block = True
         self._n_out = 0  # outputs since the last reset
-        self._anchor = (0, 0)  # (ADC sample index, UTC ns) of the latest block start
+        self.clock = clock or ClockTracker(self.fs)  # sample index -> UTC, fitted to the block stamps
+        self._t_quantum_ns = 1e9 / self.output_rate / math.sqrt(12.0)  # an event's index is one output sample
+        veto = config.veto
+        self.veto = CoincidenceVeto(round(veto.window_s * self.fs), veto.max_channels) if veto.enabled else None
 
     # --- what subclasses provide ----------------------------------------------
     @abstractmethod
@@ -108,9 +126,13 @@ class StreamPipeline(ABC):
 
     # --- time ---------------------------------------------------------------
     def t_ns_of(self, sample_index: np.ndarray) -> np.ndarray:
-        """UTC ns of ADC sample indices, from the latest packet timestamp and fs."""
-        s0, t0 = self._anchor
-        return t0 + np.round((np.asarray(sample_index, dtype=np.float64) - s0) * (1e9 / self.fs)).astype(np.int64)
+        """UTC ns of ADC sample indices, from the clock model fitted to the packet timestamps."""
+        return self.clock.utc_ns(sample_index)
+
+    def t_err_of(self, sample_index: np.ndarray) -> np.ndarray:
+        """1-sigma uncertainty (ns, float32) of event times: the clock's, and the trigger's one-sample step."""
+        clock = self.clock.uncertainty_ns(sample_index)
+        return np.sqrt(clock**2 + self._t_quantum_ns**2).astype(np.float32)
 
     # --- streaming ----------------------------------------------------------
     def reset(self, first_sample: int) -> None:
@@ -135,7 +157,7 @@ class StreamPipeline(ABC):
             self._first_block = False
         if block.n_samples == 0:
             return outputs
-        self._anchor = (block.first_sample, block.t_ns)
+        self.clock.observe(block.first_sample, block.t_ns)
         raw = self._convert(block.samples)
         k0 = self._n_out
         self._n_out += raw.shape[0]
@@ -173,16 +195,23 @@ class StreamPipeline(ABC):
         assert self.trigger is not None
         data = self._to_timestream(raw)
         events = self._events_to_adc(self.trigger.process(data, k0))
+        if self.veto is not None:  # held until no later event can join their coincidence group
+            horizon = self.trigger.horizon
+            events = self.veto.process(events, None if horizon is None else int(self._adc_index(np.array([horizon]))[0]))
         iq = raw if np.iscomplexobj(raw) else None
-        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq)
+        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq,
+                              self.t_err_of(events.sample_index))
 
     def _flush_events(self) -> list[PipelineOutput]:
         if self.trigger is None:
             return []
         events = self._events_to_adc(self.trigger.finish())
+        if self.veto is not None:
+            events = self.veto.flush(events)
         empty = np.zeros((0, self.n_channels), np.float32)
         none = np.zeros(0, np.int64)
-        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index))] if len(events) else []
+        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index), None,
+                               self.t_err_of(events.sample_index))] if len(events) else []
 
     def _adc_index(self, k: np.ndarray) -> np.ndarray:
         """ADC sample index of output samples ``k`` (counted since the last reset)."""
@@ -218,7 +247,7 @@ class MKIDPipeline(StreamPipeline):
 
     def __init__(self, config: PipelineConfig, *, fs: float, tone_if_hz: np.ndarray,
                  backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None,
-                 calibration: IQCalibration | None = None) -> None:
+                 calibration: IQCalibration | None = None, clock: ClockTracker | None = None) -> None:
         backend = backend or numpy_backend()
         self.tone_if_hz = np.asarray(tone_if_hz, dtype=float)
         self.channelizer = ToneChannelizer(
@@ -226,7 +255,8 @@ class MKIDPipeline(StreamPipeline):
             config.oversampling, backend=backend, window=config.window,
         )
         super().__init__(config, fs=fs, output_rate=self.channelizer.output_rate, n_channels=len(self.tone_if_hz),
-                         backend=backend, channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})})
+                         backend=backend, channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})},
+                         clock=clock)
         if calibration is not None and calibration.n_tones != len(self.tone_if_hz):
             raise ValueError(f"MKID pipeline: the IQ calibration has {calibration.n_tones} tones, "
                              f"the board {len(self.tone_if_hz)}")
@@ -276,10 +306,12 @@ class TESPipeline(StreamPipeline):
     units = "A"
 
     def __init__(self, config: PipelineConfig, *, fs: float, counts_per_ampere: np.ndarray,
-                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None) -> None:
+                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None,
+                 clock: ClockTracker | None = None) -> None:
         self.counts_per_ampere = np.asarray(counts_per_ampere, dtype=np.float64)
         super().__init__(config, fs=fs, output_rate=fs, n_channels=len(self.counts_per_ampere), backend=backend,
-                         channel_coords={"counts_per_ampere": self.counts_per_ampere, **(channel_coords or {})})
+                         channel_coords={"counts_per_ampere": self.counts_per_ampere, **(channel_coords or {})},
+                         clock=clock)
         self._scale = (1.0 / self.counts_per_ampere).astype(np.float32)
 
     def _convert(self, samples: np.ndarray) -> np.ndarray:
@@ -297,21 +329,23 @@ class TESPipeline(StreamPipeline):
 
 def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backend: Backend | None = None, *,
                         calibration: IQCalibration | None = None,
-                        calibration_method: str | None = None) -> StreamPipeline:
+                        calibration_method: str | None = None, clock: ClockTracker | None = None) -> StreamPipeline:
     """The pipeline for what a readout source streams (its :class:`~cryodaq.readout.source.StreamDescription`).
 
     ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``channels`` (demultiplexed
     channels in amperes, ``counts_per_unit`` given) the :class:`TESPipeline`. ``calibration``: an MKID
     stream's IQ calibration (e.g. from :func:`~cryodaq.readout.loop_sweep.calibrate_source`),
     recorded in :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
+    ``clock``: the stream's clock model (default: one for the stream's sample rate and time base).
     """
+    clock = clock or ClockTracker(stream.sample_rate_hz, stream.time_base)
     coords = {k: np.asarray(v) for k, v in stream.channel_coords.items()}
     if stream.kind == "adc":
         if "tone_if_hz" not in coords:
             raise ValueError(f"{stream.source}: an 'adc' stream needs the tones' IFs (channel coordinate 'tone_if_hz')")
         tone_if = coords.pop("tone_if_hz")
         pipeline = MKIDPipeline(config, fs=stream.sample_rate_hz, tone_if_hz=tone_if, backend=backend,
-                                channel_coords=coords, calibration=calibration)
+                                channel_coords=coords, calibration=calibration, clock=clock)
         if calibration is not None and calibration_method:
             pipeline.calibration_method = calibration_method
         return pipeline
@@ -320,7 +354,7 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
             raise ValueError(f"{stream.source}: a 'channels' stream needs counts_per_unit in amperes "
                              f"(got units {stream.units!r})")
         return TESPipeline(config, fs=stream.sample_rate_hz, counts_per_ampere=np.array(stream.counts_per_unit, float),
-                           backend=backend, channel_coords=coords)
+                           backend=backend, channel_coords=coords, clock=clock)
     raise ValueError(f"{stream.source}: no readout pipeline for a {stream.kind!r} stream "
                      "(this version handles 'adc' and 'channels' streams)")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from enum import StrEnum
+from pathlib import Path
 
 import numpy as np
 from zarr.codecs import BloscCodec, ZstdCodec
@@ -21,9 +22,11 @@ COMMITTED_ATTR = "committed"  # group attr: rows of the append dimension that re
 STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS = "stream", "events", "spectra", "housekeeping", "gaps"
 SWEEPS, SWEEP_DONE = "sweeps", "done"  # sweeps/<name>/ groups and their done mask
 REPROCESSED = "reprocessed"  # reprocessed/<label>/ derived groups (cryodaq.storage.derived)
+CLOCK = "clock"  # clock/: the timestamps the run's clock model was fitted to (cryodaq.timing.clock)
 
 # Dimension names (zarr v3 ``dimension_names``, which xarray reads).
 TIME, CHANNEL, EVENT, SAMPLE, UPDATE, FREQ, GAP = "time", "channel", "event", "sample", "update", "freq", "gap"
+ANCHOR = "anchor"
 
 # Seconds without a heartbeat after which a 'running' run written on another host counts as crashed.
 HEARTBEAT_STALE_S = 120.0
@@ -92,6 +95,12 @@ def chunk_rows(row_bytes: int, rows_per_second: float | None = None, *, lo: int 
     target = int(rows_per_second) if rows_per_second else lo // row_bytes
     rows = min(max(target, lo // row_bytes), max(hi // row_bytes, 1))
     return max(rows, 1)
+
+
+def results_dir_for(run_path: str | Path) -> Path:
+    """Where plots and tables made from a run go: ``<run_id>.results/`` beside ``<run_id>.zarr``."""
+    p = Path(run_path)
+    return p.with_name(p.name.removesuffix(".zarr") + ".results")
 
 
 def check_name(name: str, what: str) -> str:

@@ -41,7 +41,7 @@ from cryodaq.errors import CryodaqError
 from cryodaq.station import StationConfig, load_station_config
 from cryodaq.station.bringup import station_up
 from cryodaq.storage import open_run
-from cryodaq.storage.format import RunStatus
+from cryodaq.storage.format import RunStatus, results_dir_for
 from cryodaq.storage.sweep_store import SweepRun, read_sweep
 from cryodaq.sweeps.api import sweep
 from cryodaq.sweeps.control import (
@@ -63,12 +63,6 @@ _MAX_SOURCE = 200_000  # characters of the script kept in the run's attrs
 
 class ScriptError(CryodaqError, ValueError):
     """A sweep script cannot be loaded (missing, a syntax error, no ``main(ctx)``)."""
-
-
-def results_dir_for(run_path: str | Path) -> Path:
-    """Where a run's plots and tables go: ``<run_id>.results/`` beside ``<run_id>.zarr``."""
-    p = Path(run_path)
-    return p.with_name(p.name.removesuffix(".zarr") + ".results")
 
 
 class SweepContext:

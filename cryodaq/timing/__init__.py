@@ -19,6 +19,13 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ClockSegment as ClockSegment,
         ClockTracker as ClockTracker,
     )
+    from cryodaq.timing.host_clock import (
+        HostClockMonitor as HostClockMonitor,
+        HostClockReading as HostClockReading,
+        parse_chronyc_tracking as parse_chronyc_tracking,
+        parse_ntpq_rv as parse_ntpq_rv,
+        read_host_clock as read_host_clock,
+    )
     from cryodaq.timing.sources import (
         TIME_SOURCES as TIME_SOURCES,
         TimeSourceKind as TimeSourceKind,

@@ -169,9 +169,7 @@ class ClockModel:
             sel = seg == k
             line[sel] = s.line_uncertainty_ns(n[sel])
             elapsed[sel] = np.abs(n[sel].astype(np.float64) - s.first_sample) / self.nominal_rate_hz
-        absolute = math.nan if self.uncertainty_s is None else self.uncertainty_s * 1e9
-        rate = self.rate_uncertainty_ppm * 1e-6 * elapsed * 1e9
-        return np.sqrt(line**2 + absolute**2 + rate**2)
+        return _combined_ns(line, elapsed, self.uncertainty_s, self.rate_uncertainty_ppm)
 
     def continuous_stamps(self, sample_index: Any, t_ns: Any, segment: Any = None) -> np.ndarray:
         """Stamps with every earlier jump of their segment taken back out (what the line is fitted to)."""
@@ -234,6 +232,14 @@ class ClockModel:
             sizes = ", ".join(f"{j.size_ns * 1e-9:+.6f} s at sample {j.sample_index}" for j in self.jumps)
             text += f"; {len(self.jumps)} clock jump(s): {sizes}"
         return text
+
+
+def _combined_ns(line_ns: np.ndarray, elapsed_s: np.ndarray, absolute_s: float | None,
+                 rate_ppm: float) -> np.ndarray:
+    """The line's uncertainty, the source's absolute one (NaN: none) and the rate bound, in quadrature."""
+    absolute = math.nan if absolute_s is None else absolute_s * 1e9
+    rate = rate_ppm * 1e-6 * elapsed_s * 1e9
+    return np.sqrt(line_ns**2 + absolute**2 + rate**2)
 
 
 def _fmt_s(seconds: float) -> str:
@@ -363,6 +369,9 @@ class ClockTracker:
         self._floor = (-math.inf, -(1 << 62))  # (sample, time) of the latest mapping: later samples map later
         self._anchors = _Anchors(int(max_anchors))
         self.host_clock: dict[str, Any] | None = None
+        kind = source_kind(self.time_base)
+        self._absolute_s = stated_uncertainty_s(self.time_base)
+        self._rate_ppm = 0.0 if self.time_base.disciplined else kind.rate_uncertainty_ppm
 
     # --- feeding ------------------------------------------------------------------------
     def observe(self, sample_index: float, t_ns: int) -> None:
@@ -445,16 +454,27 @@ class ClockTracker:
                 self._floor = (float(n.flat[k]), int(t.flat[k]))
         return t
 
+    def uncertainty_ns(self, sample_index: Any) -> np.ndarray:
+        """1-sigma uncertainty (ns) of :meth:`utc_ns` as absolute UTC, from the current fit (as
+        :meth:`ClockModel.uncertainty_ns`)."""
+        n = np.asarray(sample_index, dtype=np.float64)
+        fit = self._fit
+        if fit is None:
+            return np.full(n.shape, math.nan)
+        _, var_b = fit.slope()
+        x = n - fit.n0 - fit.mx
+        line = np.sqrt(fit.resid_var() / max(fit.count, 1) + x * x * var_b)
+        return _combined_ns(line, np.abs(n - fit.first_sample) / self.nominal_rate_hz, self._absolute_s,
+                            self._rate_ppm)
+
     # --- results ------------------------------------------------------------------------
     def model(self) -> ClockModel:
         """The fit so far, as the stored model."""
         segments = [*self._done, self._fit.segment()] if self._fit is not None else list(self._done)
         tb = self.time_base
-        kind = source_kind(tb)
         return ClockModel(
-            source=tb.source, disciplined=bool(tb.disciplined), detail=tb.detail or kind.description,
-            uncertainty_s=stated_uncertainty_s(tb),
-            rate_uncertainty_ppm=0.0 if tb.disciplined else kind.rate_uncertainty_ppm,
+            source=tb.source, disciplined=bool(tb.disciplined), detail=tb.detail or source_kind(tb).description,
+            uncertainty_s=self._absolute_s, rate_uncertainty_ppm=self._rate_ppm,
             nominal_rate_hz=self.nominal_rate_hz, segments=tuple(segments), jumps=tuple(self._jumps),
             host_clock=self.host_clock,
         )
@@ -465,8 +485,3 @@ class ClockTracker:
         a = self._anchors
         return {"sample_index": np.asarray(a.sample_index, np.float64), "t": np.asarray(a.t_ns, np.int64),
                 "status": np.asarray(a.status, np.uint8), "segment": np.asarray(a.segment, np.int16)}
-
-    def with_time_base(self, time_base: TimeBase) -> ClockTracker:
-        """Set the source's time base (known once the source is described); returns self."""
-        self.time_base = time_base
-        return self
