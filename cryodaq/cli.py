@@ -175,6 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cryodaq.sweeps import cli as sweeps_cli
 
     sweeps_cli.register(sub)
+
+    from cryodaq.timing import cli as timing_cli
+
+    timing_cli.register(sub)
     return parser
 
 

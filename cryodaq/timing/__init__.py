@@ -5,6 +5,9 @@
 - :data:`TIME_SOURCES`: the kinds of time source (board counter, host NTP, PTP, PPS, White Rabbit,
   IRIG-B) and what each is worth.
 - :func:`read_host_clock`: the host's chrony / ntpd offset and error estimate, logged as housekeeping.
+- :func:`coincide` (``cryodaq coincide``): runs joined in time on Dask, clock offsets between stations
+  estimated from the coincidences, accidentals expected vs measured; :func:`timing_report`
+  (``cryodaq info --timing``).
 - docs/timing.md tells the whole story.
 """
 
@@ -19,6 +22,13 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ClockSegment as ClockSegment,
         ClockTracker as ClockTracker,
     )
+    from cryodaq.timing.coincide import (
+        Accidentals as Accidentals,
+        CoincidenceResult as CoincidenceResult,
+        OffsetEstimate as OffsetEstimate,
+        coincide as coincide,
+        estimate_offset as estimate_offset,
+    )
     from cryodaq.timing.host_clock import (
         HostClockMonitor as HostClockMonitor,
         HostClockReading as HostClockReading,
@@ -26,6 +36,7 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         parse_ntpq_rv as parse_ntpq_rv,
         read_host_clock as read_host_clock,
     )
+    from cryodaq.timing.report import timing_report as timing_report
     from cryodaq.timing.sources import (
         TIME_SOURCES as TIME_SOURCES,
         TimeSourceKind as TimeSourceKind,

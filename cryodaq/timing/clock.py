@@ -58,8 +58,8 @@ class ClockJump:
 class ClockSegment:
     """One continuous stretch of the sample counter: ``t = t_ref_ns + (n - n_ref) * ns_per_sample``.
 
-    ``jitter_ns``: RMS residual of the anchors; ``sxx``: their spread in samples² about ``n_ref``
-    and ``slope_var``: the slope's variance, for the line's uncertainty. ``first_sample`` ..
+    ``jitter_ns``: RMS residual of the anchors; ``intercept_var`` (ns²) and ``slope_var`` (ns² per
+    sample²): the variances of the line's level at ``n_ref`` and of its slope. ``first_sample`` ..
     ``last_sample`` and ``first_t_ns`` .. ``last_t_ns`` are the anchors' range.
     """
 
@@ -69,7 +69,7 @@ class ClockSegment:
     jitter_ns: float
     n_anchors: int
     n_outliers: int
-    sxx: float
+    intercept_var: float
     slope_var: float
     first_sample: int
     last_sample: int
@@ -83,8 +83,7 @@ class ClockSegment:
     def line_uncertainty_ns(self, sample_index: Any) -> np.ndarray:
         """1-sigma uncertainty of the fitted line at ``sample_index`` (jitter averaged over the anchors)."""
         x = np.asarray(sample_index, dtype=np.float64) - self.n_ref
-        var0 = self.jitter_ns**2 / max(self.n_anchors, 1)
-        return np.sqrt(var0 + x * x * self.slope_var)
+        return np.sqrt(self.intercept_var + x * x * self.slope_var)
 
 
 @dataclass(frozen=True)
@@ -251,25 +250,15 @@ def _fmt_s(seconds: float) -> str:
 
 
 @dataclass
-class _LineFit:
-    """Online least-squares line through (x, y) about the first anchor (Welford co-moments), with a
-    Gaussian prior ``slope0 ± slope_sigma`` on the slope so that a few close anchors give a sane one."""
+class _Moments:
+    """Welford co-moments of the anchors of one epoch (between two jumps)."""
 
-    n0: float
-    t0: int
-    slope0: float
-    slope_sigma: float
     count: int = 0
     mx: float = 0.0
     my: float = 0.0
     sxx: float = 0.0
     sxy: float = 0.0
     syy: float = 0.0
-    outliers: int = 0
-    first_sample: int = 0
-    last_sample: int = 0
-    first_t: int = 0
-    last_t: int = 0
 
     def add(self, x: float, y: float) -> None:
         self.count += 1
@@ -281,35 +270,86 @@ class _LineFit:
         self.sxy += dx * (y - self.my)
         self.syy += dy * (y - self.my)
 
+
+class _LineFit:
+    """Online least-squares line through the anchors (x, y) of one counter segment, about its first anchor.
+
+    Each jump starts an *epoch* with its own intercept and the slope common to all: the stamps after a
+    step still say how fast the counter runs, and the size of the step is fitted (the difference of
+    intercepts), not guessed from the few anchors that revealed it. The continuous clock is epoch 0's
+    line. A Gaussian prior ``slope0 ± slope_sigma`` on the slope keeps a few close anchors sane.
+    """
+
+    def __init__(self, n0: float, t0: int, slope0: float, slope_sigma: float) -> None:
+        self.n0, self.t0 = n0, t0
+        self.slope0, self.slope_sigma = slope0, slope_sigma
+        self.epochs = [_Moments()]
+        self.outliers = 0
+        self.first_sample, self.first_t = int(n0), int(t0)
+        self.last_sample, self.last_t = int(n0), int(t0)
+
+    @property
+    def count(self) -> int:
+        return sum(e.count for e in self.epochs)
+
+    def add(self, x: float, y: float) -> None:
+        self.epochs[-1].add(x, y)
+
+    def new_epoch(self) -> None:
+        self.epochs.append(_Moments())
+
     def resid_var(self) -> float:
-        """Residual variance of the plain least-squares line (0 until 3 anchors)."""
-        if self.count < 3 or self.sxx <= 0:
+        """Pooled residual variance of the plain least-squares fit (0 until it has 3 spare anchors' worth)."""
+        sxx = sum(e.sxx for e in self.epochs)
+        dof = self.count - len(self.epochs) - 1
+        if dof < 1 or sxx <= 0:
             return 0.0
-        b = self.sxy / self.sxx
-        return max(self.syy - b * self.sxy, 0.0) / (self.count - 2)
+        b = sum(e.sxy for e in self.epochs) / sxx
+        return max(sum(e.syy - b * e.sxy for e in self.epochs), 0.0) / dof
 
     def slope(self) -> tuple[float, float]:
         """(slope, its variance) with the prior."""
         prior_w = 1.0 / self.slope_sigma**2
-        if self.count < 3 or self.sxx <= 0:  # no estimate of the stamps' scatter yet: keep the prior
+        sxx = sum(e.sxx for e in self.epochs)
+        if self.count < 3 or sxx <= 0:  # no estimate of the stamps' scatter yet: keep the prior
             return self.slope0, 1.0 / prior_w
         s2 = max(self.resid_var(), 1.0)  # stamps are integer ns: never trust them below 1 ns
-        w = self.sxx / s2
-        return (self.sxy / s2 + self.slope0 * prior_w) / (w + prior_w), 1.0 / (w + prior_w)
+        return (sum(e.sxy for e in self.epochs) / s2 + self.slope0 * prior_w) / (sxx / s2 + prior_w), \
+            1.0 / (sxx / s2 + prior_w)
+
+    def intercept(self, epoch: int, b: float | None = None) -> float:
+        """Epoch ``epoch``'s y at x = 0 (relative to t0)."""
+        b = self.slope()[0] if b is None else b
+        e = self.epochs[epoch]
+        return e.my - b * e.mx
+
+    def jump(self, epoch: int) -> float:
+        """Fitted step of epoch ``epoch`` against epoch 0 (ns)."""
+        b = self.slope()[0]
+        return self.intercept(epoch, b) - self.intercept(0, b) if self.epochs[epoch].count else 0.0
 
     def predict(self, n: np.ndarray) -> np.ndarray:
-        """Fitted y (float, relative to t0) at sample indices ``n``."""
+        """The continuous clock (epoch 0's line; y relative to t0) at sample indices ``n``."""
         b, _ = self.slope()
-        return self.my + b * (np.asarray(n, np.float64) - self.n0 - self.mx)
+        e = self.epochs[0]
+        return e.my + b * (np.asarray(n, np.float64) - self.n0 - e.mx)
+
+    def line_var(self, n: np.ndarray) -> np.ndarray:
+        """Variance (ns²) of :meth:`predict`: epoch 0's level, and the slope away from its centre."""
+        _, var_b = self.slope()
+        e = self.epochs[0]
+        x = np.asarray(n, np.float64) - self.n0 - e.mx
+        return self.resid_var() / max(e.count, 1) + x * x * var_b
 
     def segment(self) -> ClockSegment:
         b, var_b = self.slope()
-        n_ref = self.n0 + self.mx
+        e = self.epochs[0]
         return ClockSegment(
-            n_ref=float(n_ref), t_ref_ns=int(self.t0 + round(self.my)), ns_per_sample=float(b),
+            n_ref=float(self.n0 + e.mx), t_ref_ns=int(self.t0 + round(e.my)), ns_per_sample=float(b),
             jitter_ns=float(math.sqrt(self.resid_var())), n_anchors=int(self.count), n_outliers=int(self.outliers),
-            sxx=float(self.sxx), slope_var=float(var_b), first_sample=int(self.first_sample),
-            last_sample=int(self.last_sample), first_t_ns=int(self.first_t), last_t_ns=int(self.last_t),
+            intercept_var=float(self.resid_var() / max(e.count, 1)), slope_var=float(var_b),
+            first_sample=self.first_sample, last_sample=self.last_sample, first_t_ns=self.first_t,
+            last_t_ns=self.last_t,
         )
 
 
@@ -362,8 +402,8 @@ class ClockTracker:
         self._slope_sigma = self._slope0 * float(drift_prior_ppm) * 1e-6
         self._done: list[ClockSegment] = []
         self._fit: _LineFit | None = None
-        self._jumps: list[ClockJump] = []
-        self._offset = 0  # sum of the current segment's jumps, taken off its stamps
+        self._done_jumps: list[ClockJump] = []  # of finished segments
+        self._marks: list[tuple[int, int]] = []  # (sample, stamp) where each later epoch of this segment began
         self._pending: list[tuple[float, int, float]] = []  # (n, t, residual) off the line, not yet a jump
         self._last_n: float | None = None
         self._floor = (-math.inf, -(1 << 62))  # (sample, time) of the latest mapping: later samples map later
@@ -389,7 +429,7 @@ class ClockTracker:
             if self._pending:  # a burst of stamps off the line that came back: outliers
                 fit.outliers += len(self._pending)
                 self._pending.clear()
-            self._accept(n, t - self._offset)
+            self._accept(n, t)
             self._anchors.add(n, t, ANCHOR_USED, len(self._done))
             return
         self._pending.append((n, t, r))
@@ -397,13 +437,12 @@ class ClockTracker:
         if len(self._pending) < self.jump_confirm:
             return
         residuals = [p[2] for p in self._pending]
-        if max(residuals) - min(residuals) <= tol:  # they agree: the stamps stepped
-            size = int(round(float(np.median(residuals))))
+        if max(residuals) - min(residuals) <= tol:  # they agree: the stamps stepped; a new epoch begins
             first_n, first_t, _ = self._pending[0]
-            self._jumps.append(ClockJump(int(round(first_n)), first_t, size, len(self._done)))
-            self._offset += size
+            self._marks.append((int(round(first_n)), first_t))
+            fit.new_epoch()
             for pn, pt, _ in self._pending:
-                self._accept(pn, pt - self._offset)
+                self._accept(pn, pt)
             self._anchors.mark(len(self._pending), ANCHOR_USED)
             self._pending.clear()
         else:  # scattered: the oldest one is an outlier
@@ -417,25 +456,41 @@ class ClockTracker:
         if coarse_t_ns is None:
             if self._fit is None:
                 raise ValueError("clock: the first PPS edge needs a rough time to say which second it marks")
-            coarse_t_ns = int(self.utc_ns(np.array([edge_sample]))[0]) + self._offset
+            coarse_t_ns = int(self.utc_ns(np.array([edge_sample]))[0] + self._offset)
         self.observe(edge_sample, int(round(coarse_t_ns / 1e9)) * 1_000_000_000)
+
+    @property
+    def _offset(self) -> float:
+        """The current epoch's fitted step against the segment's first: taken off its stamps."""
+        fit = self._fit
+        return fit.jump(len(fit.epochs) - 1) if fit is not None else 0.0
+
+    def _segment_jumps(self) -> list[ClockJump]:
+        """The current segment's jumps, sized by the fit (each epoch's step against the one before)."""
+        fit = self._fit
+        if fit is None:
+            return []
+        steps = [fit.jump(e) for e in range(len(fit.epochs))]
+        return [ClockJump(n, t, int(round(steps[e + 1] - steps[e])), len(self._done))
+                for e, (n, t) in enumerate(self._marks)]
 
     def _start_segment(self, n: float, t: int) -> None:
         if self._fit is not None:
+            self._done_jumps += self._segment_jumps()
             self._done.append(self._fit.segment())
-        self._fit = _LineFit(n, t, self._slope0, self._slope_sigma, first_sample=int(n), first_t=t)
-        self._offset = 0
+        self._fit = _LineFit(n, t, self._slope0, self._slope_sigma)
+        self._marks = []
         self._pending.clear()
         self._floor = (-math.inf, -(1 << 62))
         self._last_n = n
         self._accept(n, t)
         self._anchors.add(n, t, ANCHOR_USED, len(self._done))
 
-    def _accept(self, n: float, t_continuous: int) -> None:
+    def _accept(self, n: float, t: int) -> None:
         fit = self._fit
         assert fit is not None
-        fit.add(n - fit.n0, float(t_continuous - fit.t0))
-        fit.last_sample, fit.last_t = int(n), t_continuous
+        fit.add(n - fit.n0, float(t - fit.t0))
+        fit.last_sample, fit.last_t = int(n), int(round(t - self._offset))  # in the continuous clock
 
     # --- mapping ------------------------------------------------------------------------
     def utc_ns(self, sample_index: Any) -> np.ndarray:
@@ -461,9 +516,7 @@ class ClockTracker:
         fit = self._fit
         if fit is None:
             return np.full(n.shape, math.nan)
-        _, var_b = fit.slope()
-        x = n - fit.n0 - fit.mx
-        line = np.sqrt(fit.resid_var() / max(fit.count, 1) + x * x * var_b)
+        line = np.sqrt(fit.line_var(n))
         return _combined_ns(line, np.abs(n - fit.first_sample) / self.nominal_rate_hz, self._absolute_s,
                             self._rate_ppm)
 
@@ -473,9 +526,11 @@ class ClockTracker:
         segments = [*self._done, self._fit.segment()] if self._fit is not None else list(self._done)
         tb = self.time_base
         return ClockModel(
-            source=tb.source, disciplined=bool(tb.disciplined), detail=tb.detail or source_kind(tb).description,
+            source=tb.source, disciplined=bool(tb.disciplined),
+            detail="; ".join(d for d in (source_kind(tb).description, tb.detail) if d and d != tb.source),
             uncertainty_s=self._absolute_s, rate_uncertainty_ppm=self._rate_ppm,
-            nominal_rate_hz=self.nominal_rate_hz, segments=tuple(segments), jumps=tuple(self._jumps),
+            nominal_rate_hz=self.nominal_rate_hz, segments=tuple(segments),
+            jumps=tuple(self._done_jumps + self._segment_jumps()),
             host_clock=self.host_clock,
         )
 

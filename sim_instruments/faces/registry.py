@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from sim_instruments.faces.bluefors import BlueforsControlUnitFace
+from sim_instruments.faces.detector_array_board import DetectorArrayBoardFace
 from sim_instruments.faces.keithley2450 import Keithley2450Face
 from sim_instruments.faces.keysight_n51x1 import KeysightN51x1Face
 from sim_instruments.faces.keysight_n9030b import KeysightN9030BFace
@@ -54,6 +55,8 @@ FACES: dict[str, Callable[..., Face]] = {
     "keithley2450": Keithley2450Face,
     "squid_controller": SquidControllerFace,
     "tes_readout_board": TesReadoutBoardFace,
+    # detector arrays with their own clocks, hit by common muons (world.arrays, world.cosmics)
+    "detector_array_board": DetectorArrayBoardFace,
     # vector network analysers (S21 of the world's feedline and amplifier chain)
     "keysight_pna": KeysightPnaFace,
     "rs_znb": RohdeSchwarzZnbFace,
