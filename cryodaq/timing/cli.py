@@ -31,7 +31,7 @@ def cmd_coincide(args: argparse.Namespace) -> int:
 
         logging.getLogger("distributed").setLevel(logging.WARNING)
     result = coincide(args.runs, args.window, label=args.label, search_s=args.search, off_time=args.off_time,
-                      shift_s=args.shift, workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite)
+                      shift_s=args.shift, max_drift_ppm=args.max_drift, workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite)
     console.print(result.render(), highlight=False)
     if args.output is not None:
         args.output.write_text(json.dumps(result.summary(), indent=2) + "\n")
@@ -57,6 +57,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--output", type=Path, default=None, metavar="FILE", help="also write the figures as JSON to FILE")
     p.add_argument("--search", type=_seconds, default=None, metavar="S",
                    help="half-width of the clock-offset search (default: 3 x the runs' stated clock uncertainty)")
+    p.add_argument("--max-drift", type=float, default=None, metavar="PPM",
+                   help="how fast the clocks may drift apart (default: from their stated rate uncertainties)")
     p.add_argument("--off-time", type=int, default=20, metavar="K", help="off-time windows for the accidentals (even)")
     p.add_argument("--shift", type=_seconds, default=None, metavar="S",
                    help="step between off-time windows (default: max(20 windows, 1 ms))")

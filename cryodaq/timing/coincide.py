@@ -203,46 +203,74 @@ def _pair_differences(t_ref: np.ndarray, t_other: np.ndarray, search_ns: float) 
     return np.concatenate(diffs), np.concatenate(refs)
 
 
+def _peak(d: np.ndarray, width: float, search_ns: float) -> tuple[float, float, float]:
+    """(centre, pairs in the best two adjacent bins, median pairs in two bins) of differences ``d``."""
+    edges = np.arange(-search_ns, search_ns + width, width)
+    counts, _ = np.histogram(d, edges)
+    pair = counts[:-1] + counts[1:] if counts.size > 1 else counts
+    k = int(np.argmax(pair))
+    return float(edges[min(k + 1, edges.size - 1)]), float(pair[k]), float(np.median(pair))
+
+
+def _scan_drift(d: np.ndarray, x: np.ndarray, window_ns: float, search_ns: float,
+                max_drift: float) -> float:
+    """The relative drift (dimensionless) that makes the coincidence peak of ``d - drift * x`` highest:
+    a coarse scan (8x steps, 8x bins), then a fine one around its best (steps that move the ends of the
+    span by about a window)."""
+    span = float(x.max() - x.min()) if x.size else 0.0
+    if max_drift <= 0 or span * max_drift <= window_ns / 2:
+        return 0.0
+    step = window_ns / span
+    best = 0.0
+    for factor, centre, half in ((8.0, 0.0, max_drift), (1.0, None, 8.0 * step)):
+        centre = best if centre is None else centre
+        grid = np.arange(centre - half, centre + half + factor * step / 2, factor * step)
+        scores = [_peak(d - b * x, factor * window_ns, search_ns)[1] for b in grid]
+        best = float(grid[int(np.argmax(scores))])
+    return best
+
+
 def estimate_offset(t_ref: np.ndarray, t_other: np.ndarray, window_ns: float, search_ns: float,
-                    run_id: str = "") -> OffsetEstimate:
-    """The coincidence peak in the differences of two sorted cluster-time lists (module docstring, 2)."""
+                    run_id: str = "", max_drift_ppm: float = 0.0) -> OffsetEstimate:
+    """The coincidence peak in the differences of two sorted cluster-time lists (module docstring, 2).
+
+    ``max_drift_ppm``: how fast the two clocks may drift apart (free-running counters); the peak is then
+    searched along lines ``offset + drift * t`` too, so a drift that smears it over many windows is found.
+    """
     est = OffsetEstimate(run_id, False, search_s=search_ns / 1e9)
     d, ref = _pair_differences(t_ref, t_other, search_ns)
     if d.size < 5:
         est.note = f"{d.size} cluster pairs within the search range"
         return est
     width = max(float(window_ns), 1.0)
-    edges = np.arange(-search_ns, search_ns + width, width)
-    counts, _ = np.histogram(d, edges)
-    pair = counts[:-1] + counts[1:] if counts.size > 1 else counts
-    k = int(np.argmax(pair))
-    background = float(np.median(pair))
-    excess = float(pair[k]) - background
+    mid = int(np.median(ref))
+    x = (ref - mid).astype(np.float64)
+    slope = _scan_drift(d, x, width, search_ns, max_drift_ppm * 1e-6)
+    r = d - slope * x
+    centre, peak, background = _peak(r, width, search_ns)
+    excess = peak - background
     if excess < 5 or excess < 5 * math.sqrt(background + 1):
-        est.note = f"the highest bin pair holds {int(pair[k])} pairs against ~{background:.1f} by chance"
+        est.note = f"the highest bin pair holds {int(peak)} pairs against ~{background:.1f} by chance"
         return est
-    centre = float(edges[k + 1])  # between the two bins of the peak pair
     for half in (2 * width, 1.5 * width):  # refine: the median of the pairs near the peak, twice
-        sel = np.abs(d - centre) <= half
-        centre = float(np.median(d[sel]))
-    sel = np.abs(d - centre) <= 1.5 * width
-    dd, rr = d[sel].astype(np.float64), ref[sel].astype(np.float64)
-    sigma = 1.4826 * float(np.median(np.abs(dd - centre)))
+        centre = float(np.median(r[np.abs(r - centre) <= half]))
+    sel = np.abs(r - centre) <= 1.5 * width
+    dd, xx = d[sel].astype(np.float64), x[sel]
+    sigma = 1.4826 * float(np.median(np.abs(r[sel] - centre)))
     est.found, est.n_pairs = True, int(sel.sum())
     est.background_pairs = background * 1.5  # the peak's 3 bin widths of flat background
-    est.t_mid_ns = int(np.median(rr))
+    est.t_mid_ns = mid
     est.offset_s = centre / 1e9
     est.error_s = 1.2533 * sigma / math.sqrt(est.n_pairs) / 1e9 if est.n_pairs > 1 else math.nan
-    span = float(rr.max() - rr.min()) if rr.size else 0.0
-    if est.n_pairs >= 10 and span > 0:
-        x = rr - est.t_mid_ns
-        slope, intercept = np.polyfit(x, dd, 1)
-        resid = dd - (slope * x + intercept)
-        s_slope = math.sqrt(float(np.sum(resid**2)) / max(dd.size - 2, 1) / float(np.sum((x - x.mean()) ** 2)))
-        est.drift_ppm, est.drift_error_ppm = float(slope) * 1e6, s_slope * 1e6
-        if abs(slope) > 3 * s_slope:  # a real relative drift: take it out, and the offset at mid-run with it
+    if est.n_pairs >= 10 and np.ptp(xx) > 0:
+        fit, intercept = np.polyfit(xx, dd, 1)
+        resid = dd - (fit * xx + intercept)
+        s_slope = math.sqrt(float(np.sum(resid**2)) / max(dd.size - 2, 1) / float(np.sum((xx - xx.mean()) ** 2)))
+        est.drift_ppm, est.drift_error_ppm = float(fit) * 1e6, s_slope * 1e6
+        if abs(fit) > 3 * s_slope:  # a real relative drift: take it out, and the offset at mid-run with it
             est.drift_applied = True
-            est.offset_s = float(np.median(dd - slope * x)) / 1e9
+            est.offset_s = float(np.median(dd - fit * xx)) / 1e9
+            est.error_s = 1.2533 * 1.4826 * float(np.median(np.abs(resid))) / math.sqrt(est.n_pairs) / 1e9
     return est
 
 
@@ -315,6 +343,7 @@ def coincide(
     search_s: float | None = None,
     off_time: int = 20,
     shift_s: float | None = None,
+    max_drift_ppm: float | None = None,
     workers: int | None = None,
     scheduler: Any = None,
     overwrite: bool = False,
@@ -324,7 +353,9 @@ def coincide(
 
     ``search_s``: half-width of the clock-offset search (default: 3 × the runs' combined stated
     uncertainty, at least 20 windows, at most 2 s); ``off_time``: off-time windows for the measured
-    accidentals (``shift_s`` apart, default max(20 windows, 1 ms)); ``workers``/``scheduler``: Dask as
+    accidentals (``shift_s`` apart, default max(20 windows, 1 ms)); ``max_drift_ppm``: how fast two
+    clocks may drift apart (default: 1.5 × their stated rate uncertainties, 0 between disciplined
+    clocks); ``workers``/``scheduler``: Dask as
     for ``cryodaq reprocess`` (``workers=0``: in this process). Writes ``reprocessed/<label>/`` in the
     first run unless ``write`` is False.
     """
@@ -366,7 +397,10 @@ def coincide(
             ref_clusters, _ = _clusters(per_run[0]["t"], window_ns)
             for r, m, c in list(zip(opened, models, per_run, strict=True))[1:]:
                 search = search_s if search_s is not None else _default_search(models[0], m, window_s)
-                est = estimate_offset(ref_clusters, _clusters(c["t"], window_ns)[0], window_ns, search * 1e9, r.run_id)
+                drift = (max_drift_ppm if max_drift_ppm is not None
+                         else 1.5 * math.hypot(models[0].rate_uncertainty_ppm, m.rate_uncertainty_ppm))
+                est = estimate_offset(ref_clusters, _clusters(c["t"], window_ns)[0], window_ns, search * 1e9, r.run_id,
+                                      max_drift_ppm=drift)
                 offsets.append(est)
                 if est.found:
                     c["t"] = c["t"] - np.rint(est.correction_ns(c["t"])).astype(np.int64)
@@ -455,7 +489,7 @@ def coincide(
         }
         attrs = {
             "config": {"window_s": window_s, "search_s": search_s, "off_time": off_time, "shift_s": step,
-                       "units": units},
+                       "max_drift_ppm": max_drift_ppm, "units": units},
             "source": {"runs": [{"run_id": r.run_id, "path": str(r.path), "events": r.committed(EVENTS),
                                  "clock": m.describe()} for r, m in zip(opened, models, strict=True)],
                        "software": software_versions()},

@@ -139,6 +139,32 @@ class ParticleSource:
         ev = np.concatenate(out) if out else np.empty(0, EVENT_DTYPE)
         return ev[(ev["t_ns"] >= t0_ns) & (ev["t_ns"] < t1_ns)]
 
+    def match(self, array: int, t_true_ns: np.ndarray, channel: np.ndarray, *, before_ns: int = 300_000,
+              after_ns: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+        """The truth behind recorded events (for tests and benchmarks): (event id, kind) of the last hit on
+        each event's pixel of ``array`` within ``[t - before_ns, t + after_ns]`` of its true time (a trigger
+        fires on a pulse's rise, after the hit); -1 where there is none."""
+        t = np.asarray(t_true_ns, np.int64)
+        ch = np.asarray(channel, np.int64)
+        ids = np.full(t.size, -1, np.int64)
+        kinds = np.full(t.size, -1, np.int64)
+        if t.size == 0:
+            return ids, kinds
+        hits = self.hits(int(t.min()) - before_ns, int(t.max()) + after_ns + 1, array)
+        if hits.size == 0:
+            return ids, kinds
+        base = int(t.min()) - before_ns
+        keys = (hits["channel"].astype(np.int64) << 40) + (hits["t_ns"] - base)
+        order = np.argsort(keys)
+        keys = keys[order]
+        k = np.searchsorted(keys, (ch << 40) + (t - base + after_ns), "right") - 1
+        ok = k >= 0
+        ok[ok] = (keys[k[ok]] >> 40) == ch[ok]
+        ok[ok] &= (keys[k[ok]] & ((1 << 40) - 1)) >= t[ok] - base - before_ns
+        ids[ok] = hits["event"][order][k[ok]]
+        kinds[ok] = hits["kind"][order][k[ok]]
+        return ids, kinds
+
     # --- generation -----------------------------------------------------------------------
     def _chunk(self, c: int) -> tuple[list[np.ndarray], np.ndarray]:
         """(hits of each array sorted by time, events sorted by time) of second ``c``."""
