@@ -66,8 +66,9 @@ class BoardClock:
         self._steps = sorted((float(a), float(s)) for a, s in config.steps)
 
     def true_ns(self, sample: float | np.ndarray) -> np.ndarray:
-        """True UTC (float ns relative to nothing: absolute, float64) of sample index(es)."""
-        return self.start_ns + np.asarray(sample, dtype=np.float64) * (1e9 / self.true_rate_hz)
+        """True UTC (int64 ns) of sample index(es); computed relative to the start (a float64 of the
+        absolute time would keep only ~256 ns)."""
+        return self.start_ns + np.rint(np.asarray(sample, dtype=np.float64) * (1e9 / self.true_rate_hz)).astype(np.int64)
 
     def sample_of(self, t_ns: np.ndarray) -> np.ndarray:
         """Fractional sample index at true UTC ``t_ns`` (int64 ns)."""
@@ -76,15 +77,12 @@ class BoardClock:
     def stamp(self, sample: int) -> int:
         """The stamp of a packet whose first sample is ``sample`` (called once per packet, in order)."""
         c = self.config
-        if c.disciplined:
-            t = self.start_ns + sample * (1e9 / self.true_rate_hz)
-        else:
-            t = self.start_ns + sample * (1e9 / self.fs)
+        rel = sample * (1e9 / (self.true_rate_hz if c.disciplined else self.fs))  # ns since start, float
         elapsed_s = sample / self.true_rate_hz
-        t += c.offset_s * 1e9 + sum(size for after, size in self._steps if elapsed_s >= after) * 1e9
+        rel += c.offset_s * 1e9 + sum(size for after, size in self._steps if elapsed_s >= after) * 1e9
         if c.jitter_s:
-            t += self._rng.normal(0.0, c.jitter_s * 1e9)
-        return int(round(t))
+            rel += self._rng.normal(0.0, c.jitter_s * 1e9)
+        return self.start_ns + int(round(rel))
 
     def describe(self) -> str:
         """``TIME:SOUR?`` reply: ``source,uncertainty_s|UNKNOWN,disciplined``."""

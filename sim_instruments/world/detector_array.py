@@ -148,8 +148,8 @@ class DetectorArrayStream:
         c = self.array.config
         n_ch = c.n_channels
         lin = np.zeros((n, n_ch))
-        t0 = int(self.clock.true_ns(first - self._len))
-        t1 = int(math.ceil(float(self.clock.true_ns(first + n))))
+        t0 = int(self.clock.true_ns(first - self._len)) - 1
+        t1 = int(self.clock.true_ns(first + n)) + 1
         hits = self.array.particles.hits(t0, t1, self.array.index)
         if hits.size:
             # every (hit, sample) pair of the pulses in this block at once, then one scatter-add
