@@ -42,9 +42,12 @@ def distinct_per_group(group: np.ndarray, key: np.ndarray) -> np.ndarray:
     group, key = np.asarray(group, np.int64), np.asarray(key, np.int64)
     if group.size == 0:
         return np.zeros(0, np.int64)
-    pairs = np.unique(np.stack([group, key], axis=1), axis=0)
-    per_group = np.bincount(pairs[:, 0] - group[0], minlength=int(group[-1] - group[0]) + 1)
-    return per_group[group - group[0]]
+    g = group - group[0]
+    k = key - key.min()
+    base = int(k.max()) + 1
+    pairs = np.unique(g * base + k)  # one int64 key per (group, value): a 1-D unique is a fast sort
+    per_group = np.bincount(pairs // base, minlength=int(g[-1]) + 1)
+    return per_group[g]
 
 
 class CoincidenceVeto:
