@@ -63,7 +63,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shift", type=_seconds, default=None, metavar="S",
                    help="step between off-time windows (default: max(20 windows, 1 ms))")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="workers of a local Dask cluster (default: one per core; 0: no Dask)")
+                   help="workers of a local Dask cluster (default: one per core for runs of more than 2 million "
+                        "events, else none; 0: no Dask)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="use this running Dask scheduler instead")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output of the same label")
     p.set_defaults(func=cmd_coincide)

@@ -48,6 +48,7 @@ from cryodaq.timing.clock import ClockModel
 __all__ = ["Accidentals", "CoincidenceResult", "OffsetEstimate", "coincide", "estimate_offset"]
 
 _READ_ROWS = 1 << 20  # events per read task
+DASK_FROM_EVENTS = 2_000_000  # by default, runs with fewer events in all are joined in this process
 
 
 @dataclass(frozen=True)
@@ -355,9 +356,10 @@ def coincide(
     uncertainty, at least 20 windows, at most 2 s); ``off_time``: off-time windows for the measured
     accidentals (``shift_s`` apart, default max(20 windows, 1 ms)); ``max_drift_ppm``: how fast two
     clocks may drift apart (default: 1.5 × their stated rate uncertainties, 0 between disciplined
-    clocks); ``workers``/``scheduler``: Dask as
-    for ``cryodaq reprocess`` (``workers=0``: in this process). Writes ``reprocessed/<label>/`` in the
-    first run unless ``write`` is False.
+    clocks); ``workers``/``scheduler``: Dask as for ``cryodaq reprocess`` (``workers=0``: in this
+    process; default: a local cluster for runs of more than :data:`DASK_FROM_EVENTS` events in all,
+    since starting one costs seconds). Writes ``reprocessed/<label>/`` in the first run unless
+    ``write`` is False.
     """
     t_start = time.perf_counter()
     if not window_s > 0:
@@ -379,6 +381,8 @@ def coincide(
     window_ns = window_s * 1e9
     tasks = [_ReadTask(str(r.path), a, min(a + _READ_ROWS, r.committed(EVENTS)), m)
              for r, m in zip(opened, models, strict=True) for a in range(0, r.committed(EVENTS), _READ_ROWS)]
+    if workers is None and scheduler is None and sum(r.committed(EVENTS) for r in opened) <= DASK_FROM_EVENTS:
+        workers = 0
     with dask_client(workers, scheduler, max(len(tasks), off_time)) as (client, n_workers):
         parts = client.gather(client.map(read_event_times, tasks, pure=False)) if client else [
             read_event_times(t) for t in tasks]
