@@ -36,7 +36,7 @@ from cryodaq.station import StationConfig, load_station_config
 from cryodaq.station.shipped import station_path
 from cryodaq.storage import open_run
 from cryodaq.timing.clock import ClockModel
-from cryodaq.timing.coincide import CoincidenceResult
+from cryodaq.timing.coincidences import CoincidenceResult
 from sim_instruments.world import World
 from sim_instruments.world.particles import GLITCH, MUON, PHOTON
 
@@ -185,7 +185,7 @@ def table(fig: dict[str, Any], result: CoincidenceResult) -> str:
 
 def main() -> None:
     from cryodaq.acquisition.session import StreamSession
-    from cryodaq.timing.coincide import coincide
+    from cryodaq.timing.coincidences import coincide
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=90.0, help="seconds streamed")

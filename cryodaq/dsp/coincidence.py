@@ -6,7 +6,7 @@ events group the same way however they are cut into blocks, and a burst is never
 arbitrary point. (At rates where ``rate × window`` approaches 1 chains grow long: keep the window
 well below the mean spacing of unrelated events.) One kernel, :func:`chain_groups`, serves the
 live veto (:class:`CoincidenceVeto`, channels of one stream) and the offline builder that joins
-runs (:mod:`cryodaq.timing.coincide`).
+runs (:mod:`cryodaq.timing.coincidences`).
 
 :class:`CoincidenceVeto` holds events back until no later event can join their group (the
 trigger's :attr:`~cryodaq.dsp.trigger.ThresholdTrigger.horizon`), then gives every event its

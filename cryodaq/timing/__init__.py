@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ClockSegment as ClockSegment,
         ClockTracker as ClockTracker,
     )
-    from cryodaq.timing.coincide import (
+    from cryodaq.timing.coincidences import (
         Accidentals as Accidentals,
         CoincidenceResult as CoincidenceResult,
         OffsetEstimate as OffsetEstimate,

@@ -24,7 +24,7 @@ def _seconds(text: str) -> float:
 
 
 def cmd_coincide(args: argparse.Namespace) -> int:
-    from cryodaq.timing.coincide import coincide
+    from cryodaq.timing.coincidences import coincide
 
     if logging.getLogger().getEffectiveLevel() > logging.INFO and args.workers != 0:
         import distributed  # noqa: F401 - importing it sets its loggers' levels; quieten them after

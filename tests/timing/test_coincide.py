@@ -11,7 +11,7 @@ from cryodaq.cli import main as cli_main
 from cryodaq.readout.source import TimeBase
 from cryodaq.storage import RunWriter, open_run
 from cryodaq.timing.clock import ClockTracker
-from cryodaq.timing.coincide import coincide, count_off_time, estimate_offset
+from cryodaq.timing.coincidences import coincide, count_off_time, estimate_offset
 
 T0 = 1_760_000_000_000_000_000
 FS = 100_000.0

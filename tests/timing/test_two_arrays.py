@@ -19,7 +19,7 @@ import pytest
 from cryodaq.acquisition.session import StreamSession
 from cryodaq.storage import open_run, run_info
 from cryodaq.timing.clock import ClockModel
-from cryodaq.timing.coincide import coincide
+from cryodaq.timing.coincidences import coincide
 from cryodaq.timing.host_clock import HostClockMonitor, parse_chronyc_tracking
 from cryodaq.timing.report import timing_report
 
