@@ -125,9 +125,10 @@ class StreamPipeline(ABC):
         return {}
 
     # --- time ---------------------------------------------------------------
-    def t_ns_of(self, sample_index: np.ndarray) -> np.ndarray:
-        """UTC ns of ADC sample indices, from the clock model fitted to the packet timestamps."""
-        return self.clock.utc_ns(sample_index)
+    def t_ns_of(self, sample_index: np.ndarray, series: str = "samples") -> np.ndarray:
+        """UTC ns of ADC sample indices, from the clock model fitted to the packet timestamps (never
+        going back within a ``series``: the stream's samples, its events)."""
+        return self.clock.utc_ns(sample_index, series)
 
     def t_err_of(self, sample_index: np.ndarray) -> np.ndarray:
         """1-sigma uncertainty (ns, float32) of event times: the clock's, and the trigger's one-sample step."""
@@ -199,7 +200,7 @@ class StreamPipeline(ABC):
             horizon = self.trigger.horizon
             events = self.veto.process(events, None if horizon is None else int(self._adc_index(np.array([horizon]))[0]))
         iq = raw if np.iscomplexobj(raw) else None
-        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq,
+        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index, "events"), iq,
                               self.t_err_of(events.sample_index))
 
     def _flush_events(self) -> list[PipelineOutput]:
@@ -210,7 +211,7 @@ class StreamPipeline(ABC):
             events = self.veto.flush(events)
         empty = np.zeros((0, self.n_channels), np.float32)
         none = np.zeros(0, np.int64)
-        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index), None,
+        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index, "events"), None,
                                self.t_err_of(events.sample_index))] if len(events) else []
 
     def _adc_index(self, k: np.ndarray) -> np.ndarray:

@@ -406,7 +406,7 @@ class ClockTracker:
         self._marks: list[tuple[int, int]] = []  # (sample, stamp) where each later epoch of this segment began
         self._pending: list[tuple[float, int, float]] = []  # (n, t, residual) off the line, not yet a jump
         self._last_n: float | None = None
-        self._floor = (-math.inf, -(1 << 62))  # (sample, time) of the latest mapping: later samples map later
+        self._floors: dict[str, tuple[float, int]] = {}  # per series: (sample, time) of its latest mapping
         self._anchors = _Anchors(int(max_anchors))
         self.host_clock: dict[str, Any] | None = None
         kind = source_kind(self.time_base)
@@ -456,7 +456,7 @@ class ClockTracker:
         if coarse_t_ns is None:
             if self._fit is None:
                 raise ValueError("clock: the first PPS edge needs a rough time to say which second it marks")
-            coarse_t_ns = int(self.utc_ns(np.array([edge_sample]))[0] + self._offset)
+            coarse_t_ns = int(self.utc_ns(np.array([edge_sample]), "pps")[0] + self._offset)
         self.observe(edge_sample, int(round(coarse_t_ns / 1e9)) * 1_000_000_000)
 
     @property
@@ -481,7 +481,7 @@ class ClockTracker:
         self._fit = _LineFit(n, t, self._slope0, self._slope_sigma)
         self._marks = []
         self._pending.clear()
-        self._floor = (-math.inf, -(1 << 62))
+        self._floors.clear()
         self._last_n = n
         self._accept(n, t)
         self._anchors.add(n, t, ANCHOR_USED, len(self._done))
@@ -493,20 +493,22 @@ class ClockTracker:
         fit.last_sample, fit.last_t = int(n), int(round(t - self._offset))  # in the continuous clock
 
     # --- mapping ------------------------------------------------------------------------
-    def utc_ns(self, sample_index: Any) -> np.ndarray:
-        """UTC ns (int64) of ``sample_index`` from the current fit; a sample after the latest one mapped
-        never gets an earlier time (the fit moves a little as anchors come in)."""
+    def utc_ns(self, sample_index: Any, series: str = "samples") -> np.ndarray:
+        """UTC ns (int64) of ``sample_index`` from the current fit. Within a ``series`` (the stream's
+        samples, its events, ...) a sample after the latest one mapped never gets an earlier time: the
+        fit moves a little as anchors come in, and times must not go back."""
         fit = self._fit
         if fit is None:
             raise RuntimeError("clock: no timestamp observed yet; observe() a block before mapping its samples")
         n = np.asarray(sample_index)
         t = fit.t0 + np.rint(fit.predict(n)).astype(np.int64)
         if t.size:
-            later = n > self._floor[0]
+            floor_n, floor_t = self._floors.get(series, (-math.inf, -(1 << 62)))
+            later = n > floor_n
             if later.any():
-                t[later] = np.maximum(t[later], self._floor[1])
+                t[later] = np.maximum(t[later], floor_t)
                 k = int(np.argmax(np.where(later, n, -np.inf)))
-                self._floor = (float(n.flat[k]), int(t.flat[k]))
+                self._floors[series] = (float(n.flat[k]), int(t.flat[k]))
         return t
 
     def uncertainty_ns(self, sample_index: Any) -> np.ndarray:

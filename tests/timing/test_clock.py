@@ -155,3 +155,17 @@ def test_pps_edges_anchor_whole_seconds():
     model = tracker.model()
     assert model.drift_ppm == pytest.approx(1.0, abs=1e-3)
     assert abs(int(model.utc_ns(np.array([5 * FS * (1 + 1e-6)]))[0]) - (T0 + 5 * 10**9)) <= 1
+
+
+def test_each_series_of_times_never_goes_back_as_the_fit_moves():
+    """Events come out a block or two after their samples, mapped by a fit that has moved since:
+    their times still keep the order of their sample indices."""
+    n, t, _ = _stamps(60, jitter_ns=200e3, seed=7)  # very noisy stamps: the early fit moves a lot
+    tracker = ClockTracker(FS, TimeBase("host_ntp", disciplined=True))
+    events = []
+    for k, (a, b) in enumerate(zip(n.tolist(), t.tolist(), strict=True)):
+        tracker.observe(a, b)
+        tracker.utc_ns(np.arange(a, a + BLOCK, 512))  # the block's samples
+        if k:  # events of the previous block, one sample apart, mapped now
+            events.append(tracker.utc_ns(np.arange(a - BLOCK, a, 1), "events"))
+    assert np.all(np.diff(np.concatenate(events)) >= 0)
