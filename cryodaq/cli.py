@@ -49,7 +49,8 @@ def _cmd_run(args: argparse.Namespace, station_file: Path) -> int:
         if args.json:
             print_json(summary.as_dict(), stdout)
         else:
-            print(summary.path, file=stdout, flush=True)  # stdout: the run's path, for scripts
+            for path in summary.paths or [summary.path]:  # stdout: the run's path (one per readout), for scripts
+                print(path, file=stdout, flush=True)
     return 0
 
 
@@ -133,6 +134,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         console.print(f"[bold red]error:[/] {args.run} is damaged ({len(info.damage)} finding(s) above); "
                       f"`cryodaq verify {args.run}` checks every chunk", highlight=False, soft_wrap=True)
         return 1
+    if args.timing:
+        from cryodaq.timing.report import timing_report
+
+        text, plot = timing_report(args.run)
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+        if plot is not None:
+            console.print(f"clock residuals plotted in {plot}", highlight=False, soft_wrap=True)
     return 0
 
 
@@ -189,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="summarise a run on disk")
     p.add_argument("run", type=Path, help="path of a <run>.zarr directory")
+    p.add_argument("--timing", action="store_true",
+                   help="also the clock model in full, its residuals, and a plot of them (<run>.results/)")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("recover", help="rebuild a run's damaged metadata, mark a run whose writer died as 'crashed' "
@@ -211,6 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cryodaq.sweeps import cli as sweeps_cli
 
     sweeps_cli.register(sub)
+
+    from cryodaq.timing import cli as timing_cli
+
+    timing_cli.register(sub)
     return parser
 
 

@@ -20,8 +20,8 @@ from cryodaq.errors import StationConfigError
 
 __all__ = [
     "CALIBRATION_METHODS", "CalibrationConfig", "ConfigSection", "OptimalFilterConfig", "PipelineConfig",
-    "SearchConfig", "TriggerConfig", "check_value", "number_list", "parse_calibration", "parse_optimal_filter", "parse_pipeline",
-    "parse_trigger", "read_yaml_file",
+    "SearchConfig", "TimingConfig", "TriggerConfig", "VetoConfig", "check_value", "number_list", "parse_calibration",
+    "parse_optimal_filter", "parse_pipeline", "parse_timing", "parse_trigger", "parse_veto", "read_yaml_file",
 ]
 
 _UNSET = object()
@@ -73,6 +73,9 @@ def _is_number(v: Any) -> bool:
 
 _KINDS: dict[str, tuple[str, Any]] = {
     "str": ("a string", lambda v: isinstance(v, str) and v != ""),
+    "names": ("a name or a list of distinct names",
+              lambda v: (isinstance(v, str) and v != "") or (isinstance(v, list) and len(v) > 0 and all(
+                  isinstance(x, str) and x != "" for x in v) and len(set(v)) == len(v))),
     "bool": ("true or false", lambda v: isinstance(v, bool)),
     "posint": ("a positive integer", lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0),
     "posnum_or_null": ("a positive number, or null", lambda v: v is None or (_is_number(v) and v > 0)),
@@ -163,6 +166,35 @@ class CalibrationConfig:
 
 
 @dataclass(frozen=True)
+class VetoConfig:
+    """The online cross-channel coincidence veto (:class:`cryodaq.dsp.coincidence.CoincidenceVeto`).
+
+    Events chained within ``window_s`` of each other form a group; a group on more than
+    ``max_channels`` channels (K) is flagged VETOED: a cosmic ray or substrate glitch, not a photon.
+    """
+
+    enabled: bool = False
+    window_s: float = 50e-6
+    max_channels: int = 3
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    """How a run's clock is modelled (:class:`cryodaq.timing.clock.ClockTracker`) and watched.
+
+    ``jump_threshold_s``: stamps this far off the fitted clock (and 20 jitters) for ``jump_confirm``
+    blocks in a row are a clock jump; ``drift_prior_ppm``: the drift a few anchors may show before the
+    data say more; ``host_clock_interval_s``: how often the host's chrony/ntpd state is logged as
+    housekeeping (0: never).
+    """
+
+    jump_threshold_s: float = 1e-3
+    jump_confirm: int = 3
+    drift_prior_ppm: float = 100.0
+    host_clock_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     """Channelizer, down-conversion and buffering for the readout stream."""
 
@@ -180,9 +212,10 @@ class PipelineConfig:
     trigger: TriggerConfig = field(default_factory=TriggerConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     optimal_filter: OptimalFilterConfig | None = None  # the live optimal-filter stage (None: off)
+    veto: VetoConfig = field(default_factory=VetoConfig)
 
     def as_dict(self) -> dict[str, Any]:
-        sub = ("trigger", "calibration")
+        sub = ("trigger", "calibration", "veto")
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in (*sub, "optimal_filter")}
         for name in sub:
             part = getattr(self, name)
@@ -304,12 +337,39 @@ def parse_calibration(cal: ConfigSection, defaults: CalibrationConfig | None = N
     return out
 
 
+def parse_veto(sec: ConfigSection) -> VetoConfig:
+    """A ``cryodaq.pipeline.veto`` section (``enabled``, ``window_s``, ``max_channels``)."""
+    d = VetoConfig()
+    given = bool(sec.data)
+    out = VetoConfig(
+        enabled=sec.get("enabled", "bool", given),  # writing the section turns the veto on unless it says not
+        window_s=float(sec.get("window_s", "posnum", d.window_s)),
+        max_channels=sec.get("max_channels", "posint", d.max_channels),
+    )
+    sec.finish()
+    return out
+
+
+def parse_timing(sec: ConfigSection) -> TimingConfig:
+    """A station file's ``cryodaq.timing`` section."""
+    d = TimingConfig()
+    out = TimingConfig(
+        jump_threshold_s=float(sec.get("jump_threshold_s", "posnum", d.jump_threshold_s)),
+        jump_confirm=sec.get("jump_confirm", "posint", d.jump_confirm),
+        drift_prior_ppm=float(sec.get("drift_prior_ppm", "posnum", d.drift_prior_ppm)),
+        host_clock_interval_s=float(sec.get("host_clock_interval_s", "nonneg", d.host_clock_interval_s)),
+    )
+    sec.finish()
+    return out
+
+
 def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
     d = PipelineConfig()
     trigger = parse_trigger(sec.section("trigger"))
     calibration = parse_calibration(sec.section("calibration"))
     of_doc = sec.get("optimal_filter", "of_section", None)
     optimal = None if of_doc in (None, False) else parse_optimal_filter(sec.file, of_doc, sec.key("optimal_filter"))
+    veto = parse_veto(sec.section("veto"))
     cfg = PipelineConfig(
         n_channels=sec.get("n_channels", "pow2", d.n_channels),
         n_taps=sec.get("n_taps", "posint", d.n_taps),
@@ -325,6 +385,7 @@ def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
         trigger=trigger,
         calibration=calibration,
         optimal_filter=optimal,
+        veto=veto,
     )
     sec.finish()
     return cfg

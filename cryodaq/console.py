@@ -60,6 +60,11 @@ def _fmt_count(n: float) -> str:
     return f"{n:.0f}"
 
 
+def _veto_text(st: Any, k: int) -> str:
+    rate = st.vetoed / st.elapsed if st.elapsed > 0 else 0.0
+    return f"{st.vetoed} events vetoed ({rate:.3g}/s; groups on more than {k} channels)"
+
+
 class RunProgress:
     """Live one-table view of a streaming run: elapsed, samples, events, drops, housekeeping.
 
@@ -105,6 +110,15 @@ class RunProgress:
             table.add_row(st.sample_unit, f"{_fmt_count(st.samples)} ({_fmt_count(rate)}/s)")
         per = ", ".join(str(int(n)) for n in st.events_per_channel)
         table.add_row("events", f"{st.events} in all; per channel [{per}]")
+        veto = session.config.pipeline.veto
+        if veto.enabled:
+            table.add_row("veto", _veto_text(st, veto.max_channels))
+        for lane in session.lanes[1:]:  # a station with several readouts: one line for each of the others
+            ls = lane.stats
+            drops = f", {ls.lost_packets} packets lost, {ls.gaps} gaps" if ls.lost_packets or ls.gaps else ""
+            vetoed = f", {_veto_text(ls, veto.max_channels)}" if veto.enabled else ""
+            table.add_row(lane.name, f"{_fmt_count(ls.samples)} samples, {ls.events} events{vetoed}{drops} -> "
+                                     f"{lane.writer.path.name}")
         drops = f"{st.lost_packets} packets lost, {st.dropped_blocks} blocks dropped, {st.gaps} gaps"
         table.add_row("drops", Text(drops, style="red" if (st.lost_packets or st.dropped_blocks) else ""))
         table.add_row("queue", f"{st.queue_fill} blocks waiting")
@@ -124,5 +138,11 @@ class RunProgress:
         table.add_row("events", f"{st.events}; per channel: {', '.join(str(int(n)) for n in st.events_per_channel)}")
         table.add_row("gaps", f"{st.gaps} ({st.samples_lost} {st.sample_unit} missing), "
                               f"{st.dropped_blocks} blocks dropped")
-        table.add_row("run", str(summary.path))
+        if st.vetoed:
+            table.add_row("vetoed", f"{st.vetoed} events ({st.vetoed / summary.duration_s:.3g}/s)"
+                          if summary.duration_s > 0 else str(st.vetoed))
+        for name, ls in list(summary.lane_stats.items())[1:]:
+            table.add_row(name, f"{ls.events} events, {ls.vetoed} vetoed, {ls.gaps} gaps")
+        for path in summary.paths or [summary.path]:
+            table.add_row("run", str(path))
         console.print(table)

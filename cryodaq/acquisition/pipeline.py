@@ -8,18 +8,25 @@ records become events as they are.
 
 Sample-index convention: every output (phase sample, event) carries the ADC
 sample index it refers to (``ToneChannelizer.sample_index``), and UTC time is
-derived from it with the packet timestamps, so times stay right across gaps.
+derived from it by the run's clock model (:class:`cryodaq.timing.clock.ClockTracker`,
+fitted to the packet timestamps), so times stay right across gaps and monotonic
+through clock jumps; every event also carries its time's uncertainty.
 
 Device residency: on a GPU backend a block crosses to the device once (its raw samples,
 :meth:`StreamPipeline.process`) and back once (timestream, IQ, the trigger's candidates and
 a due spectrum, in one :meth:`~cryodaq.backend.Backend.to_host`); every stage in between takes
 and returns backend arrays. Records are cut and events built on the host from the timestream
 that is stored anyway. The ``strict`` test backend holds CI to this.
+
+Optional stage after the trigger: the cross-channel coincidence veto
+(:class:`cryodaq.dsp.coincidence.CoincidenceVeto`, ``config.veto``) gives every event a
+group id and multiplicity and flags VETOED those of groups on more than K channels.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -29,12 +36,14 @@ import numpy as np
 from cryodaq.acquisition.spectra import SpectrumMonitor
 from cryodaq.backend import Backend, numpy_backend
 from cryodaq.dsp import EventBatch, IQCalibration, ThresholdTrigger, ToneChannelizer
+from cryodaq.dsp.coincidence import CoincidenceVeto
 from cryodaq.dsp.stats import robust_sigma
 from cryodaq.config import PipelineConfig
 from cryodaq.errors import CryodaqError, StationConfigError
 from cryodaq.readout.blocks import CAUSE_BAD_RECORD, CAUSE_RECORD_SHAPE, Block, Gap, RecordBlock, StatusMessage
 from cryodaq.readout.source import StreamDescription
 from cryodaq.wire.dastard import DTYPE_CODES, DastardFormatError, status_values
+from cryodaq.timing.clock import ClockTracker
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,7 @@ class PipelineOutput:
     gaps: list[Gap] = field(default_factory=list)
     housekeeping: list[HousekeepingValue] = field(default_factory=list)
     optimal_filters: dict[str, np.ndarray] | None = None  # optimal_filter/ rows learnt in this block
+    event_t_err_ns: np.ndarray | None = None  # (n_events,) float32: 1-sigma uncertainty of event_t_ns as UTC
 
     def event_columns(self) -> dict[str, np.ndarray]:
         """The events as columns of the run format's ``events/`` group."""
@@ -80,6 +90,10 @@ class PipelineOutput:
         if "of_delay_s" in self.event_extra:  # arrival time = trigger time + filter delay, as reprocessing writes
             delay = np.nan_to_num(self.event_extra["of_delay_s"].astype(np.float64))
             cols["arrival_t"] = self.event_t_ns + np.round(delay * 1e9).astype(np.int64)
+        if self.event_t_err_ns is not None:
+            cols["t_err"] = self.event_t_err_ns
+        if ev.group is not None and ev.multiplicity is not None:
+            cols["group"], cols["multiplicity"] = ev.group, ev.multiplicity
         if ev.records is not None:
             cols["records"] = ev.records
         return cols
@@ -141,7 +155,8 @@ class StreamPipeline(ABC):
     has_timestream = True
 
     def __init__(self, config: PipelineConfig, *, fs: float, output_rate: float, n_channels: int,
-                 backend: Backend | None, channel_coords: dict[str, np.ndarray]) -> None:
+                 backend: Backend | None, channel_coords: dict[str, np.ndarray],
+                 clock: ClockTracker | None = None) -> None:
         self.config = config
         self.backend = backend or numpy_backend()
         self.fs = float(fs)
@@ -155,8 +170,11 @@ class StreamPipeline(ABC):
         self._segment_first = 0  # ADC index at the last reset
         self._first_block = True
         self._n_out = 0  # outputs since the last reset
-        self._anchor = (0, 0)  # (ADC sample index, UTC ns) of the latest block start
         self.spectra: SpectrumMonitor | None = None
+        self.clock = clock or ClockTracker(self.fs)  # sample index -> UTC, fitted to the block stamps
+        self._t_quantum_ns = 1e9 / self.output_rate / math.sqrt(12.0)  # an event's index is one output sample
+        veto = config.veto
+        self.veto = CoincidenceVeto(round(veto.window_s * self.fs), veto.max_channels) if veto.enabled else None
 
     # --- what subclasses provide ----------------------------------------------
     @abstractmethod
@@ -188,10 +206,15 @@ class StreamPipeline(ABC):
         return self.spectra
 
     # --- time ---------------------------------------------------------------
-    def t_ns_of(self, sample_index: np.ndarray) -> np.ndarray:
-        """UTC ns of ADC sample indices, from the latest packet timestamp and fs."""
-        s0, t0 = self._anchor
-        return t0 + np.round((np.asarray(sample_index, dtype=np.float64) - s0) * (1e9 / self.fs)).astype(np.int64)
+    def t_ns_of(self, sample_index: np.ndarray, series: str = "samples") -> np.ndarray:
+        """UTC ns of ADC sample indices, from the clock model fitted to the packet timestamps (never
+        going back within a ``series``: the stream's samples, its events)."""
+        return self.clock.utc_ns(sample_index, series)
+
+    def t_err_of(self, sample_index: np.ndarray) -> np.ndarray:
+        """1-sigma uncertainty (ns, float32) of event times: the clock's, and the trigger's one-sample step."""
+        clock = self.clock.uncertainty_ns(sample_index)
+        return np.sqrt(clock**2 + self._t_quantum_ns**2).astype(np.float32)
 
     # --- streaming ----------------------------------------------------------
     def reset(self, first_sample: int) -> None:
@@ -220,7 +243,7 @@ class StreamPipeline(ABC):
             self._first_block = False
         if block.n_samples == 0:
             return outputs
-        self._anchor = (block.first_sample, block.t_ns)
+        self.clock.observe(block.first_sample, block.t_ns)
         raw = self._convert(self.backend.asarray(block.samples))  # the block's one trip to the device
         k0 = self._n_out
         self._n_out += raw.shape[0]
@@ -266,14 +289,18 @@ class StreamPipeline(ABC):
         # the block's one trip back: everything the host needs, together
         data, iq, rows, cols, psd = self.backend.to_host(data, iq, *found.arrays(), psd)
         events = self._events_to_adc(self.trigger.take(data, found.with_arrays(rows, cols), k0))
+        if self.veto is not None:  # held until no later event can join their coincidence group
+            horizon = self.trigger.horizon
+            events = self.veto.process(events, None if horizon is None else int(self._adc_index(np.array([horizon]))[0]))
         extra: dict[str, np.ndarray] = {}
         if self.event_stage is not None:  # on the host, after the one trip back
             events, extra = self.event_stage.process(data, k0, events)
         spectrum = None
         if psd is not None and self.spectra is not None:
             spectrum = (int(t_ns[-1]), self.spectra.freq, SpectrumMonitor.host_psd(psd))
-        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index), iq, spectrum,
-                              event_extra=extra, optimal_filters=self._stage_rows())
+        return PipelineOutput(data, idx, t_ns, events, self.t_ns_of(events.sample_index, "events"), iq, spectrum,
+                              event_extra=extra, optimal_filters=self._stage_rows(),
+                              event_t_err_ns=self.t_err_of(events.sample_index))
 
     def _stage_rows(self) -> dict[str, np.ndarray] | None:
         return self.event_stage.take_rows() if self.event_stage is not None else None
@@ -282,6 +309,8 @@ class StreamPipeline(ABC):
         if self.trigger is None:
             return []
         events = self._events_to_adc(self.trigger.finish())
+        if self.veto is not None:
+            events = self.veto.flush(events)
         extra: dict[str, np.ndarray] = {}
         if self.event_stage is not None:  # final: the stream ends (not just a segment, at a gap)
             events, extra = self.event_stage.finish(events, final)
@@ -290,8 +319,9 @@ class StreamPipeline(ABC):
         none = np.zeros(0, np.int64)
         if not len(events) and rows is None:
             return []
-        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index), event_extra=extra,
-                               optimal_filters=rows)]
+        return [PipelineOutput(empty, none, none, events, self.t_ns_of(events.sample_index, "events"),
+                               event_extra=extra, optimal_filters=rows,
+                               event_t_err_ns=self.t_err_of(events.sample_index))]
 
     def _adc_index(self, k: np.ndarray) -> np.ndarray:
         """ADC sample index of output samples ``k`` (counted since the last reset)."""
@@ -330,9 +360,9 @@ class IQPipeline(StreamPipeline):
 
     def __init__(self, config: PipelineConfig, *, fs: float, n_channels: int, backend: Backend | None = None,
                  channel_coords: dict[str, np.ndarray] | None = None, calibration: IQCalibration | None = None,
-                 output_rate: float | None = None) -> None:
+                 output_rate: float | None = None, clock: ClockTracker | None = None) -> None:
         super().__init__(config, fs=fs, output_rate=fs if output_rate is None else output_rate,
-                         n_channels=n_channels, backend=backend, channel_coords=channel_coords or {})
+                         n_channels=n_channels, backend=backend, channel_coords=channel_coords or {}, clock=clock)
         if calibration is not None and calibration.n_tones != n_channels:
             raise ValueError(f"{type(self).__name__}: the IQ calibration has {calibration.n_tones} tones, "
                              f"the stream {n_channels} channels")
@@ -380,7 +410,7 @@ class MKIDPipeline(IQPipeline):
 
     def __init__(self, config: PipelineConfig, *, fs: float, tone_if_hz: np.ndarray,
                  backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None,
-                 calibration: IQCalibration | None = None) -> None:
+                 calibration: IQCalibration | None = None, clock: ClockTracker | None = None) -> None:
         backend = backend or numpy_backend()
         self.tone_if_hz = np.asarray(tone_if_hz, dtype=float)
         self.channelizer = ToneChannelizer(
@@ -389,7 +419,7 @@ class MKIDPipeline(IQPipeline):
         )
         super().__init__(config, fs=fs, n_channels=len(self.tone_if_hz), backend=backend,
                          channel_coords={"tone_if_hz": self.tone_if_hz, **(channel_coords or {})},
-                         calibration=calibration, output_rate=self.channelizer.output_rate)
+                         calibration=calibration, output_rate=self.channelizer.output_rate, clock=clock)
 
     def _convert(self, samples: Any) -> Any:
         return self.channelizer.process(samples)
@@ -421,10 +451,12 @@ class TESPipeline(StreamPipeline):
     units = "A"
 
     def __init__(self, config: PipelineConfig, *, fs: float, counts_per_ampere: np.ndarray,
-                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None) -> None:
+                 backend: Backend | None = None, channel_coords: dict[str, np.ndarray] | None = None,
+                 clock: ClockTracker | None = None) -> None:
         self.counts_per_ampere = np.asarray(counts_per_ampere, dtype=np.float64)
         super().__init__(config, fs=fs, output_rate=fs, n_channels=len(self.counts_per_ampere), backend=backend,
-                         channel_coords={"counts_per_ampere": self.counts_per_ampere, **(channel_coords or {})})
+                         channel_coords={"counts_per_ampere": self.counts_per_ampere, **(channel_coords or {})},
+                         clock=clock)
         self._scale = self.backend.asarray((1.0 / self.counts_per_ampere).astype(np.float32))
 
     def _convert(self, samples: Any) -> Any:
@@ -580,7 +612,8 @@ class RecordPipeline:
 def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backend: Backend | None = None, *,
                         calibration: IQCalibration | None = None,
                         calibration_method: str | None = None,
-                        config_file: str | None = None) -> StreamPipeline | RecordPipeline:
+                        config_file: str | None = None,
+                        clock: ClockTracker | None = None) -> StreamPipeline | RecordPipeline:
     """The pipeline for what a readout source streams (its :class:`~cryodaq.readout.source.StreamDescription`).
 
     ``adc`` (a tone comb on one ADC) gets the :class:`MKIDPipeline`, ``iq`` (channelized IQ, e.g. a
@@ -591,8 +624,10 @@ def pipeline_for_source(config: PipelineConfig, stream: StreamDescription, backe
     :meth:`~StreamPipeline.calibration_attrs` as ``calibration_method`` (default "given").
     With ``config.optimal_filter`` a timestream pipeline gets the live optimal-filter stage
     (:mod:`cryodaq.acquisition.optimal_stage`); ``config_file`` names the station file in its errors.
+    ``clock``: the stream's clock model (default: one for the stream's sample rate and time base).
     """
-    pipeline = _pipeline(config, stream, backend, calibration, calibration_method)
+    clock = clock or ClockTracker(stream.sample_rate_hz, stream.time_base)
+    pipeline = _pipeline(config, stream, backend, calibration, calibration_method, clock)
     if config.optimal_filter is not None and isinstance(pipeline, StreamPipeline):
         pipeline.event_stage = optimal_stage(config, pipeline.output_rate, pipeline.n_channels, config_file)
     return pipeline
@@ -624,11 +659,13 @@ def record_geometry(config: PipelineConfig, rate: float) -> tuple[int, int]:
 
 
 def _pipeline(config: PipelineConfig, stream: StreamDescription, backend: Backend | None,
-              calibration: IQCalibration | None, calibration_method: str | None) -> StreamPipeline | RecordPipeline:
+              calibration: IQCalibration | None, calibration_method: str | None,
+              clock: ClockTracker) -> StreamPipeline | RecordPipeline:
     coords = {k: np.asarray(v) for k, v in stream.channel_coords.items()}
     if stream.kind == "iq":
         pipeline: IQPipeline = IQPipeline(config, fs=stream.sample_rate_hz, n_channels=stream.n_channels,
-                                          backend=backend, channel_coords=coords, calibration=calibration)
+                                          backend=backend, channel_coords=coords, calibration=calibration,
+                                          clock=clock)
         if calibration is not None and calibration_method:
             pipeline.calibration_method = calibration_method
         return pipeline
@@ -637,7 +674,7 @@ def _pipeline(config: PipelineConfig, stream: StreamDescription, backend: Backen
             raise ValueError(f"{stream.source}: an 'adc' stream needs the tones' IFs (channel coordinate 'tone_if_hz')")
         tone_if = coords.pop("tone_if_hz")
         pipeline = MKIDPipeline(config, fs=stream.sample_rate_hz, tone_if_hz=tone_if, backend=backend,
-                                channel_coords=coords, calibration=calibration)
+                                channel_coords=coords, calibration=calibration, clock=clock)
         if calibration is not None and calibration_method:
             pipeline.calibration_method = calibration_method
         return pipeline
@@ -646,7 +683,7 @@ def _pipeline(config: PipelineConfig, stream: StreamDescription, backend: Backen
             raise ValueError(f"{stream.source}: a 'channels' stream needs counts_per_unit in amperes "
                              f"(got units {stream.units!r})")
         return TESPipeline(config, fs=stream.sample_rate_hz, counts_per_ampere=np.array(stream.counts_per_unit, float),
-                           backend=backend, channel_coords=coords)
+                           backend=backend, channel_coords=coords, clock=clock)
     if stream.kind == "records":
         return RecordPipeline(config, stream)
     raise ValueError(f"{stream.source}: no readout pipeline for a {stream.kind!r} stream "

@@ -1,38 +1,44 @@
-"""A streaming run: station up, readout source -> pipeline -> sinks (Zarr run, live view), housekeeping alongside.
+"""A streaming run: bring the station up, calibrate, stream, process, store, stop cleanly.
 
-The session talks to the readout through the :class:`~cryodaq.readout.source.ReadoutSource`
-seam (the station's ``cryodaq.readout.instrument``) and to its outputs through one
-:class:`~cryodaq.acquisition.sinks.SinkFanout`. Threads (the GUI never runs here):
+The session talks to each readout through the :class:`~cryodaq.readout.source.ReadoutSource`
+seam (the station's ``cryodaq.readout.instrument``, or ``instruments``) and to its outputs
+through one :class:`~cryodaq.acquisition.sinks.SinkFanout` per readout. A station may name
+several readouts (e.g. two detector arrays, each a board with its own clock): each is a
+:class:`ReadoutLane` with its own pipeline, clock model and run, and the runs share a run group
+(root attr ``run_group``; ``cryodaq coincide`` joins them). Threads (the GUI never runs here):
 
-- receiver: the source's packets -> bounded block queue (never blocks; counts drops as gaps)
-- pipeline and sinks: blocks -> a pipeline (chosen by what the source streams: :class:`StreamPipeline`,
-  or :class:`RecordPipeline` for a source that triggers itself) -> sinks, two threads
-  (:class:`~cryodaq.acquisition.workers.StreamWorkers`); gaps and housekeeping a pipeline finds
-  (e.g. in DASTARD's status) go to the sinks too
-- housekeeping: instrument parameters every ``interval_s`` -> sinks
+- receiver (per readout): the source's packets -> bounded block queue (never blocks; counts drops as gaps)
+- pipeline and sinks (per readout): blocks -> a pipeline (chosen by what the source streams:
+  :class:`StreamPipeline`, or :class:`RecordPipeline` for a source that triggers itself) -> sinks,
+  two threads (:class:`~cryodaq.acquisition.workers.StreamWorkers`); gaps and housekeeping a
+  pipeline finds (e.g. in DASTARD's status) go to the sinks too
+- housekeeping: instrument parameters every ``interval_s``, the host's time daemon every
+  ``cryodaq.timing.host_clock_interval_s`` and each run's clock model -> every readout's sinks
 - caller's thread: waits for the duration / a stop request, reports progress
 
 Before any instrument is touched, :func:`cryodaq.station.preflight.preflight` checks that
 the output directory can take the run and that every port the station listens on is free;
-the data receiver then binds before the run is created, so a port taken in between costs
+the data receivers then bind before any run is created, so a port taken in between costs
 nothing either (the same one-line :class:`~cryodaq.errors.ListenError`).
 
 Stopping (duration reached, :meth:`StreamSession.request_stop` — which the command line
-calls on the first Ctrl-C, SIGTERM or SIGHUP —, a KeyboardInterrupt) stops the board,
-drains what already arrived, flushes open event records and closes the run ``complete``
-(``interrupted`` when it was cut short). A stop asked for before the run was created
-raises :class:`~cryodaq.errors.StoppedError` and creates nothing. :meth:`request_abort`
-(the second signal) and an error close it ``aborted``, with everything committed before
-readable.
+calls on the first Ctrl-C, SIGTERM or SIGHUP —, a KeyboardInterrupt) stops the boards,
+drains what already arrived, flushes open event records, stores each run's clock model and
+closes the runs ``complete`` (``interrupted`` when cut short). A stop asked for before the
+runs were created raises :class:`~cryodaq.errors.StoppedError` and creates nothing.
+:meth:`request_abort` (the second signal) and an error close them ``aborted``, with
+everything committed before readable.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,16 +58,22 @@ from cryodaq.station.bringup import station_up
 from cryodaq.station.config import StationConfig
 from cryodaq.station.loader import resolve_parameter
 from cryodaq.station.preflight import DEFAULT_MIN_FREE_BYTES, data_listener, preflight
-from cryodaq.storage.writer import RunWriter
+from cryodaq.storage.writer import RunWriter, default_run_id
+from cryodaq.timing.clock import ClockTracker
+from cryodaq.timing.host_clock import HostClockMonitor
 
-__all__ = ["RunSummary", "StreamSession", "readout_source"]
+__all__ = ["ReadoutLane", "RunSummary", "StreamSession", "readout_source", "readout_sources"]
 
 log = logging.getLogger(__name__)
 
 
-def readout_source(station: Station, config: StationConfig) -> ReadoutSource:
-    """The station's readout (``cryodaq.readout.instrument``), checked to be a :class:`ReadoutSource`."""
-    name = config.readout.instrument
+_CLOCK_WRITE_S = 10.0  # each run's clock model in its attrs is refreshed this often (crash safety)
+
+
+def readout_source(station: Station, config: StationConfig, name: str | None = None) -> ReadoutSource:
+    """The station's readout ``name`` (default: its first, ``cryodaq.readout.instrument``), checked to be
+    a :class:`ReadoutSource`."""
+    name = name or config.readout.instrument
     source = station.components[name]
     if not isinstance(source, ReadoutSource):
         raise StationConfigError(str(config.path), "cryodaq.readout.instrument",
@@ -70,9 +82,36 @@ def readout_source(station: Station, config: StationConfig) -> ReadoutSource:
     return source
 
 
+def readout_sources(station: Station, config: StationConfig) -> dict[str, ReadoutSource]:
+    """Every readout of the station, by instrument name, in the order the station file lists them."""
+    return {name: readout_source(station, config, name) for name in config.readout.instruments}
+
+
+@dataclass
+class ReadoutLane:
+    """One readout of a session: its source, receiver, pipeline (with its clock model), run and sinks."""
+
+    name: str
+    source: ReadoutSource
+    pipeline: ReadoutPipeline
+    clock: ClockTracker
+    receiver: BlockReceiver
+    writer: RunWriter
+    writer_sink: RunWriterSink
+    sinks: SinkFanout
+    stats: SessionStats
+    workers: StreamWorkers | None = None
+    stream_clock_seen: bool = False
+    clock_written: float = field(default_factory=time.monotonic)
+
+
 @dataclass
 class RunSummary:
-    """How a run ended: its path, status, whether it was cut short, how long it ran, its counters."""
+    """How a run ended: its path, status, whether it was cut short, how long it ran, its counters.
+
+    ``path``/``stats`` are the first readout's; ``paths``/``lane_stats`` every readout's (a station
+    with several readouts writes one run per readout).
+    """
 
     path: Path
     status: str
@@ -80,19 +119,24 @@ class RunSummary:
     duration_s: float
     stats: SessionStats
     end_reason: str = ""
+    paths: list[Path] = field(default_factory=list)
+    lane_stats: dict[str, SessionStats] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe summary (``cryodaq run --json``)."""
         st = self.stats
-        return {
+        out: dict[str, Any] = {
             "path": str(self.path), "status": self.status, "interrupted": self.interrupted,
             "end_reason": self.end_reason, "duration_s": round(self.duration_s, 3), "samples": int(st.samples),
             "packets": int(st.packets), "lost_packets": int(st.lost_packets), "dropped_blocks": int(st.dropped_blocks),
             "gaps": int(st.gaps), "samples_lost": int(st.samples_lost), "events": int(st.events),
-            "events_per_channel": [int(n) for n in st.events_per_channel],
+            "vetoed": int(st.vetoed), "events_per_channel": [int(n) for n in st.events_per_channel],
             "housekeeping": {name: {"value": float(v), "unit": st.housekeeping_units.get(name, "")}
                              for name, v in st.housekeeping.items()},
         }
+        if len(self.paths) > 1:
+            out["paths"] = [str(p) for p in self.paths]
+        return out
 
 
 class StreamSession:
@@ -119,20 +163,20 @@ class StreamSession:
         self.out_dir = Path(out_dir)
         self.backend = backend or get_backend()
         self.run_id = run_id
-        self.stats = SessionStats()
-        self.writer: RunWriter | None = None
-        self.sinks = SinkFanout(sinks or [])  # the run writer is added first when the run starts
+        self.stats = SessionStats()  # the first readout's (what the progress display shows first)
+        self.writer: RunWriter | None = None  # the first readout's run
+        self.sinks = SinkFanout(sinks or [])  # the first readout's; its run writer is added first at the start
+        self._extra_sinks = list(sinks or [])  # e.g. the live publisher: they follow the first readout
+        self.lanes: list[ReadoutLane] = []
         self.station: Station | None = None
-        self.pipeline: ReadoutPipeline | None = None
+        self.pipeline: ReadoutPipeline | None = None  # the first readout's
+        self.workers: StreamWorkers | None = None  # the first readout's
+        self.host_clock = HostClockMonitor()
         self._stop = threading.Event()
         self._stop_reason = ""
         self._abort_reason = ""
-        self._time_base: TimeBase | None = None  # the run's clock as last recorded
-        self._stream_clock_seen = False
-        self._clock_changes: list[dict[str, Any]] = []
         self._error: BaseException | None = None
         self._threads: list[threading.Thread] = []
-        self.workers: StreamWorkers | None = None
 
     # --- control ------------------------------------------------------------
     def request_stop(self, reason: str = "") -> None:
@@ -174,74 +218,38 @@ class StreamSession:
                 log.warning("%s", warning)
         with station_up(self.config, simulate=self.simulate) as live:
             self.station, self.config = live.station, live.config
-            source = readout_source(self.station, self.config)
-            # calibration sweep (IQ loops through the stream, or a board's own tone sweep and resonator
-            # search) before the run's own stream starts, so the stored stream begins clean
+            sources = readout_sources(self.station, self.config)
+            run_ids = self._run_ids(list(sources))
+            group = {"id": run_ids[0] if len(sources) == 1 else f"{run_ids[0]}-group",
+                     "runs": run_ids, "readouts": list(sources)}
+            self._open_lanes(sources, run_ids, group)
+            first = self.lanes[0]
+            self.stats, self.writer, self.sinks, self.pipeline = first.stats, first.writer, first.sinks, first.pipeline
             try:
-                loop = calibrate_source(source, self.config.pipeline, self.backend,
-                                        host=self.config.readout.data_host)
-            except ValueError as exc:  # a method the source cannot do
-                raise StationConfigError(str(self.config.path), "cryodaq.pipeline.calibration", str(exc)) from None
-            stream = source.describe()
-            pipeline = pipeline_for_source(self.config.pipeline, stream, self.backend,
-                                           calibration=loop[1] if loop else None,
-                                           calibration_method=(loop[0].detail.get("method", "loop_sweep")
-                                                               if loop else None),
-                                           config_file=str(self.config.path))
-            self.pipeline = pipeline
-            self.stats.events_per_channel = np.zeros(len(pipeline.channel_coords["channel"]), np.int64)
-            self.stats.sample_unit = "samples" if pipeline.has_timestream else "records"
-            # bind the data port before the run exists: a port taken since the pre-flight check costs nothing
-            receiver = self._open_receiver(source)
-            try:
-                if self._stop.is_set():  # a signal during bring-up or calibration: the run never started
-                    raise StoppedError(f"stopped ({self._stop_reason or 'on request'}) before the run started; "
-                                       "no run was created")
-                self.writer = RunWriter.create(
-                    self.out_dir, kind="stream", station_name=self.config.name,
-                    station_snapshot=self.station.snapshot(update=True), config=self._run_config(pipeline.fs),
-                    run_id=self.run_id, clock=stream.time_base.as_attrs(),
-                )
-            except BaseException:
-                receiver.stop(drain_s=0.0)
-                raise
-            self._time_base = stream.time_base
-            if loop is not None:
-                write_loop_sweep(self.writer, *loop)
-            self._writer_sink = RunWriterSink(self.writer, store_stream=self.config.pipeline.store_stream
-                                              and pipeline.has_timestream,
-                                              store_iq=self.config.pipeline.store_iq)
-            self.sinks = SinkFanout([self._writer_sink, *self.sinks.sinks])
-            info = StreamInfo(
-                station=self.config.name, stream=pipeline.stream_name, units=pipeline.units,
-                output_rate_hz=pipeline.output_rate, adc_rate_hz=pipeline.fs,
-                channel_coords=pipeline.channel_coords, run_path=str(self.writer.path), iq_units=stream.units,
-            )
-            self.sinks.start(info)
-            if pipeline.has_timestream:  # triggered records have no noise stream
-                pipeline.monitor_spectra(nperseg=self.config.pipeline.psd_nperseg,
-                                         interval_s=self.config.pipeline.psd_interval_s)
-            try:
-                with receiving(source, receiver=receiver, purpose="this run"):
-                    self._start_threads(receiver, pipeline)
-                    interrupted = self._wait(duration_s, receiver, on_progress, progress_interval_s)
+                with ExitStack() as stack:
+                    for lane in self.lanes:
+                        stack.enter_context(receiving(lane.source, receiver=lane.receiver, purpose="this run"))
+                    self._start_threads()
+                    interrupted = self._wait(duration_s, on_progress, progress_interval_s)
             except KeyboardInterrupt:
                 if self._abort_reason:
                     self._error = self._error or KeyboardInterrupt(self._abort_reason)
                 else:
                     interrupted = True
                     self._stop_reason = self._stop_reason or "KeyboardInterrupt"
-            except BaseException as exc:  # e.g. the source would not start: the run is closed 'aborted'
+            except BaseException as exc:  # e.g. a source would not start: the runs are closed 'aborted'
                 self._error = self._error or exc
             finally:
-                # the source is stopped and the receiver has queued its end marker: let the threads drain
+                # the sources are stopped and the receivers have queued their end markers: let the threads drain
                 self._stop.set()
                 for t in self._threads:
                     t.join(timeout=60)
-                self._update_receiver_stats(receiver)
-            reason = self._close_run(pipeline, interrupted)
+                for lane in self.lanes:
+                    self._update_receiver_stats(lane)
+            reason = self._close_runs(interrupted)
             summary = RunSummary(self.writer.path, "aborted" if self._error else "complete", interrupted,
-                                 self.stats.elapsed, self.stats, reason)
+                                 self.stats.elapsed, self.stats, reason, [lane.writer.path for lane in self.lanes],
+                                 {lane.name: lane.stats for lane in self.lanes})
             if on_progress:
                 on_progress(self)
         if self._error is not None:
@@ -250,10 +258,99 @@ class StreamSession:
         return summary
 
     # --- pieces -------------------------------------------------------------
-    def _run_config(self, fs: float) -> dict[str, Any]:
+    def _run_ids(self, readouts: list[str]) -> list[str]:
+        """One run id per readout: the given one (suffixed by the readout when there are several) or the default."""
+        if len(readouts) == 1:
+            return [self.run_id or default_run_id(self.config.name)]
+        if self.run_id:
+            return [f"{self.run_id}-{name}" for name in readouts]
+        stamp = default_run_id(self.config.name).rsplit("-", 1)[0]
+        tag = secrets.token_hex(2)
+        return [f"{stamp}-{name}-{tag}" for name in readouts]
+
+    def _open_lanes(self, sources: dict[str, ReadoutSource], run_ids: list[str], group: dict[str, Any]) -> None:
+        """Open every readout's lane: calibrate and bind every receiver first, then create the runs (a
+        port taken or a stop asked for until then creates nothing); when one fails, the receivers are
+        stopped and the runs already created are closed 'aborted'."""
+        prepared: list[tuple[str, ReadoutSource, ReadoutPipeline, ClockTracker, Any, BlockReceiver]] = []
+        self.lanes = []
+        try:
+            for name, source in sources.items():
+                prepared.append(self._prepare_lane(name, source))
+            if self._stop.is_set():  # a signal during bring-up or calibration: the run never started
+                raise StoppedError(f"stopped ({self._stop_reason or 'on request'}) before the run started; "
+                                   "no run was created")
+            for k, (item, run_id) in enumerate(zip(prepared, run_ids, strict=True)):
+                self.lanes.append(self._open_lane(*item, run_id=run_id, group=group, first=k == 0))
+        except BaseException as exc:
+            for item in prepared:
+                item[-1].stop(drain_s=0.0)
+            for lane in self.lanes:
+                try:
+                    lane.sinks.close(interrupted=False, reason=f"aborted: {exc}", error=exc)
+                except Exception as close_exc:  # the first error is the one to report
+                    log.error("closing %s failed: %s", lane.writer.path, close_exc)
+            raise
+
+    def _prepare_lane(self, name: str, source: ReadoutSource
+                      ) -> tuple[str, ReadoutSource, ReadoutPipeline, ClockTracker, Any, BlockReceiver]:
+        """Calibrate a readout (IQ loops through the stream, or a board's own tone sweep and resonator
+        search, before the run's own stream starts, so the stored stream begins clean), build its
+        pipeline and clock model, and bind its data receiver."""
+        try:
+            loop = calibrate_source(source, self.config.pipeline, self.backend, host=self.config.readout.data_host)
+        except ValueError as exc:  # a method the source cannot do
+            raise StationConfigError(str(self.config.path), "cryodaq.pipeline.calibration", str(exc)) from None
+        stream = source.describe()
+        timing = self.config.timing
+        clock = ClockTracker(stream.sample_rate_hz, stream.time_base, jump_threshold_s=timing.jump_threshold_s,
+                             jump_confirm=timing.jump_confirm, drift_prior_ppm=timing.drift_prior_ppm)
+        pipeline = pipeline_for_source(self.config.pipeline, stream, self.backend,
+                                       calibration=loop[1] if loop else None,
+                                       calibration_method=loop[0].detail.get("method", "loop_sweep") if loop else None,
+                                       config_file=str(self.config.path), clock=clock)
+        # bind the data port before the run exists: a port taken since the pre-flight check costs nothing
+        return name, source, pipeline, clock, (loop, stream), self._open_receiver(source)
+
+    def _open_lane(self, name: str, source: ReadoutSource, pipeline: ReadoutPipeline, clock: ClockTracker,
+                   calibrated: Any, receiver: BlockReceiver, *, run_id: str, group: dict[str, Any],
+                   first: bool) -> ReadoutLane:
+        """Create a readout's run and start its sinks."""
+        assert self.station is not None
+        loop, stream = calibrated
+        stats = SessionStats(events_per_channel=np.zeros(len(pipeline.channel_coords["channel"]), np.int64))
+        stats.sample_unit = "samples" if pipeline.has_timestream else "records"
+        tags = [f"run_group={group['id']}"] if len(group["runs"]) > 1 else []
+        writer = RunWriter.create(
+            self.out_dir, kind="stream", station_name=self.config.name,
+            station_snapshot=self.station.snapshot(update=True), config=self._run_config(name, pipeline.fs),
+            run_id=run_id, clock=clock.model().as_attrs(), tags=tags,
+        )
+        writer.update_attrs(run_group={**group, "readout": name})
+        if loop is not None:
+            write_loop_sweep(writer, *loop)
+        writer_sink = RunWriterSink(writer, store_stream=self.config.pipeline.store_stream and pipeline.has_timestream,
+                                    store_iq=self.config.pipeline.store_iq)
+        sinks = SinkFanout([writer_sink, *(self._extra_sinks if first else [])])
+        info = StreamInfo(
+            station=self.config.name, stream=pipeline.stream_name, units=pipeline.units,
+            output_rate_hz=pipeline.output_rate, adc_rate_hz=pipeline.fs,
+            channel_coords=pipeline.channel_coords, run_path=str(writer.path), iq_units=stream.units,
+        )
+        try:
+            sinks.start(info)
+        except BaseException as exc:
+            writer.abort(exc)
+            raise
+        if pipeline.has_timestream:  # triggered records have no noise stream
+            pipeline.monitor_spectra(nperseg=self.config.pipeline.psd_nperseg,
+                                     interval_s=self.config.pipeline.psd_interval_s)
+        return ReadoutLane(name, source, pipeline, clock, receiver, writer, writer_sink, sinks, stats)
+
+    def _run_config(self, readout: str, fs: float) -> dict[str, Any]:
         return {
             "station_file": str(self.config.path),
-            "readout": {"instrument": self.config.readout.instrument, "sample_rate_hz": fs},
+            "readout": {"instrument": readout, "sample_rate_hz": fs},
             "pipeline": self.config.pipeline.as_dict(),
             "backend": self.backend.name,
             "simulated": bool(self.simulate),
@@ -280,24 +377,31 @@ class StreamSession:
         except OSError as exc:
             raise data_listener(self.config).error(exc, self.config.path) from None
 
-    def _start_threads(self, receiver: BlockReceiver, pipeline: ReadoutPipeline) -> None:
-        self.workers = StreamWorkers(receiver, pipeline, self.sinks, self.stats, guard=self._guard,
-                                     on_time_base=self._record_time_base)
-        housekeeping = threading.Thread(target=self._guard(self._housekeeping_loop),
-                                        name="cryodaq-housekeeping", daemon=True)
-        self._threads = [*self.workers.threads, housekeeping]
+    def _start_threads(self) -> None:
+        self._threads = []
+        for lane in self.lanes:
+            lane.workers = StreamWorkers(lane.receiver, lane.pipeline, lane.sinks, lane.stats, guard=self._guard,
+                                         on_time_base=lambda tb, t_ns, lane=lane: self._record_time_base(lane, tb, t_ns),
+                                         name=lane.name if len(self.lanes) > 1 else "")
+            self._threads += lane.workers.threads
+        self.workers = self.lanes[0].workers
+        self._threads.append(threading.Thread(target=self._guard(self._housekeeping_loop),
+                                              name="cryodaq-housekeeping", daemon=True))
         for t in self._threads:
             t.start()
-        self.stats.started = time.monotonic()
+        now = time.monotonic()
+        for lane in self.lanes:
+            lane.stats.started = now
 
-    def _wait(self, duration_s: float | None, receiver: BlockReceiver,
-              on_progress: Callable[[StreamSession], None] | None, interval: float) -> bool:
+    def _wait(self, duration_s: float | None, on_progress: Callable[[StreamSession], None] | None,
+              interval: float) -> bool:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         while not self._stop.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 return False
-            self._update_receiver_stats(receiver)
-            self.sinks.status(self.stats)
+            for lane in self.lanes:
+                self._update_receiver_stats(lane)
+                lane.sinks.status(lane.stats)
             if on_progress:
                 on_progress(self)
             self._stop.wait(interval if deadline is None else max(0.0, min(interval, deadline - time.monotonic())))
@@ -305,39 +409,44 @@ class StreamSession:
             self._error = self._error or KeyboardInterrupt(self._abort_reason)
         return self._error is None  # stopped early by request: interrupted
 
-    def _update_receiver_stats(self, receiver: BlockReceiver) -> None:
-        rs = receiver.stats
-        self.stats.packets, self.stats.samples = rs.packets, rs.samples
-        self.stats.lost_packets, self.stats.dropped_blocks = rs.lost_packets, rs.dropped_blocks
-        self.stats.queue_fill = receiver.blocks.qsize()
+    @staticmethod
+    def _update_receiver_stats(lane: ReadoutLane) -> None:
+        rs, st = lane.receiver.stats, lane.stats
+        st.packets, st.samples = rs.packets, rs.samples
+        st.lost_packets, st.dropped_blocks = rs.lost_packets, rs.dropped_blocks
+        st.queue_fill = lane.receiver.blocks.qsize()
 
-    def _close_run(self, pipeline: ReadoutPipeline, interrupted: bool) -> str:
-        if self._error is None:
-            self._writer_sink.annotate(pipeline_calibration=pipeline.calibration_attrs())
+    def _close_runs(self, interrupted: bool) -> str:
         reason = (f"aborted: {self._error}" if self._error is not None
                   else f"interrupted ({self._stop_reason or 'stop requested'})" if interrupted
                   else "duration reached")
-        try:
-            self.sinks.close(interrupted=interrupted, reason=reason, error=self._error)
-        except Exception as exc:  # every sink was closed; the first failure ends the run 'aborted'
-            self._error = self._error or exc
+        for lane in self.lanes:
+            try:
+                if self._error is None:
+                    lane.writer_sink.annotate(pipeline_calibration=lane.pipeline.calibration_attrs())
+                lane.clock.host_clock = self.host_clock.summary()
+                if not lane.writer.closed:
+                    lane.writer.write_clock(lane.clock.model().as_attrs(), lane.clock.anchors())
+            except Exception as exc:  # the run is still closed below; the failure ends it 'aborted'
+                log.error("storing the clock model of %s failed: %s", lane.writer.path, exc)
+                self._error = self._error or exc
+            try:
+                lane.sinks.close(interrupted=interrupted, reason=reason, error=self._error)
+            except Exception as exc:  # every sink was closed; the first failure ends the run 'aborted'
+                self._error = self._error or exc
         return reason
 
-    def _record_time_base(self, time_base: TimeBase, t_ns: int) -> None:
-        """The stream's own word on its clock (e.g. a CRS packet's time source) into the run's ``clock``;
-        a change during the run is kept in ``clock.changes``."""
-        if time_base == self._time_base:
+    def _record_time_base(self, lane: ReadoutLane, time_base: TimeBase, t_ns: int) -> None:
+        """The stream's own word on its clock (e.g. a CRS packet's time source) into the run's clock
+        model; a change during the run is kept in the model's ``changes`` (sink thread)."""
+        first = not lane.stream_clock_seen
+        lane.stream_clock_seen = True
+        if time_base == lane.clock.time_base:
             return
-        first = not self._stream_clock_seen
-        self._stream_clock_seen = True
-        changes = list(self._clock_changes)
         if not first:
-            changes.append({"t_ns": int(t_ns), **time_base.as_attrs()})
-            log.warning("the stream's clock changed at %d ns: %s", t_ns, time_base.detail)
-        self._clock_changes = changes
-        self._time_base = time_base
-        self._writer_sink.annotate(clock={**time_base.as_attrs(), "changes": changes} if changes
-                                   else time_base.as_attrs())
+            log.warning("%s: the stream's clock changed at %d ns: %s", lane.name, t_ns, time_base.detail)
+        lane.clock.restate(time_base, t_ns, first=first)
+        lane.writer.write_clock(lane.clock.model().as_attrs())
 
     def _housekeeping_loop(self) -> None:
         assert self.station is not None
@@ -347,7 +456,8 @@ class StreamSession:
                                     key=f"cryodaq.housekeeping.parameters.{name}")
             for name, path in hk.parameters.items()
         }
-        next_t = time.monotonic()
+        host_every = self.config.timing.host_clock_interval_s
+        next_t = next_host = time.monotonic()
         while not self._stop.is_set():
             for name, param in params.items():
                 try:
@@ -356,9 +466,29 @@ class StreamSession:
                     self.stats.housekeeping_errors += 1
                     log.warning("housekeeping %s (%s) failed: %s", name, param.full_name, exc)
                     continue
-                self.sinks.housekeeping(name, time.time_ns(), value, param.unit or "")
-                self.stats.housekeeping_units[name] = param.unit or ""
-                self.stats.housekeeping[name] = value
+                self._publish_housekeeping(name, time.time_ns(), value, param.unit or "")
+            if host_every > 0 and time.monotonic() >= next_host:
+                next_host += host_every
+                reading = self.host_clock.read()
+                if reading is not None:
+                    now_ns = time.time_ns()
+                    self._publish_housekeeping("host_clock_offset", now_ns, reading.offset_s, "s")
+                    self._publish_housekeeping("host_clock_error", now_ns, reading.error_s, "s")
+            self._write_clocks()
             next_t += hk.interval_s
             self._stop.wait(max(0.0, next_t - time.monotonic()))
 
+    def _write_clocks(self) -> None:
+        """Each run's clock model so far into its attrs, every ``_CLOCK_WRITE_S`` (a crashed run keeps a
+        recent one; the final model and its anchors are written when the run closes)."""
+        for lane in self.lanes:
+            if time.monotonic() - lane.clock_written >= _CLOCK_WRITE_S and not lane.writer.closed:
+                lane.clock_written = time.monotonic()
+                lane.clock.host_clock = self.host_clock.summary()
+                lane.writer.write_clock(lane.clock.model().as_attrs())
+
+    def _publish_housekeeping(self, name: str, t_ns: int, value: float, unit: str) -> None:
+        for lane in self.lanes:
+            lane.sinks.housekeeping(name, t_ns, value, unit)
+            lane.stats.housekeeping_units[name] = unit
+            lane.stats.housekeeping[name] = value

@@ -40,6 +40,7 @@ class SessionStats:
     packets: int = 0
     events: int = 0
     events_per_channel: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    vetoed: int = 0  # events flagged VETOED by the coincidence veto stage
     lost_packets: int = 0
     dropped_blocks: int = 0
     gaps: int = 0

@@ -27,6 +27,7 @@ import numpy as np
 
 from cryodaq.acquisition.pipeline import PipelineOutput, ReadoutPipeline
 from cryodaq.acquisition.sinks import SessionStats, Sink
+from cryodaq.dsp.events import EventFlag
 from cryodaq.readout.blocks import Gap, TimeBase
 from cryodaq.readout.source import BlockReceiver
 
@@ -40,22 +41,25 @@ class StreamWorkers:
 
     ``guard`` wraps each thread's body (the session's turns an exception into an aborted run);
     ``handoff`` bounds the outputs waiting for the sinks; ``on_time_base(time_base, t_ns)`` is called
-    from the sink thread, in stream order, whenever a block states a clock other than the last one.
+    from the sink thread, in stream order, whenever a block states a clock other than the last one;
+    ``name`` (a readout's, where a station has several) suffixes the threads' names.
     :attr:`busy_s` accumulates the seconds each thread spent working (not waiting), for the profile
     of where the time goes.
     """
 
     def __init__(self, receiver: BlockReceiver, pipeline: ReadoutPipeline, sinks: Sink, stats: SessionStats, *,
                  guard: Callable[[Callable[[], None]], Callable[[], None]] = lambda fn: fn,
-                 handoff: int = 64, on_time_base: Callable[[TimeBase, int], None] | None = None) -> None:
+                 handoff: int = 64, on_time_base: Callable[[TimeBase, int], None] | None = None,
+                 name: str = "") -> None:
         self.receiver, self.pipeline, self.sinks, self.stats = receiver, pipeline, sinks, stats
         self.on_time_base = on_time_base
         self._time_base: TimeBase | None = None
         self._handoff: queue.Queue[Any] = queue.Queue(maxsize=handoff)
         self.busy_s = {"pipeline": 0.0, "sinks": 0.0}
+        suffix = f"-{name}" if name else ""  # a station with several readouts: one pair of threads each
         self.threads = [
-            threading.Thread(target=guard(self._pipeline_loop), name="cryodaq-pipeline", daemon=True),
-            threading.Thread(target=guard(self._sink_loop), name="cryodaq-sinks", daemon=True),
+            threading.Thread(target=guard(self._pipeline_loop), name=f"cryodaq-pipeline{suffix}", daemon=True),
+            threading.Thread(target=guard(self._sink_loop), name=f"cryodaq-sinks{suffix}", daemon=True),
         ]
 
     def start(self) -> None:
@@ -130,6 +134,7 @@ class StreamWorkers:
         if len(out.events):
             np.add.at(self.stats.events_per_channel, out.events.channel, 1)
             self.stats.events += len(out.events)
+            self.stats.vetoed += int(np.count_nonzero(out.events.flags & np.uint16(EventFlag.VETOED)))
         spectra = getattr(self.pipeline, "spectra", None)  # a records pipeline has none
         if out.spectrum is not None and spectra is not None:
             t_ns, freq, psd = out.spectrum

@@ -7,7 +7,8 @@ carry their state between blocks, and a block-by-block result equals the one-sho
 - channelizer: :class:`PFBChannelizer` (bins), :class:`ToneDDC` (tone to DC), :class:`ToneChannelizer` (both)
 - IQ: :class:`IQCalibration`, :func:`iq_to_phase`, :func:`iq_to_dissipation`; calibrations from
   resonator fits and IQ-loop sweeps, with the one pulse sign convention (:mod:`cryodaq.dsp.iqcal`)
-- pulses: triggers (:class:`ThresholdTrigger`, ...), :class:`EventBatch`, the optimal filter
+- pulses: triggers (:class:`ThresholdTrigger`, ...), :class:`EventBatch`, the optimal filter,
+  coincidences in time (:func:`chain_groups`, the streaming :class:`CoincidenceVeto`)
 - analysis: :func:`welch_psd`, resonator model and fit, TES IV analysis, :func:`robust_sigma`
 """
 
@@ -17,6 +18,11 @@ from cryodaq._lazy import lazy_exports
 
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from cryodaq.dsp.channelizer import ToneChannelizer as ToneChannelizer
+    from cryodaq.dsp.coincidence import (
+        CoincidenceVeto as CoincidenceVeto,
+        chain_groups as chain_groups,
+        distinct_per_group as distinct_per_group,
+    )
     from cryodaq.dsp.ddc import ToneDDC as ToneDDC
     from cryodaq.dsp.events import (
         EventBatch as EventBatch,

@@ -15,6 +15,7 @@ class EventFlag(IntFlag):
     PILEUP = 1  # another trigger on the same channel falls inside the record window
     TRUNCATED = 2  # the stream ended (finish(): gap or end of run) before the window was complete
     FORCED = 4  # not this channel's own trigger: auto (noise) record or group-trigger secondary
+    VETOED = 8  # within the coincidence window of events on more than K channels (cosmic ray, substrate glitch)
 
 
 @dataclass
@@ -26,7 +27,9 @@ class EventBatch:
     (positive for pulses of the triggered polarity); ``baseline`` (float32) the mean of
     the presamples; ``records`` (optional, ``(n, record_length)``) the snippets starting
     ``presamples`` before the trigger: float32 from a trigger (NaN where a truncated record
-    had no data), or the raw integer samples a records source delivered, kept exactly.
+    had no data), or the raw integer samples a records source delivered, kept exactly. ``group`` (int64) and ``multiplicity`` (uint16), set by the coincidence
+    veto stage (:class:`~cryodaq.dsp.coincidence.CoincidenceVeto`): the event's coincidence
+    group and how many channels that group hit.
     """
 
     sample_index: np.ndarray
@@ -36,6 +39,8 @@ class EventBatch:
     flags: np.ndarray
     records: np.ndarray | None = None
     presamples: int = 0
+    group: np.ndarray | None = None
+    multiplicity: np.ndarray | None = None
     _columns: tuple[str, ...] = field(
         default=("sample_index", "channel", "amplitude", "baseline", "flags"), init=False, repr=False
     )
@@ -51,6 +56,10 @@ class EventBatch:
             rec = np.asarray(self.records)
             self.records = rec if rec.dtype.kind in "iu" else rec.astype(np.float32, copy=False)
             n.add(self.records.shape[0])
+        for name, dtype in (("group", np.int64), ("multiplicity", np.uint16)):
+            if getattr(self, name) is not None:
+                setattr(self, name, np.asarray(getattr(self, name), dtype=dtype))
+                n.add(len(getattr(self, name)))
         if len(n) > 1:
             raise ValueError(f"EventBatch columns differ in length: {sorted(n)}")
 
@@ -78,13 +87,16 @@ class EventBatch:
             if len(widths) > 1:
                 raise ValueError(f"cannot concatenate records of different lengths {sorted(widths)}")
             records = np.concatenate(recs, axis=0)
-        return cls(**cols, records=records, presamples=batches[0].presamples)
+        extra = {name: np.concatenate([getattr(b, name) for b in batches])
+                 for name in ("group", "multiplicity") if all(getattr(b, name) is not None for b in batches)}
+        return cls(**cols, records=records, presamples=batches[0].presamples, **extra)
 
     def select(self, mask: Any) -> EventBatch:
         """The events where ``mask`` (boolean or index array) selects."""
         cols = {c: getattr(self, c)[mask] for c in self._columns}
         rec = None if self.records is None else self.records[mask]
-        return EventBatch(**cols, records=rec, presamples=self.presamples)
+        extra = {name: getattr(self, name)[mask] for name in ("group", "multiplicity") if getattr(self, name) is not None}
+        return EventBatch(**cols, records=rec, presamples=self.presamples, **extra)
 
     def sorted(self) -> EventBatch:
         """Sorted by (sample_index, channel)."""

@@ -86,6 +86,7 @@ class _EventBuilder:
     def reset(self) -> None:
         self._hist: Any = None
         self._hist_start = 0
+        self.horizon: int | None = None  # every event with a lower index has been emitted
         self._p_idx, self._p_ch = _I64, _I32
         self._p_flags, self._p_real, self._p_look = np.zeros(0, np.uint16), np.zeros(0, bool), _I64
         self._r_idx, self._r_ch = _I64, _I32  # recent triggers, for pile-up
@@ -122,6 +123,7 @@ class _EventBuilder:
         out = self._emit(ready, x, first_index, raw_end, drop_pileup)
         # Keep the raw samples and recent triggers that pending or future records can need.
         low = min(int(self._p_idx.min()) if self._p_idx.size else future_min, future_min)
+        self.horizon = low
         look = int(self._p_look.max()) if self._p_look.size else 0
         keep_raw = min(max(low - self.pre, self._hist_start), raw_end)
         keep_trig = low - self.pre - max(look, self.min_look)
@@ -226,6 +228,12 @@ class _Trigger:
         self._stream_start = 0
         self._last_dead: np.ndarray | None = None
         self._found_x: Any = None
+
+    @property
+    def horizon(self) -> int | None:
+        """Every event with a lower index has been emitted (None before the first block after a reset):
+        what a later stage that waits for all events of a time span (the coincidence veto) needs."""
+        return self.builder.horizon
 
     @property
     def arm_index(self) -> int:

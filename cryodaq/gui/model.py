@@ -127,7 +127,9 @@ class LiveModel:
         self.status: dict[str, Any] = {}
         self.events_per_channel = np.zeros(0, np.int64)
         self.rates = np.zeros(0)
-        self._rate_hist: collections.deque[tuple[float, np.ndarray]] = collections.deque(maxlen=64)
+        self.vetoed = 0  # events flagged by the coincidence veto (run counter)
+        self.veto_rate = 0.0  # ... per second over the same ~5 s as ``rates``
+        self._rate_hist: collections.deque[tuple[float, np.ndarray, int]] = collections.deque(maxlen=64)
         self.gaps: list[dict[str, Any]] = []
         self.ended: dict[str, Any] | None = None
         self.last_message = 0.0
@@ -250,15 +252,19 @@ class LiveModel:
         elapsed = float(self.status.get("elapsed_s", 0.0))
         if self._rate_hist and (elapsed < self._rate_hist[-1][0] or len(counts) != len(self._rate_hist[-1][1])):
             self._rate_hist.clear()  # a replay jumped back, or another run
-        self._rate_hist.append((elapsed, counts))
+        vetoed = int(self.status.get("vetoed", 0))
+        self._rate_hist.append((elapsed, counts, vetoed))
         # rates over the last ~5 s of counters (or since the start, early on)
         ref = next((h for h in self._rate_hist if elapsed - h[0] <= 5.0), self._rate_hist[0])
         dt = elapsed - ref[0]
         if dt > 0.2:
             self.rates = (counts - ref[1]) / dt
+            self.veto_rate = (vetoed - ref[2]) / dt
         elif elapsed > 0:
             self.rates = counts / elapsed
+            self.veto_rate = vetoed / elapsed
         self.events_per_channel = counts
+        self.vetoed = vetoed
 
     def _on_gap(self, msg: lp.Message) -> None:
         self.gaps.append(dict(msg.header))

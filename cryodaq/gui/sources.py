@@ -22,6 +22,7 @@ from pyqtgraph.Qt import QtCore
 from cryodaq.wire import live as lp
 from cryodaq.live.reduce import IQReducer, StreamDecimator
 from cryodaq.acquisition.spectra import SpectrumMonitor
+from cryodaq.dsp.events import EventFlag
 from cryodaq.errors import CryodaqError
 from cryodaq.storage import open_run
 
@@ -104,6 +105,9 @@ def _lazy_searchsorted(arr: Any, value: int) -> int:
     return lo + int(np.searchsorted(np.asarray(arr[lo:hi].compute()), value))
 
 
+_VETOED = np.uint16(EventFlag.VETOED)
+
+
 class ReplaySource(QtCore.QObject):
     """Plays a stored run as live messages at ``speed`` × real time (``math.inf``: as fast as it goes).
 
@@ -171,8 +175,10 @@ class ReplaySource(QtCore.QObject):
         self._records = None
         self._ev_order: np.ndarray | None = None  # stored row of each time-sorted event, when not in time order
         self.record_rate_hz, record_presamples = self.output_rate_hz, None
+        self._vetoes = False  # a run taken with the coincidence veto: its vetoed counter is replayed from the flags
         if "events" in groups:
             ev = run.events()
+            self._vetoes = "multiplicity" in ev
             self._ev = {k: np.asarray(ev[k].values) for k in lp.EVENT_FIELDS if k in ev}
             self._records = ev["records"].data if "records" in ev else None
             if self._records is not None:  # records have their own rate when the run has no stream
@@ -218,6 +224,7 @@ class ReplaySource(QtCore.QObject):
         self._cols = np.arange(min(self.n_channels, self.max_channels), dtype=np.int32)
         self._now_ns, self._row = self.t0_ns, 0
         self._ev_counts = np.zeros(self.n_channels, np.int64)
+        self._ev_vetoed = 0
         self._reset_reducers()
 
     def _reset_reducers(self) -> None:
@@ -274,6 +281,7 @@ class ReplaySource(QtCore.QObject):
         self._reset_reducers()
         self._ev_counts = (np.bincount(self._ev["channel"][:self._ev_index(target)], minlength=self.n_channels)
                            if self._ev else np.zeros(self.n_channels, np.int64))
+        self._ev_vetoed = int(np.count_nonzero(self._ev["flags"][:self._ev_index(target)] & _VETOED)) if self._vetoes else 0
         self._emit(self._info())
         for name, (t, v, unit) in self._hk.items():  # the fridge history up to here, in one go
             k = int(np.searchsorted(t, target))
@@ -374,6 +382,8 @@ class ReplaySource(QtCore.QObject):
             return
         cols = {k: v[a:b] for k, v in self._ev.items()}
         self._ev_counts += np.bincount(cols["channel"], minlength=self.n_channels)[:self.n_channels]
+        if self._vetoes:
+            self._ev_vetoed += int(np.count_nonzero(cols["flags"] & _VETOED))
         records = index = None
         if self._records is not None:
             k = min(b - a, 32)
@@ -440,4 +450,5 @@ class ReplaySource(QtCore.QObject):
             self._ev_counts, state=state, elapsed_s=self.position_s, samples=samples,
             sample_rate_hz=max(self._measured_rate, 0.0), events=int(self._ev_counts.sum()),
             gaps=k, samples_lost=int(self._gaps["n_samples"][:k].sum()), disk_free_bytes=free, disk_total_bytes=total,
+            **({"vetoed": self._ev_vetoed} if self._vetoes else {}),
         ))

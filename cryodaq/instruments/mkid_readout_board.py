@@ -72,4 +72,4 @@ class MKIDReadoutBoard(StreamingBoard):
         return StreamDescription(kind="adc", sample_rate_hz=float(self.sample_rate()), n_channels=tones_rf.size,
                                  sample_dtype="int16", channel_coords={"tone_frequency_hz": tones_rf,
                                                                        "tone_if_hz": tone_if},
-                                 source=self.name)
+                                 time_base=self.time_base(), source=self.name)

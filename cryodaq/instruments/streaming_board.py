@@ -17,6 +17,7 @@ from qcodes.validators import Enum, Strings
 
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments.scpi_errors import SCPIErrorQueue
+from cryodaq.readout.source import TimeBase
 from cryodaq.readout.udp_receiver import UDPReceiver
 
 
@@ -58,10 +59,27 @@ class StreamingBoard(SCPIErrorQueue, VisaInstrument):
             "stream_destination", label="UDP destination host,port", get_cmd="STRM:DEST?",
             set_cmd="STRM:DEST {}", vals=Strings(), docstring="Where the board sends its UDP packets.",
         )
+        self.time_source: Parameter = self.add_parameter(
+            "time_source", label="time source of the packet stamps", get_cmd="TIME:SOUR?",
+            docstring="What stamps the packets: 'source,uncertainty_s|UNKNOWN,disciplined' (docs/readout-stream.md).",
+        )
         self.streaming: Parameter = self.add_parameter(
             "streaming", get_cmd="STRM:STAT?", set_cmd="STRM:STAT {}",
             val_mapping={True: 1, False: 0}, vals=Enum(True, False), docstring="Whether the board streams.",
         )
+
+    def time_base(self) -> TimeBase:
+        """The packet stamps' :class:`~cryodaq.readout.source.TimeBase`, as the board reports it (``TIME:SOUR?``)."""
+        reply = str(self.time_source()).strip()
+        parts = [p.strip() for p in reply.split(",")]
+        try:
+            if len(parts) != 3 or not parts[0] or parts[2] not in ("0", "1"):
+                raise ValueError("expected 3 fields")
+            uncertainty = None if parts[1].upper() == "UNKNOWN" else float(parts[1])
+        except ValueError:
+            raise InstrumentError(self.name, getattr(self, "address", None),
+                                  f"TIME:SOUR? replied {reply!r}; expected 'source,uncertainty_s|UNKNOWN,0|1'") from None
+        return TimeBase(parts[0], uncertainty, parts[2] == "1", detail=f"as {self.name} reports it")
 
     def _set_list(self, command: str, values: Any) -> None:
         self.write(f"{command} {format_list(values)}")

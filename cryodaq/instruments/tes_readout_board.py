@@ -49,7 +49,8 @@ class TESReadoutBoard(StreamingBoard):
         n = int(self.n_channels())
         cpa = np.broadcast_to(np.asarray(self.counts_per_ampere(), dtype=float), (n,)).copy()
         return StreamDescription(kind="channels", sample_rate_hz=float(self.sample_rate()), n_channels=n,
-                                 sample_dtype="int16", units="A", counts_per_unit=cpa, source=self.name)
+                                 sample_dtype="int16", units="A", counts_per_unit=cpa, time_base=self.time_base(),
+                                 source=self.name)
 
     def counts_to_amperes(self, counts: np.ndarray) -> np.ndarray:
         """Convert (..., n_channels) counts (baseline-subtracted) to amperes of TES current."""

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +43,7 @@ from cryodaq.provenance import software_versions
 from cryodaq.reprocess._assemble import assemble_segment
 from cryodaq.reprocess._optimal import optimal_filter_stage
 from cryodaq.reprocess._plan import chunk_rows, find_segments, plan_chunks
+from cryodaq.reprocess.cluster import dask_client
 from cryodaq.reprocess._tasks import (
     ChunkResult,
     ChunkTask,
@@ -142,34 +141,6 @@ def _thresholds(
     sigma = np.where(sigma > 0, sigma, np.finfo(np.float32).eps)
     thr = (trig.threshold_sigma * sigma).astype(np.float32)
     return thr, {"source": f"noise sigma estimated from the first {n} samples", "noise_sigma": sigma.tolist()}
-
-
-@contextmanager
-def _executor(workers: int | None, scheduler: Any, n_tasks: int) -> Iterator[tuple[Any, int]]:
-    """(Dask client or None for in-process, worker count)."""
-    if scheduler is not None:
-        from dask.distributed import Client
-
-        if isinstance(scheduler, Client):
-            yield scheduler, len(scheduler.nthreads())
-            return
-        with Client(scheduler) as client:
-            yield client, len(client.nthreads())
-        return
-    if workers == 0:
-        yield None, 0
-        return
-    from dask.distributed import Client, LocalCluster
-
-    n = int(workers) if workers else min(os.cpu_count() or 1, max(n_tasks, 1))
-    # Every listener on loopback (the scheduler, the workers, the dashboard: nobody else's business);
-    # the workers ignore the stop signals a terminal or systemd sends the whole group: this process
-    # stops them (closing the cluster) when it stops.
-    with stop_signals_ignored_by_children():
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=LOOPBACK,
-                               dashboard_address=f"{LOOPBACK}:0", silence_logs=logging.ERROR)
-    with cluster, Client(cluster) as client:
-        yield client, n
 
 
 def _progress(enabled: bool) -> Any:
@@ -318,7 +289,7 @@ def _from_stream(run: Run, cfg: ReprocessConfig, workers: int | None, scheduler:
     log.info("reprocessing %s: %d rows x %d channels, %d segments, %d chunks", run.path, n_rows, n_ch,
              len(segments), len(chunks))
 
-    with _progress(progress) as bar, _executor(workers, scheduler, len(tasks)) as (client, n_workers):
+    with _progress(progress) as bar, dask_client(workers, scheduler, len(tasks)) as (client, n_workers):
         t0 = time.perf_counter()
         results = _run_tasks(client, tasks, bar, stop, run.path)
         elapsed = time.perf_counter() - t0

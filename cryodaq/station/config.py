@@ -22,8 +22,10 @@ import yaml
 from cryodaq.config import (
     ConfigSection,
     PipelineConfig,
+    TimingConfig,
     check_value,
     parse_pipeline,
+    parse_timing,
     read_yaml_file,
 )
 from cryodaq.errors import StationConfigError
@@ -32,11 +34,20 @@ from cryodaq.wire.addresses import LOOPBACK, with_endpoint
 
 @dataclass(frozen=True)
 class ReadoutConfig:
-    """Which instrument streams detector data, and where its UDP packets land."""
+    """Which instrument streams detector data, and where its UDP packets land.
+
+    ``instruments``: every readout of the station (``cryodaq.readout.instrument`` may list several:
+    each streams into a run of its own, the runs sharing a run group); ``instrument`` is the first.
+    """
 
     instrument: str
     data_host: str = "127.0.0.1"
     data_port: int = 0
+    instruments: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.instruments or self.instruments[0] != self.instrument:  # ``instrument`` replaced: it alone
+            object.__setattr__(self, "instruments", (self.instrument,))
 
 
 @dataclass(frozen=True)
@@ -95,6 +106,7 @@ class StationConfig:
     raw: dict[str, Any]
     publish: PublishConfig = field(default_factory=PublishConfig)
     reliability: ReliabilityConfig = field(default_factory=ReliabilityConfig)
+    timing: TimingConfig = field(default_factory=TimingConfig)
 
     def qcodes_yaml(self) -> str:
         """The document qcodes.Station.load_config takes (only its own keys)."""
@@ -238,18 +250,27 @@ def load_station_config(path: str | Path) -> StationConfig:
     description = top.get("description", "str", "")
 
     ro = top.section("readout")
+    names = ro.get("instrument", "names")
+    names = (names,) if isinstance(names, str) else tuple(names)
     readout = ReadoutConfig(
-        instrument=ro.get("instrument", "str"),
+        instrument=names[0],
         data_host=ro.get("data_host", "str", "127.0.0.1"),
         data_port=ro.get("data_port", "port", 0),
+        instruments=names,
     )
     ro.finish()
-    if readout.instrument not in instruments:
-        raise StationConfigError(
-            file, "cryodaq.readout.instrument", f"one of the instruments {sorted(instruments)}", readout.instrument
-        )
+    for readout_name in names:
+        if readout_name not in instruments:
+            raise StationConfigError(
+                file, "cryodaq.readout.instrument", f"one of the instruments {sorted(instruments)}", readout_name
+            )
+    if len(names) > 1 and readout.data_port != 0:
+        raise StationConfigError(file, "cryodaq.readout.data_port",
+                                 f"0 (any free port) when several readouts stream ({', '.join(names)})",
+                                 readout.data_port)
 
     pipeline = parse_pipeline(top.section("pipeline"))
+    timing = parse_timing(top.section("timing"))
 
     hk = top.section("housekeeping")
     hk_params = hk.get("parameters", "mapping", {})
@@ -303,7 +324,7 @@ def load_station_config(path: str | Path) -> StationConfig:
     return StationConfig(
         path=path, name=name, description=description, instruments=instruments, readout=readout,
         pipeline=pipeline, housekeeping=housekeeping, safety_limits=safety_limits,
-        simulation=simulation, raw=doc, reliability=reliability, publish=publish,
+        simulation=simulation, raw=doc, reliability=reliability, publish=publish, timing=timing,
     )
 
 

@@ -31,15 +31,17 @@ COMMITTED_ATTR = "committed"  # group attr: rows of the append dimension that re
 STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS = "stream", "events", "spectra", "housekeeping", "gaps"
 SWEEPS, SWEEP_DONE = "sweeps", "done"  # sweeps/<name>/ groups and their done mask
 REPROCESSED = "reprocessed"  # reprocessed/<label>/ derived groups (cryodaq.storage.derived)
+CLOCK = "clock"  # clock/: the timestamps the run's clock model was fitted to (cryodaq.timing.clock)
 OPTIMAL_FILTER = "optimal_filter"  # the live optimal filters, one row each (dim FILTER)
 ANALYSIS = "analysis"  # analysis/<label>/ groups (cryodaq.analysis)
 DERIVED_PARENTS = (REPROCESSED, ANALYSIS)  # groups of derived <label>/ groups (cryodaq.storage.derived)
 # the top-level groups a run may have
-RUN_GROUPS = (STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS, SWEEPS, OPTIMAL_FILTER, REPROCESSED, ANALYSIS)
+RUN_GROUPS = (STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS, SWEEPS, OPTIMAL_FILTER, CLOCK, REPROCESSED, ANALYSIS)
 
 # Dimension names (zarr v3 ``dimension_names``, which xarray reads).
 TIME, CHANNEL, EVENT, SAMPLE, UPDATE, FREQ, GAP = "time", "channel", "event", "sample", "update", "freq", "gap"
 FILTER = "filter"
+ANCHOR = "anchor"
 PAUSE = "pause"  # sweeps/<name>/pauses/ rows (cryodaq.storage.sweep_store)
 _APPEND_DIMS = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE, HOUSEKEEPING: TIME, OPTIMAL_FILTER: FILTER}
 

@@ -27,6 +27,7 @@ from cryodaq.storage.format import (
 )
 from cryodaq.storage.integrity import Damage
 from cryodaq.storage.reader import Run, open_run
+from cryodaq.timing.clock import ClockModel
 
 _SCAN_ROWS = 1 << 20  # rows read at a time when counting events per channel
 
@@ -82,6 +83,8 @@ class RunInfo:
     reprocessed: dict[str, int] = field(default_factory=dict)  # label -> committed rows
     damage: list[Damage] = field(default_factory=list)  # missing / damaged data (empty: intact)
     recovered: list[dict[str, Any]] = field(default_factory=list)  # attrs["recovered"]: what recoveries rebuilt
+    clock: str = ""  # time source, its uncertainty and the fitted clock model, in one line
+    run_group: str = ""  # the run group and its other runs (a station with several readouts)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -115,6 +118,10 @@ class RunInfo:
         dur = f"{self.duration_s:.3f} s" if self.duration_s is not None else "?"
         lines.append(f"time          {self.started} .. {self.ended or '(open)'}   duration {dur}")
         lines.append(f"size on disk  {_human_bytes(self.size_bytes)}")
+        if self.clock:
+            lines.append(f"clock         {self.clock}")
+        if self.run_group:
+            lines.append(f"run group     {self.run_group}")
         for s in self.streams.values():
             lines.append(
                 f"stream        {s.name}: {s.samples} samples x {s.n_channels} channels at {s.sample_rate_hz:g} Hz "
@@ -221,6 +228,11 @@ def summarize(run: Run) -> RunInfo:
         duration_s=(t1 - t0).total_seconds() if t0 and t1 else None,
         size_bytes=size_on_disk(run.path),
     )
+    info.clock = ClockModel.from_attrs(meta.get("clock") or {}).describe()
+    group = meta.get("run_group")
+    if isinstance(group, dict) and len(group.get("runs", [])) > 1:
+        others = [r for r in group["runs"] if r != run.run_id]
+        info.run_group = f"{group.get('id', '')} (readout {group.get('readout', '?')}; with {', '.join(others)})"
     root = run.root
     read = _Reader(run)
     if STREAM in root:

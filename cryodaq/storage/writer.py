@@ -28,7 +28,9 @@ from cryodaq.storage._append import AppendGroup, WriteFailure
 from cryodaq.storage._liveness import utc_now_iso, writer_identity
 from cryodaq.storage.catalog import clean_tags, update_catalog
 from cryodaq.storage.format import (
+    ANCHOR,
     CHANNEL,
+    CLOCK,
     EVENT,
     EVENT_COLUMNS,
     EVENTS,
@@ -413,6 +415,31 @@ class RunWriter:
         sp.add_array("psd", "float32", chunk_rows=1, trailing=(n_channels, len(freq)), trailing_dims=(CHANNEL, FREQ),
                      compressors=column_compressors(), attributes={"units": units, "coordinates": "t"})
         return sp
+
+    # -------------------------------------------------------------------- clock
+    @_locked
+    def write_clock(self, model: Mapping[str, Any], anchors: Mapping[str, Any] | None = None) -> None:
+        """Store the run's clock model (root attr ``clock``, :meth:`cryodaq.timing.clock.ClockModel.as_attrs`)
+        and, when given, the timestamps it was fitted to (``clock/``: arrays over dim ``anchor``, replaced
+        whole; docs/run-format.md). Called now and then while running and once at the end."""
+        self._check_open()
+        self._meta["clock"] = jsonable(dict(model))
+
+        def write() -> None:
+            if anchors is not None:
+                if CLOCK in self._root:
+                    del self._root[CLOCK]
+                grp = self._root.create_group(CLOCK)
+                units = {"sample_index": "sample", "t": "ns"}
+                for name, values in anchors.items():
+                    arr = np.asarray(values)
+                    out = create_array(grp, check_name(name, "clock array"), shape=arr.shape, dtype=arr.dtype,
+                                       chunks=(max(arr.shape[0], 1),), dimension_names=(ANCHOR,),
+                                       attributes={"units": units[name]} if name in units else {})
+                    out[...] = arr
+            self._write_meta()
+
+        self._guarded(write, CLOCK)
 
     # ------------------------------------------------------------------- sweeps
     @_locked

@@ -189,7 +189,7 @@ def channel_coords_of(msg: Message) -> dict[str, np.ndarray]:
 
 
 STATUS_FIELDS = (
-    "state", "elapsed_s", "samples", "packets", "sample_rate_hz", "events", "lost_packets", "dropped_blocks",
+    "state", "elapsed_s", "samples", "packets", "sample_rate_hz", "events", "vetoed", "lost_packets", "dropped_blocks",
     "gaps", "samples_lost", "queue_fill", "housekeeping_errors", "publisher_drops", "disk_free_bytes",
     "disk_total_bytes",
 )

@@ -14,6 +14,7 @@ from cryodaq._lazy import lazy_exports
 if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports imports each on first use
     from sim_instruments.faces.bluefors import BlueforsControlUnitFace as BlueforsControlUnitFace
     from sim_instruments.faces.dastard import DastardFace as DastardFace
+    from sim_instruments.faces.detector_array_board import DetectorArrayBoardFace as DetectorArrayBoardFace
     from sim_instruments.faces.fridge_faults import sim_fridge_command as sim_fridge_command
     from sim_instruments.faces.keithley2450 import Keithley2450Face as Keithley2450Face
     from sim_instruments.faces.keysight_n51x1 import KeysightN51x1Face as KeysightN51x1Face

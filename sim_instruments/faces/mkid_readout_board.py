@@ -69,7 +69,7 @@ class MkidReadoutBoardFace(StreamingBoardFace):
     def sample_rate(self) -> float:
         return float(self.world.config.fs_hz)
 
-    def _new_source(self) -> AdcStream:
+    def _new_source(self, start_ns: int) -> AdcStream:
         return self.world.new_adc_stream()
 
     def _reset_state(self) -> None:

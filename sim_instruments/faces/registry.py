@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from sim_instruments.faces.bluefors import BlueforsControlUnitFace
 from sim_instruments.faces.dastard import DastardFace
+from sim_instruments.faces.detector_array_board import DetectorArrayBoardFace
 from sim_instruments.faces.keithley2450 import Keithley2450Face
 from sim_instruments.faces.keysight_n51x1 import KeysightN51x1Face
 from sim_instruments.faces.keysight_n9030b import KeysightN9030BFace
@@ -57,6 +58,8 @@ FACES: dict[str, Callable[..., Face]] = {
     "tes_readout_board": TesReadoutBoardFace,
     # NIST DASTARD publishing triggered records of the TES array over ZeroMQ (tcp://host:base address)
     "dastard": DastardFace,
+    # detector arrays with their own clocks, hit by common muons (world.arrays, world.cosmics)
+    "detector_array_board": DetectorArrayBoardFace,
     # vector network analysers (S21 of the world's feedline and amplifier chain)
     "keysight_pna": KeysightPnaFace,
     "rs_znb": RohdeSchwarzZnbFace,

@@ -58,5 +58,5 @@ class TesReadoutBoardFace(StreamingBoardFace):
     def n_streams(self) -> int:
         return self.tes.n_channels
 
-    def _new_source(self) -> TESStream:
+    def _new_source(self, start_ns: int) -> TESStream:
         return self.tes.new_stream()

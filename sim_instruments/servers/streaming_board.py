@@ -1,9 +1,12 @@
 """Shared part of the simulated readout boards: SCPI-like TCP control plus a paced UDP stream.
 
 A board face subclasses :class:`StreamingBoardFace` and provides the sample rate,
-the number of streams per packet and a source of samples (``_new_source()``
-returning an object with ``block(first, n)`` -> int16 ``(n,)`` or ``(n, n_streams)``).
-The stream sends ``cryodaq.wire.packet`` datagrams paced by the wall clock.
+the number of streams per packet and a source of samples (``_new_source(start_ns)``
+returning an object with ``block(first, n)`` -> int16 ``(n,)`` or ``(n, n_streams)``,
+and optionally its own ``clock``). The stream sends ``cryodaq.wire.packet`` datagrams
+paced by the wall clock, stamped by the board's clock
+(:class:`~sim_instruments.world.board_clock.BoardClock`: by default a counter at the
+nominal rate set from the host's clock at stream start, ``board_counter``).
 Commands every board answers (replies end with '\\n'):
 
 =========================  ==========================================================
@@ -11,6 +14,7 @@ Commands every board answers (replies end with '\\n'):
 ``*RST`` / ``*CLS``        defaults and stream off / clear the error queue
 ``SYST:ERR?``              oldest queued error, ``0,"No error"`` when empty
 ``ADC:RATE?``              sample rate per stream (Hz)
+``TIME:SOUR?``             the packet stamps' time source: ``source,uncertainty_s|UNKNOWN,disciplined``
 ``STRM:PKTS[?] <n>``       samples per stream per packet (settable while the stream is off)
 ``STRM:DEST[?] <h>,<p>``   UDP destination, e.g. ``127.0.0.1,50000``
 ``STRM:STAT[?] ON|OFF``    stream on (sequence and sample index restart at 0) / off
@@ -46,6 +50,7 @@ from sim_instruments.servers.scpi_parsing import (
     split_command,
     undefined_header,
 )
+from sim_instruments.world.board_clock import BoardClock, BoardClockConfig
 from sim_instruments.world.world import World
 
 log = logging.getLogger(__name__)
@@ -62,9 +67,11 @@ class StreamingBoardFace(ServedFace, ABC):
     idn = "cryodaq-sim,BOARD,SIM0000,0.1"
 
     def __init__(self, world: World, host: str, port: int, name: str, stream_dest: str,
-                 samples_per_packet: int, seed_key: int = 7) -> None:
+                 samples_per_packet: int, seed_key: int = 7, clock: BoardClockConfig | None = None) -> None:
         self.world = world
         self.name = name
+        self.seed_key = seed_key
+        self.clock_config = clock or BoardClockConfig()
         self.errors = ErrorQueue()
         self.server = LineServer(self, host, port, reply_termination="\n", name=name)
         try:
@@ -82,13 +89,15 @@ class StreamingBoardFace(ServedFace, ABC):
         self._loss_rng = np.random.default_rng(np.random.SeedSequence(world.config.seed, spawn_key=(seed_key,)))
         self.stats = {"sent": 0, "dropped": 0, "late": 0, "send_errors": 0}
         self.stream_start_ns = 0
+        self._n_stream = 0
         self.dest = self._default_dest
         self.samples_per_packet = self._default_pkts
         self.skip_pending = 0
         self.loss_probability = 0.0
         self._commands: dict[str, Callable[[str], str | None]] = {
             "*IDN?": self._idn, "*RST": self._rst, "*CLS": self._cls, "SYST:ERR?": self._syst_err,
-            "ADC:RATE?": self._adc_rate, "STRM:PKTS?": self._pkts_q, "STRM:PKTS": self._pkts,
+            "ADC:RATE?": self._adc_rate, "TIME:SOUR?": self._time_source,
+            "STRM:PKTS?": self._pkts_q, "STRM:PKTS": self._pkts,
             "STRM:DEST?": self._dest_q, "STRM:DEST": self._dest, "STRM:STAT?": self._stat_q,
             "STRM:STAT": self._stat, "SIM:FAULT:SKIP": self._skip, "SIM:FAULT:LOSS?": self._loss_q,
             "SIM:FAULT:LOSS": self._loss,
@@ -110,8 +119,8 @@ class StreamingBoardFace(ServedFace, ABC):
         return (MAX_DATAGRAM - HEADER_SIZE) // (2 * self.n_streams)
 
     @abstractmethod
-    def _new_source(self) -> SampleSource:
-        """A fresh sample stream (sample 0 = now), called at each stream start."""
+    def _new_source(self, start_ns: int) -> SampleSource:
+        """A fresh sample stream whose sample 0 is taken at UTC ``start_ns``, at each stream start."""
 
     def _reset_state(self) -> None:
         """Defaults (``*RST``); subclasses extend it with their own settings."""
@@ -155,6 +164,10 @@ class StreamingBoardFace(ServedFace, ABC):
 
     def _adc_rate(self, args: str) -> str:
         return repr(float(self.sample_rate))
+
+    def _time_source(self, args: str) -> str:
+        no_args(args, "TIME:SOUR?")
+        return BoardClock(self.clock_config, float(self.sample_rate), 0, 0, ()).describe()
 
     def _pkts_q(self, args: str) -> str:
         return str(self.samples_per_packet)
@@ -218,12 +231,17 @@ class StreamingBoardFace(ServedFace, ABC):
         if self.streaming:
             return
         self._stop.clear()
-        source = self._new_source()
         self.stream_start_ns = time.time_ns()
         t0 = time.monotonic()
+        source = self._new_source(self.stream_start_ns)
+        clock = getattr(source, "clock", None)
+        if not isinstance(clock, BoardClock):
+            clock = BoardClock(self.clock_config, float(self.sample_rate), self.stream_start_ns,
+                               self.world.config.seed, (self.seed_key, self._n_stream))
+        self._n_stream += 1
         self._stream_thread = threading.Thread(
             target=self._stream_loop,
-            args=(source, t0, self.stream_start_ns, self.samples_per_packet, float(self.sample_rate), self.n_streams),
+            args=(source, clock, t0, self.samples_per_packet, self.n_streams),
             name=f"{self.name}-udp", daemon=True)
         self._stream_thread.start()
 
@@ -235,7 +253,8 @@ class StreamingBoardFace(ServedFace, ABC):
         thread.join(timeout=5)
         self._stream_thread = None
 
-    def _stream_loop(self, source: SampleSource, t0: float, t0_ns: int, n: int, fs: float, n_streams: int) -> None:
+    def _stream_loop(self, source: SampleSource, clock: BoardClock, t0: float, n: int, n_streams: int) -> None:
+        fs = clock.true_rate_hz  # paced by the ADC's own (slightly off-nominal) crystal
         seq = 0
         first = 0
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -256,8 +275,8 @@ class StreamingBoardFace(ServedFace, ABC):
                 elif wait < -0.5:
                     self.stats["late"] += 1
                 samples = source.block(first, n)
-                header = PacketHeader(sequence=seq, first_sample=first,
-                                      t_ns=t0_ns + round(first * 1e9 / fs), n_samples=n, n_streams=n_streams)
+                header = PacketHeader(sequence=seq, first_sample=first, t_ns=clock.stamp(first), n_samples=n,
+                                      n_streams=n_streams)
                 if loss > 0 and self._loss_rng.random() < loss:
                     self.stats["dropped"] += 1
                 else:

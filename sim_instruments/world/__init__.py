@@ -3,7 +3,9 @@
 - :class:`World` (``world.py``) holds one of each component, behind one lock, on one clock and seed:
   the fridge (:class:`FridgeModel`), the MKID feedline (:class:`FeedlineModel`), the paramp
   (:class:`ParampModel`) and the TES array (:class:`TESArrayModel`); it makes the readout ADC streams
-  (:class:`AdcStream`: tones through the feedline, photons, noise).
+  (:class:`AdcStream`: tones through the feedline, photons, noise); detector arrays with their own
+  board clocks (:class:`DetectorArrayModel`, :class:`BoardClock`) and the muons, glitches and photons
+  that hit them (:class:`ParticleSource`).
 - What several faces share and is physics lives here too: the heater PID loop (:class:`PidLoop`),
   the thermometer curve (:func:`ruox_ohm`) and what a VNA measures (:class:`VnaModel`).
 """
@@ -18,6 +20,12 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         AdcStream as AdcStream,
         ReadoutState as ReadoutState,
     )
+    from sim_instruments.world.board_clock import BoardClock as BoardClock, BoardClockConfig as BoardClockConfig
+    from sim_instruments.world.detector_array import (
+        DetectorArrayConfig as DetectorArrayConfig,
+        DetectorArrayModel as DetectorArrayModel,
+        DetectorArrayStream as DetectorArrayStream,
+    )
     from sim_instruments.world.feedline import FeedlineConfig as FeedlineConfig, FeedlineModel as FeedlineModel
     from sim_instruments.world.fridge import FridgeConfig as FridgeConfig, FridgeModel as FridgeModel
     from sim_instruments.world.heater_control import PidLoop as PidLoop, heater_power_w as heater_power_w
@@ -27,6 +35,13 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         ParampModel as ParampModel,
         ParampState as ParampState,
         effective_temperature_k as effective_temperature_k,
+    )
+    from sim_instruments.world.particles import (
+        EVENT_DTYPE as EVENT_DTYPE,
+        HIT_DTYPE as HIT_DTYPE,
+        ArrayGeometry as ArrayGeometry,
+        CosmicsConfig as CosmicsConfig,
+        ParticleSource as ParticleSource,
     )
     from sim_instruments.world.photons import (
         PhotonConfig as PhotonConfig,

@@ -23,10 +23,12 @@ from typing import Any
 import numpy as np
 
 from sim_instruments.world.adc_stream import AdcChainConfig, AdcStream, ReadoutState
+from sim_instruments.world.detector_array import DetectorArrayConfig, DetectorArrayModel
 from sim_instruments.world.feedline import FeedlineConfig, FeedlineModel
 from sim_instruments.world.fridge import FridgeConfig, FridgeModel
 from sim_instruments.world.noise import NoiseConfig
 from sim_instruments.world.paramp import ParampConfig, ParampModel
+from sim_instruments.world.particles import CosmicsConfig, ParticleSource
 from sim_instruments.world.photons import TRUTH_DTYPE, PhotonConfig
 from sim_instruments.world.tes_array import TESArrayModel, TESConfig
 
@@ -45,6 +47,10 @@ class WorldConfig:
     readout: AdcChainConfig = field(default_factory=AdcChainConfig)
     paramp: ParampConfig = field(default_factory=ParampConfig)
     tes: TESConfig = field(default_factory=TESConfig)
+    #: muons common to every array of ``arrays``
+    cosmics: CosmicsConfig = field(default_factory=CosmicsConfig)
+    #: detector arrays, each read by a ``detector_array_board`` face of the same instrument name
+    arrays: dict[str, DetectorArrayConfig] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "world") -> WorldConfig:
@@ -73,11 +79,19 @@ def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         hint = hints[key]
+        args = typing.get_args(hint)
         if dataclasses.is_dataclass(hint):
             kwargs[key] = _build(hint, value, f"{where}.{key}")
+        elif typing.get_origin(hint) is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
+            if not isinstance(value, Mapping):
+                raise ValueError(f"{where}.{key}: expected a mapping of names to {args[1].__name__} fields, got {value!r}")
+            kwargs[key] = {name: _build(args[1], item or {}, f"{where}.{key}.{name}") for name, item in value.items()}
         else:
             kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 class World:
@@ -113,6 +127,11 @@ class World:
         # The TES array (bias, SQUIDs, demultiplexed stream) exists only when enabled; its bath is the MXC.
         self.tes: TESArrayModel | None = (
             TESArrayModel(config.tes, self.fridge.mxc_k, config.seed) if config.tes.enabled else None)
+        # Detector arrays with their own clocks, and the particles (muons, glitches, photons) that hit them.
+        self.particles = ParticleSource(config.cosmics, [cfg.geometry(name) for name, cfg in config.arrays.items()],
+                                        config.seed)
+        self.arrays: dict[str, DetectorArrayModel] = {
+            name: DetectorArrayModel(name, cfg, self.particles, config.seed) for name, cfg in config.arrays.items()}
 
     # -- physics ---------------------------------------------------------------
     def temperature_k(self) -> float:

@@ -35,7 +35,7 @@ MKID_CONFIG = PipelineConfig(n_channels=16, n_taps=8, decimation=2,
                                                    presamples_s=0.001))
 TES_CONFIG = PipelineConfig(trigger=TriggerConfig(threshold_sigma=6.0, holdoff_s=0.005, polarity=-1,
                                                   record_s=0.01, presamples_s=0.002))
-COLUMNS = ("sample_index", "channel", "amplitude", "baseline", "flags", "t", "records")
+COLUMNS = ("sample_index", "channel", "amplitude", "baseline", "flags", "t", "t_err", "records")
 
 
 def _blocks(adc: np.ndarray, fs: float, block: int) -> list[Block]:

@@ -20,7 +20,8 @@ from cryodaq.cli import main as cli_main
 from cryodaq.errors import DerivedExistsError, StationConfigError
 from cryodaq.reprocess import reprocess_run
 from cryodaq.analysis import find_line_peaks as line_peaks
-from cryodaq.reprocess._run import _executor, stored_thresholds
+from cryodaq.reprocess._run import stored_thresholds
+from cryodaq.reprocess.cluster import dask_client
 from cryodaq.station import load_station_config
 from cryodaq.stop_signals import StopSignals
 from cryodaq.storage import open_run
@@ -87,12 +88,12 @@ def _listening(procs: list[psutil.Process]) -> set[tuple[str, int]]:
 
 def test_acquisition_config_reproduces_events_with_one_worker_of_a_loopback_cluster(demo_run: Path,
                                                                                    raw_before) -> None:
-    """The local Dask cluster ``--workers 1`` starts (``_executor``) and everything it listens on — the
+    """The local Dask cluster ``--workers 1`` starts (``dask_client``) and everything it listens on — the
     scheduler, its dashboard, the worker and its nanny — is on loopback."""
     assert len(open_run(demo_run).gaps()["first_sample"]) == 1
     me = psutil.Process()
     before = _listening([me])
-    with _executor(1, None, 1) as (client, n_workers):
+    with dask_client(1, None, 1) as (client, n_workers):
         new = _listening([me, *me.children(recursive=True)]) - before
         assert n_workers == 1 and client.dashboard_link.startswith("http://127.0.0.1:")
         result = reprocess_run(demo_run, None, label="one-worker", scheduler=client, progress=False)

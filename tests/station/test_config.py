@@ -52,6 +52,20 @@ def test_demo_station_loads():
          "adress"),
         (lambda d: d["cryodaq"]["readout"].pop("instrument"), "cryodaq.readout.instrument", "missing"),
         (lambda d: d.__setitem__("extra", 1), "extra", "top-level"),
+        (lambda d: d["cryodaq"]["pipeline"].__setitem__("veto", {"max_channels": 0}),
+         "cryodaq.pipeline.veto.max_channels", "positive integer"),
+        (lambda d: d["cryodaq"]["pipeline"].__setitem__("veto", {"window_s": -1e-6}),
+         "cryodaq.pipeline.veto.window_s", "positive number"),
+        (lambda d: d["cryodaq"].__setitem__("timing", {"jump_threshold_s": "1 ms"}),
+         "cryodaq.timing.jump_threshold_s", "positive number"),
+        (lambda d: d["cryodaq"].__setitem__("timing", {"host_clock_every": 5}), "cryodaq.timing.host_clock_every",
+         "known keys"),
+        (lambda d: d["cryodaq"]["readout"].__setitem__("instrument", ["readout", "ghost"]),
+         "cryodaq.readout.instrument", "one of the instruments"),
+        (lambda d: d["cryodaq"]["readout"].__setitem__("instrument", ["readout", "readout"]),
+         "cryodaq.readout.instrument", "distinct names"),
+        (lambda d: (d["cryodaq"]["readout"].update(instrument=["readout", "fridge"], data_port=50000)),
+         "cryodaq.readout.data_port", "0 (any free port) when several readouts stream"),
     ],
 )
 def test_bad_station_names_file_key_and_expectation(tmp_path, edit, key, expected):
@@ -93,3 +107,15 @@ def test_simulated_tcp_base_address_listens_on_a_free_port():
     assert sim["instruments"]["dastard"]["address"] == "tcp://127.0.0.1:0"
     assert sim["instruments"]["fridge_thermometer"]["address"] == "TCPIP0::127.0.0.1::0::SOCKET"
 
+
+def test_veto_and_timing_sections(tmp_path):
+    def edit(d):
+        d["cryodaq"]["pipeline"]["veto"] = {"window_s": 20e-6, "max_channels": 5}
+        d["cryodaq"]["timing"] = {"jump_threshold_s": 0.01, "host_clock_interval_s": 0}
+
+    cfg = load_station_config(_variant(tmp_path, edit))
+    assert cfg.pipeline.veto.enabled and cfg.pipeline.veto.window_s == 20e-6 and cfg.pipeline.veto.max_channels == 5
+    assert cfg.timing.jump_threshold_s == 0.01 and cfg.timing.host_clock_interval_s == 0
+    assert cfg.pipeline.as_dict()["veto"] == {"enabled": True, "window_s": 20e-6, "max_channels": 5}
+    plain = load_station_config(DEMO)
+    assert not plain.pipeline.veto.enabled and plain.readout.instruments == ("readout",)

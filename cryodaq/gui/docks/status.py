@@ -1,4 +1,4 @@
-"""The status bar: run state, throughput, drops and gaps, queue, disk space left, link health."""
+"""The status bar: run state, throughput, events and the veto, drops and gaps, queue, disk space left, link health."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ class StatusPanel:
         self.model = model
         self.source_description = source_description
         self.labels: dict[str, QtWidgets.QLabel] = {}
-        for key in ("state", "throughput", "events", "drops", "queue", "disk", "link"):
+        for key in ("state", "throughput", "events", "veto", "drops", "queue", "disk", "link"):
             label = QtWidgets.QLabel("")
             label.setObjectName(f"status_{key}")
             label.setContentsMargins(6, 0, 6, 0)
@@ -48,6 +48,8 @@ class StatusPanel:
         self.labels["throughput"].setText(f"{pg.siFormat(rate, precision=3, suffix='S/s')} "
                                           f"({pg.siFormat(float(st.get('samples', 0)), precision=4, suffix='S')})")
         self.labels["events"].setText(f"{int(st.get('events', 0))} events ({float(m.rates.sum()):.1f}/s)")
+        # the coincidence veto (cosmic rays, substrate glitches): shown once the run reports the counter
+        self.labels["veto"].setText(f"vetoed {m.vetoed} ({m.veto_rate:.2f}/s)" if "vetoed" in st else "")
         lost, dropped = int(st.get("lost_packets", 0)), int(st.get("dropped_blocks", 0))
         gaps, missing = int(st.get("gaps", 0)), int(st.get("samples_lost", 0))
         drops = f"drops: {lost} packets, {dropped} blocks; {gaps} gaps ({missing} samples)"
