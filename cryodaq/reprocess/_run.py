@@ -53,9 +53,7 @@ from cryodaq.reprocess._tasks import (
 )
 from cryodaq.reprocess.config import ReprocessConfig, as_config
 from cryodaq.storage import DerivedWriter, Run, RunStatus, open_run
-from cryodaq.stop_signals import stop_signals_ignored_by_children
 from cryodaq.storage.format import EVENT, REPROCESSED, SAMPLE, STREAM, T_ATTRS
-from cryodaq.wire.addresses import LOOPBACK
 
 log = logging.getLogger(__name__)
 
