@@ -646,7 +646,7 @@ def optimal_stage(config: PipelineConfig, rate: float, n_channels: int, config_f
         loaded = load_filters(of.load) if of.load else None
         return OnlineOptimalFilter(of, n_channels=n_channels, rate_hz=rate, presamples=presamples,
                                    record_length=record, polarity=config.trigger.polarity, loaded=loaded)
-    except (ValueError, KeyError, CryodaqError) as exc:
+    except (ValueError, KeyError, OSError, CryodaqError) as exc:  # OSError: no such run
         raise StationConfigError(config_file or "(pipeline config)", "cryodaq.pipeline.optimal_filter.load",
                                  f"stored filters that fit this pipeline ({exc})", of.load) from None
 
