@@ -47,7 +47,8 @@ from cryodaq.metrology.calibrations import Calibration
 from cryodaq.metrology.gum import Budget, Input, effective_count, evaluate
 
 __all__ = ["MEASURANDS", "T0_K", "NoiseReading", "S21Reading", "YFactorPoint", "cw_temperature_k",
-           "line_output_k", "receiver_noise_k", "yfactor_budget", "yfactor_inputs", "yfactor_model"]
+           "line_output_k", "mean_of_readings", "noise_source_model", "receiver_noise_k", "yfactor_budget",
+           "yfactor_inputs", "yfactor_model"]
 
 #: the IEEE reference temperature of ENR tables (K)
 T0_K = 290.0
@@ -184,6 +185,36 @@ class YFactorPoint:
     s21_sq_off: tuple[float, float, float]
     t_hot_k: float
     t_cold_k: float
+
+
+    @classmethod
+    def from_readings(cls, freq_hz: float, noise: Mapping[tuple[bool, bool], NoiseReading],
+                      s21: Mapping[tuple[bool, bool], S21Reading], t_hot_k: float, t_cold_k: float) -> YFactorPoint:
+        """From the readings keyed by (hot source?, pump on?): |S21|² per pump state is the mean of the
+        two sources' readings (:func:`mean_of_readings`)."""
+        def p(hot: bool, pump: bool) -> tuple[float, float, float]:
+            r = noise[hot, pump]
+            return r.mean_mw, r.u_mw, r.dof
+
+        def g(pump: bool) -> tuple[float, float, float]:
+            return mean_of_readings([(r.power, r.u_power, r.dof) for r in (s21[True, pump], s21[False, pump])])
+
+        return cls(float(freq_hz), p(True, False), p(False, False), p(True, True), p(False, True), g(True), g(False),
+                   float(t_hot_k), float(t_cold_k))
+
+
+def mean_of_readings(readings: Any) -> tuple[float, float, float]:
+    """(mean, u, dof) of the mean of independent readings given as (mean, u, dof): u = √Σu²/n, and ν by
+    Welch–Satterthwaite; u and ν are NaN when any reading lacks them."""
+    rows = [tuple(float(x) for x in r) for r in readings]
+    n = len(rows)
+    mean = sum(r[0] for r in rows) / n
+    if not all(math.isfinite(r[1]) and math.isfinite(r[2]) for r in rows):
+        return mean, math.nan, math.nan
+    u2 = [r[1] ** 2 for r in rows]
+    u = math.sqrt(sum(u2)) / n
+    denominator = sum(x ** 2 / r[2] for x, r in zip(u2, rows) if x > 0)
+    return mean, u, (sum(u2) ** 2 / denominator) if denominator > 0 else math.inf
 
 
 _NOT_STATED = "not stated in the station's calibrations (taken as exact)"

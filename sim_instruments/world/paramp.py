@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.constants import h as PLANCK_H
 from scipy.constants import k as BOLTZMANN_K
+
+from sim_instruments.world.noise_bench import NoiseBenchConfig, line_output_k
 
 if TYPE_CHECKING:
     from sim_instruments.world.fridge import FridgeModel
@@ -80,6 +82,8 @@ class ParampConfig:
     #: TWPA only: peak gain at the reference pump power and the gain bandwidth
     twpa_gain_db_at_threshold: float = 20.0
     twpa_bandwidth_hz: float = 3.0e9
+    #: the noise bench between the loads and the paramp, as it truly is (sim_instruments.world.noise_bench)
+    bench: NoiseBenchConfig = field(default_factory=NoiseBenchConfig)
 
 
 @dataclass(frozen=True)
@@ -128,6 +132,7 @@ class ParampModel:
             raise ValueError("world.paramp: max_gain_db must be > 0, t_added_k and hemt_noise_k >= 0")
         if isinstance(c.hot_load, str) and c.hot_load not in ("4k", "still"):
             raise ValueError(f"world.paramp.hot_load: expected a temperature in K, '4k' or 'still', got {c.hot_load!r}")
+        c.bench.check()
         self.config = c
         self.fridge = fridge
         self._state = ParampState()
@@ -267,11 +272,38 @@ class ParampModel:
             raise ValueError("world.paramp.hot_load names a fridge stage but the paramp has no fridge")
         return self.fridge.plate_4k_k() if hot == "4k" else self.fridge.still_k()
 
+    def thermometer_k(self, load: str) -> float:
+        """What the selected load's thermometer reads (noise-free): the truth + the bench's offset."""
+        b = self.config.bench
+        offset = b.hot_thermometer_offset_k if load == "hot" else b.cold_thermometer_offset_k
+        return self.load_temperature_k(load) + offset
+
+    def thermometer_reading_k(self, load: str) -> float:
+        """One reading of a load's thermometer: the hot one :meth:`thermometer_k`; the cold one the mixing
+        chamber's thermometer (with its reading noise) + the bench's offset."""
+        if load == "cold" and self.fridge is not None:
+            return self.fridge.read("mxc") + self.config.bench.cold_thermometer_offset_k
+        return self.thermometer_k(load)
+
+    def source_noise_k(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
+        """Noise temperature the selected load delivers at the paramp input, through the bench's line:
+        M·T_CW(load)/L + (1 − 1/L)·T_CW(line) (sim_instruments.world.noise_bench)."""
+        s = state or self._state
+        b = self.config.bench
+        f = np.asarray(freqs_hz, dtype=float)
+        t_load = effective_temperature_k(self.load_temperature_k(s.load), f)
+        if s.load == "hot":
+            t_load = t_load * b.hot_mismatch
+        if b.line_loss_db == 0:
+            return t_load
+        t_line = b.line_temperature_k if b.line_temperature_k is not None else self.load_temperature_k("cold")
+        return line_output_k(t_load, b.line_loss_db, effective_temperature_k(t_line, f))
+
     def system_noise_k(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
-        """T_sys(f) = T_CW(load, f) + T_n(f): everything referred to the paramp input."""
+        """T_sys(f) = T_source(f) + T_n(f): everything referred to the paramp input (:meth:`source_noise_k`)."""
         s = state or self._state
         f = np.asarray(freqs_hz, dtype=float)
-        return effective_temperature_k(self.load_temperature_k(s.load), f) + self.noise_temperature_k(f, s)
+        return self.source_noise_k(f, s) + self.noise_temperature_k(f, s)
 
     def snr_improvement(self, freq_hz: float) -> float:
         """SNR(pump on) / SNR(pump off) at ``freq_hz`` = T_sys,off / T_sys,on (present load)."""
