@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -55,14 +55,23 @@ from scipy import constants
 from cryodaq.instruments.parametric_amplifier import NoiseTemperature
 from cryodaq.metrology.calibrations import Calibration
 from cryodaq.metrology.gum import Budget
-from cryodaq.metrology.noise import MEASURANDS, YFactorPoint, cw_temperature_k, mean_of_readings, yfactor_budget
+from cryodaq.metrology.noise import (
+    MEASURANDS,
+    NoiseReading,
+    S21Reading,
+    YFactorPoint,
+    cw_temperature_k,
+    mean_of_readings,
+    yfactor_budget,
+)
 from cryodaq.storage.sweep_store import read_sweep
 from cryodaq.sweeps.axes import Axis
 from cryodaq.sweeps.engine import Point
 from cryodaq.sweeps.procedures.common import jsonable_plan, plan_from_options, restore_quietly
 
 __all__ = ["NOISE_QUANTITIES", "NoisePlan", "ParampReport", "ParampTunePlan", "analyze_paramp_run",
-           "calibrations_of", "noise_budget_table", "noise_budgets", "pick_operating_point", "run_noise_temperature", "run_paramp_tuneup",
+           "ParampFiguresPlan", "calibrations_of", "measure_yfactor_point", "noise_budget_table", "noise_budgets",
+           "paramp_figures", "pick_operating_point", "run_noise_temperature", "run_paramp_tuneup",
            "yfactor_analysis"]
 
 log = logging.getLogger(__name__)
@@ -253,15 +262,93 @@ def pick_operating_point(ds: xr.Dataset, *, max_gain_db: float | None = None,
 
 # -- noise temperature (Y factor) ----------------------------------------------------------------------
 
-def _yfactor_readings(paramp: Any, freq_hz: float, plan: NoisePlan) -> dict[str, Any]:
-    """One point of the Y-factor sweep: the readings at the present load and pump state, each mean
-    with its type A uncertainty and degrees of freedom (the scatter of its points)."""
+def _yfactor_readings(paramp: Any, freq_hz: float, plan: NoisePlan) -> tuple[NoiseReading, S21Reading, float]:
+    """The readings at the present load and pump state: the analyzer's and the VNA's, each mean with its
+    type A uncertainty and degrees of freedom (the scatter of its points), and the load's thermometer."""
     noise = paramp.noise_reading(freq_hz, span_hz=plan.span_hz, points=plan.points, rbw_hz=plan.rbw_hz,
                                  sweep_time_s=plan.sweep_time_s)
     s21 = paramp.s21_reading(freq_hz, points=plan.s21_points, averages=plan.averages)
+    return noise, s21, float(paramp.load_temperature())
+
+
+def _yfactor_values(paramp: Any, freq_hz: float, plan: NoisePlan) -> dict[str, Any]:
+    """One point of the Y-factor sweep: :func:`_yfactor_readings` as the values it stores."""
+    noise, s21, t = _yfactor_readings(paramp, freq_hz, plan)
     return {"noise_power_mw": noise.mean_mw, "noise_power_u_mw": noise.u_mw, "noise_power_dof": noise.dof,
-            "s21": s21.mean, "s21_power_u": s21.u_power, "s21_power_dof": s21.dof,
-            "load_temperature_k": float(paramp.load_temperature())}
+            "s21": s21.mean, "s21_power_u": s21.u_power, "s21_power_dof": s21.dof, "load_temperature_k": t}
+
+
+def measure_yfactor_point(paramp: Any, freq_hz: float, plan: NoisePlan) -> YFactorPoint:
+    """The four Y-factor states at one frequency, read now — hot and cold load, pump off and on, in the
+    sweep's order — for a figure measured again and again (:func:`paramp_figures`); load and pump go
+    back to what they were. A grid over frequencies is the sweep of :func:`run_noise_temperature`."""
+    before_load, before_pump = str(paramp.load()), bool(paramp.pump_on())
+    noise: dict[tuple[bool, bool], NoiseReading] = {}
+    s21: dict[tuple[bool, bool], S21Reading] = {}
+    temps: dict[bool, list[float]] = {True: [], False: []}
+    try:
+        for hot in HOT_LOAD:
+            paramp.load("hot" if hot else "cold")
+            for pump in PUMP_STATES:
+                paramp.pump_on(pump)
+                noise[hot, pump], s21[hot, pump], t = _yfactor_readings(paramp, freq_hz, plan)
+                temps[hot].append(t)
+    finally:
+        restore_quietly(f"{paramp.name}: the load {before_load!r}", lambda: _put_back(paramp.load, before_load))
+        restore_quietly(f"{paramp.name}: the pump output {before_pump}", lambda: _put_back(paramp.pump_on, before_pump))
+    return YFactorPoint.from_readings(freq_hz, noise, s21, float(np.mean(temps[True])), float(np.mean(temps[False])))
+
+
+@dataclass(frozen=True)
+class ParampFiguresPlan:
+    """What :func:`paramp_figures` measures at ``frequency_hz`` each time: the gain curve's Lorentzian fit
+    over ``bandwidth_span_hz`` (0: skip), P1dB from a VNA power sweep (``p1db_points`` = 0: skip) and the
+    Y-factor noise with its budget (``noise``: the analyzer settings; None: skip)."""
+
+    frequency_hz: float
+    bandwidth_span_hz: float = 60e6
+    bandwidth_points: int = 201
+    p1db_start_dbm: float = -80.0
+    p1db_stop_dbm: float = -30.0
+    p1db_points: int = 21
+    noise: NoisePlan | None = None
+
+
+def paramp_figures(paramp: Any, plan: ParampFiguresPlan, calibrations: Mapping[str, Calibration] | None = None
+                   ) -> Callable[[], dict[str, Any]]:
+    """A figure function for :func:`~cryodaq.sweeps.procedures.repeat.run_repeat`: peak gain, centre and
+    −3 dB bandwidth (with the fit's standard errors, ``_err``), P1dB referred to the paramp input, and
+    T_n (pump on), the paramp's added noise, the gain and the SNR improvement at the frequency, each with
+    its expanded uncertainty ``_U`` from the GUM budget (the station's ``calibrations``). A fit that
+    fails, or a P1dB the sweep does not reach, is NaN: the night goes on."""
+    cals = dict(calibrations or {})
+
+    def figures() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if plan.bandwidth_span_hz > 0:
+            try:
+                gb = paramp.gain_and_bandwidth(span_hz=plan.bandwidth_span_hz, points=plan.bandwidth_points)
+                out.update(peak_gain_db=gb.peak_gain_db, peak_gain_db_err=gb.peak_gain_db_stderr,
+                           bandwidth_hz=gb.bandwidth_hz, bandwidth_hz_err=gb.bandwidth_hz_stderr, center_hz=gb.center_hz)
+            except Exception as exc:  # a fit that fails is a NaN point, not the end of the night
+                log.warning("paramp figures: gain curve fit failed: %s", exc)
+                out.update(peak_gain_db=math.nan, peak_gain_db_err=math.nan, bandwidth_hz=math.nan,
+                           bandwidth_hz_err=math.nan, center_hz=math.nan)
+        if plan.p1db_points > 0:
+            r = paramp.p1db(plan.frequency_hz, plan.p1db_start_dbm, plan.p1db_stop_dbm, plan.p1db_points)
+            out["p1db_input_dbm"] = r.p1db_input_dbm
+        if plan.noise is not None:
+            budgets = yfactor_budget(measure_yfactor_point(paramp, plan.frequency_hz, plan.noise), cals)
+            for m in ("receiver_noise_on_k", "paramp_added_noise_k", "gain_db", "snr_improvement_db"):
+                out[m], out[m + "_U"] = budgets[m].value, budgets[m].U
+        return {name: xr.DataArray(float(v), attrs={"units": _FIGURE_UNITS.get(
+            name.removesuffix("_err").removesuffix("_U"), "")}) for name, v in out.items()}
+
+    return figures
+
+
+_FIGURE_UNITS = {"peak_gain_db": "dB", "bandwidth_hz": "Hz", "center_hz": "Hz", "p1db_input_dbm": "dBm",
+                 **MEASURANDS}
 
 
 def calibrations_of(ctx_or_config: Any) -> dict[str, Calibration]:
@@ -292,7 +379,7 @@ def run_noise_temperature(ctx: Any, *, paramp: Any, plan: NoisePlan, analyze: bo
         paramp.load("hot" if hot else "cold")
 
     def measure(point: Point) -> dict[str, Any]:
-        return _yfactor_readings(paramp, point["frequency_hz"], plan)
+        return _yfactor_values(paramp, point["frequency_hz"], plan)
 
     calibrations = {name: cal.as_dict() for name, cal in calibrations_of(ctx).items()}
     try:
