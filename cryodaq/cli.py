@@ -165,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cryodaq.sweeps import cli as sweeps_cli
 
     sweeps_cli.register(sub)
+
+    from cryodaq.report import cli as report_cli
+
+    report_cli.register(sub)
     return parser
 
 

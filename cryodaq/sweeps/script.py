@@ -257,7 +257,8 @@ def run_script(
     control = control or SweepControl()
     with station_up(config, simulate=simulate, in_process=in_process_simulators) as live:
         run_config = {"script": _script_info(script), "station_file": str(config.path), "options": opts,
-                      "simulated": live.simulated}
+                      "simulated": live.simulated,
+                      "calibrations": {n: c.as_dict() for n, c in live.config.calibrations.items()}}
         if run_path is None:
             run = SweepRun.create(out_dir, station_name=config.name,
                                   station_snapshot=live.station.snapshot(update=True), config=run_config,

@@ -265,6 +265,8 @@ def _plots(ds: xr.Dataset, series: dict[str, Any], out: Path, name: str, interva
             tw = ax.twinx()
             tw.plot(t_h[done], 1e3 * temp[done], color="C3", lw=0.8, alpha=0.6)
             tw.tick_params(labelsize=6, colors="C3")
+            tw.ticklabel_format(axis="y", useOffset=False)
+        ax.ticklabel_format(axis="y", useOffset=False)
     fig.suptitle(f"{name}: time traces (± U where stated; red: mixing chamber, mK)", fontsize=9)
     paths.append(out / f"{name}_timetrace.png")
     fig.savefig(paths[-1], dpi=100)
