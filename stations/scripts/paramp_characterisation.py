@@ -15,7 +15,8 @@ budget across the band, then every figure again and again to get their distribut
 
 Every field of ``ParampTunePlan``, ``NoisePlan``, ``ParampFiguresPlan`` and ``RepeatPlan``
 (cryodaq.sweeps.procedures) is a ``-p`` option (``-p interval_s=300 -p repeats=96``);
-``temperature`` names the mixing-chamber parameter, ``watch`` the instruments whose silence
+``analyze`` (default true) writes tables and plots after each step, ``temperature`` names the
+mixing-chamber parameter, ``watch`` the instruments whose silence
 pauses the sweeps, ``limit_k`` the mixing-chamber temperature above which they pause. Every sweep
 resumes (``--resume RUN``): the repeats keep their schedule.
 """
@@ -55,12 +56,13 @@ def main(ctx) -> None:
     ctx.add_interlock(TemperatureAbove(mxc, ctx.option("limit_k", 0.1), ctx.option("clear_below_k", 0.05),
                                        safe_state=[lambda: paramp.pump_on(False)]))
     tune = ParampTunePlan.from_options(ctx.options, **TUNE)
-    run_paramp_tuneup(ctx, paramp=paramp, plan=tune)
+    analyze = bool(ctx.option("analyze", True))  # tables and plots in <run>.results/ after each step
+    run_paramp_tuneup(ctx, paramp=paramp, plan=tune, analyze=analyze)
     offsets = ctx.option("noise_offsets_hz", [-4e6, -2e6, 0.0, 2e6, 4e6])
     noise = NoisePlan.from_options(ctx.options, frequencies_hz=[tune.target_hz + df for df in offsets], **NOISE)
-    run_noise_temperature(ctx, paramp=paramp, plan=noise)
+    run_noise_temperature(ctx, paramp=paramp, plan=noise, analyze=analyze)
     figures_plan = ParampFiguresPlan(frequency_hz=tune.target_hz, noise=NoisePlan.from_options(
         ctx.options, frequencies_hz=[tune.target_hz], **NOISE), **{k: ctx.option(k, v) for k, v in FIGURES.items()})
     run_repeat(ctx, figures=paramp_figures(paramp, figures_plan, calibrations_of(ctx)),
                plan=RepeatPlan.from_options(ctx.options, **REPEAT), temperature=mxc,
-               attrs={"frequency_hz": tune.target_hz, "instrument": paramp.name})
+               attrs={"frequency_hz": tune.target_hz, "instrument": paramp.name}, analyze=analyze)

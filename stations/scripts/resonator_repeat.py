@@ -11,7 +11,8 @@ their drift against time and against the fridge temperature.
 
 Options: every field of ``ResonatorPlan`` (the wide scan, ``span_hz``, ``points``, ``ifbw_hz``) and
 ``RepeatPlan``; ``power_dbm`` (VNA power of the scans), ``fridge``/``vna`` (instrument names),
-``limit_k``/``clear_below_k`` (the warm-up interlock). Resumes with ``--resume RUN``.
+``limit_k``/``clear_below_k`` (the warm-up interlock), ``analyze`` (default true: tables and plots in
+``<run>.results/``). Resumes with ``--resume RUN``.
 """
 
 from __future__ import annotations
@@ -38,4 +39,5 @@ def main(ctx) -> None:
                                 power_dbm=ctx.option("power_dbm", plan.powers_dbm[0]), ifbw_hz=plan.ifbw_hz,
                                 averages=plan.averages, geometry=plan.geometry)
     run_repeat(ctx, figures=figures, plan=RepeatPlan.from_options(ctx.options, **REPEAT), temperature=fridge.mxc,
-               attrs={"resonators_hz": [float(f) for f in f0], "instrument": vna.name})
+               attrs={"resonators_hz": [float(f) for f in f0], "instrument": vna.name},
+               analyze=bool(ctx.option("analyze", True)))

@@ -231,81 +231,80 @@ def analyze_repeat_run(run_path: str | Path, out_dir: str | Path | None = None, 
     return RepeatReport(ds, stats, tables, plots)
 
 
+#: figures drawn per plot page (the tables hold every figure)
+PLOT_FIGURES = 12
+
+
 def _grid(n: int) -> tuple[int, int]:
     cols = min(4, max(1, n))
     return int(math.ceil(n / cols)), cols
 
 
 def _plots(ds: xr.Dataset, series: dict[str, Any], out: Path, name: str, interval: float) -> list[Path]:
+    """Four pages (time traces with the fridge temperature, histograms, Allan deviations, figure against
+    temperature) of up to :data:`PLOT_FIGURES` figures each: a readable page; the tables hold them all."""
     from matplotlib.figure import Figure
 
-    labels = list(series)[:24]  # a readable page; the tables hold them all
+    labels = list(series)[:PLOT_FIGURES]
     if not labels:
         return []
     done = ds["done"].values.astype(bool)
     t = ds["t_s"].values if "t_s" in ds else ds["repeat"].values.astype(float)
     t_h = (t - np.nanmin(np.where(done, t, np.nan))) / 3600.0
-    temp = ds["temperature_k"].values if "temperature_k" in ds else None
-    rows, cols = _grid(len(labels))
+    temp = ds["temperature_k"].values if "temperature_k" in ds else np.full(t.shape, np.nan)
     paths = []
 
-    def page(kind: str) -> tuple[Any, Any]:
-        fig = Figure(figsize=(3.6 * cols, 2.8 * rows))
-        fig.subplots_adjust(left=0.08, right=0.97, bottom=0.1, top=0.9, wspace=0.45, hspace=0.6)
-        return fig, fig.subplots(rows, cols, squeeze=False).ravel()
+    def page(n: int, title: str, fname: str, draw: Callable[[Any, int], None]) -> None:
+        rows, cols = _grid(n)
+        fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
+        fig.subplots_adjust(left=0.09, right=0.97, bottom=0.1, top=0.88, wspace=0.5, hspace=0.75)
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for i, ax in enumerate(axes[:n]):
+            draw(ax, i)
+            ax.tick_params(labelsize=6)
+            ax.locator_params(axis="x", nbins=4)
+            if ax.get_yscale() == "linear":
+                ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-4, 5))
+        for ax in axes[n:]:
+            ax.set_visible(False)
+        fig.suptitle(f"{name}: {title}", fontsize=9)
+        paths.append(out / fname)
+        fig.savefig(paths[-1], dpi=80)
 
-    fig, axes = page("timetrace")
-    for ax, label in zip(axes, labels):
-        values, unc, unit = series[label]
-        ax.errorbar(t_h[done], values[done], yerr=None if unc is None else unc[done], fmt="o-", ms=3, capsize=2)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("time (h)", fontsize=7)
-        ax.set_ylabel(unit, fontsize=7)
-        if temp is not None and np.isfinite(temp[done]).any():
-            tw = ax.twinx()
-            tw.plot(t_h[done], 1e3 * temp[done], color="C3", lw=0.8, alpha=0.6)
-            tw.tick_params(labelsize=6, colors="C3")
-            tw.ticklabel_format(axis="y", useOffset=False)
-        ax.ticklabel_format(axis="y", useOffset=False)
-    fig.suptitle(f"{name}: time traces (± U where stated; red: mixing chamber, mK)", fontsize=9)
-    paths.append(out / f"{name}_timetrace.png")
-    fig.savefig(paths[-1], dpi=100)
+    def timetrace(ax: Any, i: int) -> None:
+        if i == 0:  # the fridge first: every figure below shares its time axis
+            ax.plot(t_h[done], 1e3 * temp[done], "o-", ms=2, color="C3")
+            ax.set_title("mixing chamber (mK)", fontsize=8)
+        else:
+            values, unc, unit = series[labels[i - 1]]
+            ax.errorbar(t_h[done], values[done], yerr=None if unc is None else unc[done], fmt="o-", ms=2, capsize=2)
+            ax.set_title(f"{labels[i - 1]} ({unit})" if unit else labels[i - 1], fontsize=7)
+        ax.set_xlabel("time (h)", fontsize=6)
 
-    fig, axes = page("histograms")
-    for ax, label in zip(axes, labels):
-        values = series[label][0]
+    def histogram(ax: Any, i: int) -> None:
+        values = series[labels[i]][0]
         ok = values[np.isfinite(values)]
         if ok.size:
             ax.hist(ok, bins=max(5, min(30, ok.size // 2)), color="C0", alpha=0.8)
             ax.axvline(float(np.mean(ok)), color="k", lw=1)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel(series[label][2], fontsize=7)
-    fig.suptitle(f"{name}: distributions (black: mean)", fontsize=9)
-    paths.append(out / f"{name}_histograms.png")
-    fig.savefig(paths[-1], dpi=100)
+        ax.set_title(labels[i], fontsize=7)
+        ax.set_xlabel(series[labels[i]][2], fontsize=6)
 
-    fig, axes = page("allan")
-    for ax, label in zip(axes, labels):
-        taus, adev, _ = allan_deviation(series[label][0], interval)
+    def allan(ax: Any, i: int) -> None:
+        taus, adev, _ = allan_deviation(series[labels[i]][0], interval)
         ok = np.isfinite(adev) & (adev > 0)
         if ok.any():
             ax.loglog(taus[ok], adev[ok], "o-", ms=3)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("τ (s)", fontsize=7)
-        ax.set_ylabel(f"σ(τ) ({series[label][2]})", fontsize=7)
-    fig.suptitle(f"{name}: overlapping Allan deviation", fontsize=9)
-    paths.append(out / f"{name}_allan.png")
-    fig.savefig(paths[-1], dpi=100)
+        ax.set_title(labels[i], fontsize=7)
+        ax.set_xlabel("τ (s)", fontsize=6)
 
-    fig, axes = page("temperature")
-    for ax, label in zip(axes, labels):
-        values = series[label][0]
-        if temp is not None:
-            ax.plot(1e3 * temp, values, "o", ms=3)
-        ax.set_title(label, fontsize=8)
-        ax.set_xlabel("mixing chamber (mK)", fontsize=7)
-        ax.set_ylabel(series[label][2], fontsize=7)
-    fig.suptitle(f"{name}: against the fridge temperature", fontsize=9)
-    paths.append(out / f"{name}_vs_temperature.png")
-    fig.savefig(paths[-1], dpi=100)
+    def against_temperature(ax: Any, i: int) -> None:
+        ax.plot(1e3 * temp, series[labels[i]][0], "o", ms=3)
+        ax.set_title(labels[i], fontsize=7)
+        ax.set_xlabel("mixing chamber (mK)", fontsize=6)
+
+    page(len(labels) + 1, "time traces (± U where stated)", f"{name}_timetrace.png", timetrace)
+    page(len(labels), "distributions (black: mean)", f"{name}_histograms.png", histogram)
+    page(len(labels), "overlapping Allan deviation σ(τ)", f"{name}_allan.png", allan)
+    page(len(labels), "against the fridge temperature", f"{name}_vs_temperature.png", against_temperature)
     return paths
