@@ -203,7 +203,8 @@ class ParametricAmplifier(Instrument):
     Args:
         name: instrument name.
         pump: pump source (qcodes ``RohdeSchwarzSGS100A``, ``KeysightN51x1`` ...) or its name.
-        flux: flux-bias current source (``YokogawaGS200`` in current mode ...) or its name.
+        flux: flux-bias current source (``YokogawaGS200`` in current mode ...) or its name; None for an
+            amplifier without flux bias (a current-pumped TWPA): then there are no ``flux_*`` parameters.
         vna: VNA driver (Keysight PNA or R&S ZNB family) or anything implementing
             :class:`~cryodaq.instruments.analyzer_adapters.VNA`, or its name.
         analyzer: spectrum analyzer (Keysight N9030B) for the noise measurements, optional.
@@ -228,13 +229,14 @@ class ParametricAmplifier(Instrument):
         if wave_mixing not in (3, 4):
             raise ValueError(f"{name}: wave_mixing must be 3 or 4, got {wave_mixing!r}")
         # resolve and check every part before registering this instrument
-        pump, flux = _find_instrument(pump, "pump"), _find_instrument(flux, "flux bias")
+        pump = _find_instrument(pump, "pump")
+        flux = _find_instrument(flux, "flux bias") if flux is not None else None
         source = self._source_parameter
         pump_output = source(pump, pump_output_param, ("status", "rf_output", "output"), "pump output")
         pump_power = source(pump, pump_power_param, (), "pump power")
         pump_frequency = source(pump, pump_frequency_param, (), "pump frequency")
-        flux_output = source(flux, flux_output_param, (), "flux output")
-        flux_current = source(flux, flux_current_param, (), "flux current")
+        flux_output = source(flux, flux_output_param, (), "flux output") if flux is not None else None
+        flux_current = source(flux, flux_current_param, (), "flux current") if flux is not None else None
         vna = _find_instrument(vna, "VNA")
         analyzer = _find_instrument(analyzer, "analyzer") if analyzer is not None else None
         load_switch = _find_instrument(load_switch, "load switch") if load_switch is not None else None
@@ -259,14 +261,15 @@ class ParametricAmplifier(Instrument):
         self.pump_on: Parameter = self.add_parameter(
             "pump_on", label="pump on", get_cmd=self._get_pump_on, set_cmd=self._set_pump_on, vals=Bool(),
             docstring="Pump source RF output on/off.")
-        self.flux_current: DelegateParameter = self.add_parameter(
-            "flux_current", parameter_class=DelegateParameter, source=flux_current,
-            label="flux-bias current", unit="A",
-            docstring="Flux-bias current (delegates to the flux source; its range and the station's "
-                      "safety limit apply).")
-        self.flux_on: Parameter = self.add_parameter(
-            "flux_on", label="flux bias on", get_cmd=self._get_flux_on, set_cmd=self._set_flux_on, vals=Bool(),
-            docstring="Flux-bias source output on/off.")
+        if flux is not None:
+            self.flux_current: DelegateParameter = self.add_parameter(
+                "flux_current", parameter_class=DelegateParameter, source=flux_current,
+                label="flux-bias current", unit="A",
+                docstring="Flux-bias current (delegates to the flux source; its range and the station's "
+                          "safety limit apply).")
+            self.flux_on: Parameter = self.add_parameter(
+                "flux_on", label="flux bias on", get_cmd=self._get_flux_on, set_cmd=self._set_flux_on, vals=Bool(),
+                docstring="Flux-bias source output on/off.")
         self.input_attenuation: ManualParameter = self.add_parameter(
             "input_attenuation", parameter_class=ManualParameter, initial_value=float(input_attenuation_db),
             unit="dB", vals=Numbers(0, 200), label="input attenuation",
@@ -372,6 +375,8 @@ class ParametricAmplifier(Instrument):
 
     def set_flux(self, current_a: float) -> None:
         """Set the flux-bias current and wait until the source has applied it."""
+        if self.flux is None:
+            raise ValueError(f"{self.name}: this amplifier has no flux bias (flux=None)")
         self.flux_current(current_a)
         self._settle(self.flux)
 
@@ -403,8 +408,8 @@ class ParametricAmplifier(Instrument):
         finally:
             self.set_pump(on=was_on)
         gain = _db(np.abs(s_on) ** 2 / np.maximum(np.abs(s_off) ** 2, 1e-300))
-        return GainCurve(freqs, gain, s_on, s_off, power, float(self.pump_frequency()), float(self.pump_power()),
-                         float(self.flux_current()))
+        flux = float(self.flux_current()) if self.flux is not None else math.nan
+        return GainCurve(freqs, gain, s_on, s_off, power, float(self.pump_frequency()), float(self.pump_power()), flux)
 
     def gain_and_bandwidth(self, start_hz: float | None = None, stop_hz: float | None = None,
                            points: int = 401, *, span_hz: float = 200e6, curve: GainCurve | None = None,

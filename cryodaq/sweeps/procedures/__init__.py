@@ -15,6 +15,9 @@ stored run.
 - :mod:`~cryodaq.sweeps.procedures.repeat` — distributions, not single numbers: any figures (the paramp's
   gain, bandwidth, P1dB, T_n with its budget; each resonator's fr, Qi) every N minutes, their time
   traces, histograms, statistics, Allan deviation and drift against time and the fridge temperature.
+- :mod:`~cryodaq.sweeps.procedures.twpa` — travelling-wave paramps: gain map over pump frequency × pump
+  power, 1 dB compression over the band, noise rise with the pump on, and the overnight tune-up that
+  finds and then holds a target gain against pump drift.
 - :mod:`~cryodaq.sweeps.procedures.tes` — TES IV curves versus bath temperature (R_n, R_p, P_sat(T),
   thermal conductance G) and noise PSD versus bias, from the streaming readout board; the
   computations on measured data in :mod:`~cryodaq.sweeps.procedures.tes_analysis`, tables and
@@ -61,6 +64,19 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         NoiseBiasPlan as NoiseBiasPlan,
         run_noise_vs_bias as run_noise_vs_bias,
         run_tes_iv as run_tes_iv,
+    )
+    from cryodaq.sweeps.procedures.twpa import (
+        Band as Band,
+        TWPACompressionPlan as TWPACompressionPlan,
+        TWPAHoldPlan as TWPAHoldPlan,
+        TWPAMapPlan as TWPAMapPlan,
+        TWPANoisePlan as TWPANoisePlan,
+        analyze_twpa_run as analyze_twpa_run,
+        noise_rise_analysis as noise_rise_analysis,
+        run_twpa_compression as run_twpa_compression,
+        run_twpa_gain_map as run_twpa_gain_map,
+        run_twpa_hold as run_twpa_hold,
+        run_twpa_noise_rise as run_twpa_noise_rise,
     )
     from cryodaq.sweeps.procedures.tes_analysis import (
         ThermalFit as ThermalFit,

@@ -84,15 +84,18 @@ class RepeatReport:
 
 
 def run_repeat(ctx: Any, *, figures: FigureFunction | Sequence[FigureFunction], plan: RepeatPlan,
-               temperature: Callable[[], float] | None = None, clock: Callable[[], float] = time.time,
-               sleep: Callable[[float], Any] = time.sleep, attrs: Mapping[str, Any] | None = None,
+               temperature: Callable[[], float] | None = None, clock: Callable[[], float] | None = None,
+               sleep: Callable[[float], Any] | None = None, attrs: Mapping[str, Any] | None = None,
                analyze: bool = True) -> RepeatReport | None:
     """Measure ``figures`` every ``plan.interval_s``, ``plan.repeats`` times (module docstring).
 
     ``temperature``: the fridge's mixing-chamber reading (e.g. ``fridge.mxc``); ``clock``/``sleep``:
-    the time base (a test's simulated clock runs a night in seconds). With ``analyze``, writes
-    the tables and plots of :func:`analyze_repeat_run` to ``ctx.results_dir``.
+    the time base, by default the context's (``ctx.clock``/``ctx.sleep``: wall time, or a test's
+    simulated clock that runs a night in seconds). With ``analyze``, writes the tables and plots of
+    :func:`analyze_repeat_run` to ``ctx.results_dir``.
     """
+    clock = clock or getattr(ctx, "clock", time.time)
+    sleep = sleep or getattr(ctx, "sleep", time.sleep)
     functions = [figures] if callable(figures) else list(figures)
     if not functions:
         raise ValueError("run_repeat: give at least one figure function")
