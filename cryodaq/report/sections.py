@@ -14,6 +14,8 @@ section                reads                     gives
 ``repeat:<name>``      a ``repeat`` sweep        every figure's mean ± its standard error, its
                                                  statistics, time trace and Allan deviation
 ``resonators``         ``resonators``            fr, Qi, Qc per temperature × power × resonator
+``twpa``               ``twpa_*`` sweeps         P1dB over the band, noise rise, gain and SNR
+                                                 improvement with budgets, the overnight hold
 =====================  ========================  ==============================================
 """
 
@@ -217,6 +219,89 @@ def _resonator_sections(run_path: Path, present: set[str], out: Path) -> list[Se
     return [sec]
 
 
+# -- TWPA ----------------------------------------------------------------------------------------------
+
+def _twpa_sections(run_path: Path, present: set[str], out: Path) -> list[Section]:
+    from cryodaq.metrology.calibrations import Calibration
+    from cryodaq.metrology.stability import allan_deviation, summary
+    from cryodaq.sweeps.procedures.twpa import (
+        COMPRESSION,
+        HOLD,
+        NOISE_RISE,
+        SWEEPS,
+        TUNE,
+        analyze_twpa_run,
+        noise_rise_budgets,
+    )
+
+    if not present & set(SWEEPS):
+        return []
+    report = analyze_twpa_run(run_path, out)
+    ds = report.datasets
+    sec = Section("twpa", "twpa", "travelling-wave paramp: gain map, 1 dB compression over the band, noise rise "
+                  "with the pump on (GUM budgets), overnight hold of the band-mean gain")
+    if COMPRESSION in ds:
+        comp = ds[COMPRESSION]
+        for i, f in enumerate(comp["frequency_hz"].values):
+            if bool(comp["done"].values[i]):
+                sec.results.append(_result(sec.name, "p1db_input_dbm", "dBm", comp["p1db_input_dbm"].values[i],
+                                           method="VNA power sweep, pump off/on, linear interpolation at −1 dB",
+                                           conditions={"frequency_hz": float(f)}, source=f"sweeps/{COMPRESSION}"))
+    if report.noise is not None:
+        noise, raw = report.noise, ds[NOISE_RISE]
+        cals = {n: Calibration.from_dict(d) for n, d in (raw.attrs.get("calibrations") or {}).items()}
+        for i, f in enumerate(noise["frequency_hz"].values):
+            if not bool(noise["complete"].values[i]):
+                continue
+            budgets = noise_rise_budgets(raw, i, cals)
+            for m, b in budgets.items():
+                r = _result(sec.name, m, "dB", b.value, u=b.u, big_u=b.U, k=b.k, dof=b.dof,
+                            method="analyzer noise and VNA gain, pump off/on; GUM first-order propagation",
+                            conditions={"frequency_hz": float(f)}, source=f"sweeps/{NOISE_RISE}",
+                            dominant=b.dominant().name)
+                sec.results.append(r)
+                sec.budgets += [{"result_id": r["id"], "input": row.name, "value": _num(row.value), "unit": row.unit,
+                                 "standard_uncertainty": _num(row.u), "kind": row.kind,
+                                 "distribution": row.distribution,
+                                 "dof": "inf" if row.dof == math.inf else _num(row.dof), "source": row.source,
+                                 "sensitivity": _num(row.sensitivity), "contribution": _num(row.contribution),
+                                 "share": _num(row.share)} for row in b.rows]
+    if TUNE in ds and ds[TUNE].attrs.get("found_pump_power_dbm") is not None:
+        sec.results.append(_result(sec.name, "tune.found_pump_power_dbm", "dBm", ds[TUNE].attrs["found_pump_power_dbm"],
+                                   method="pump-power scan, interpolated to the target band-mean gain",
+                                   source=f"sweeps/{TUNE}"))
+    if HOLD in ds:
+        hold = ds[HOLD]
+        done = hold["done"].values.astype(bool)
+        target = float(hold.attrs.get("target_gain_db", math.nan))
+        interval = float(hold.attrs.get("check_interval_s", 1.0)) or 1.0
+        before = np.where(done, hold["gain_before_db"].values, np.nan)
+        sec.results.append(_result(sec.name, "hold.max_deviation_at_checks_db", "dB", float(np.nanmax(
+            np.abs(before - target))) if done.any() else None, method="largest |band-mean gain − target| found at "
+                                   "a check, before re-tuning", conditions={"target_gain_db": target},
+                                   source=f"sweeps/{HOLD}"))
+        sec.results.append(_result(sec.name, "hold.retunes", "", float(hold["retuned"].values[done].sum()),
+                                   method=f"checks that re-tuned the pump, of {int(done.sum())}",
+                                   source=f"sweeps/{HOLD}"))
+        for label, values, unit in (("twpa_hold.gain_before_db", before, "dB"),
+                                    ("twpa_hold.gain_db", np.where(done, hold["gain_db"].values, np.nan), "dB"),
+                                    ("twpa_hold.pump_power_dbm", np.where(done, hold["pump_power_dbm"].values, np.nan),
+                                     "dBm")):
+            stats = summary(values)
+            sec.statistics.append({"section": sec.name, "figure": label, "unit": unit, **stats.as_dict()})
+            for i in np.flatnonzero(done):
+                sec.timetraces.append({"section": sec.name, "figure": label, "unit": unit, "repeat": int(i),
+                                       "t_s": _num(hold["t_s"].values[i]), "temperature_k": None,
+                                       "value": _num(values[i]), "expanded_uncertainty": None})
+            taus, adev, pairs = allan_deviation(values, interval)
+            sec.allan += [{"section": sec.name, "figure": label, "tau_s": float(t), "adev": _num(a), "pairs": int(p)}
+                          for t, a, p in zip(taus, adev, pairs)]
+        if int(done.sum()) < hold.sizes["check"]:
+            sec.warnings.append(f"twpa_hold: {int(done.sum())} of {hold.sizes['check']} checks done")
+    sec.files += report.tables + report.plots
+    return [sec]
+
+
 # -- what is in the run -------------------------------------------------------------------------------
 
 def sections_for_run(run_path: Path, out: Path) -> list[Section]:
@@ -228,7 +313,7 @@ def sections_for_run(run_path: Path, out: Path) -> list[Section]:
     present = set(root["sweeps"].group_keys()) if "sweeps" in root else set()
     out.mkdir(parents=True, exist_ok=True)
     sections = [*_paramp_sections(run_path, present, out), *_resonator_sections(run_path, present, out),
-                *_repeat_sections(run_path, present, out)]
+                *_repeat_sections(run_path, present, out), *_twpa_sections(run_path, present, out)]
     return sections
 
 

@@ -158,3 +158,19 @@ def _p1db_at(pa: Any, clock: FakeClock, f: float) -> float:
         return pa.p1db_dbm(f)
     finally:
         pa._state, clock.now = state, now  # noqa: SLF001
+
+
+def test_the_report_of_the_night(night, tmp_path):
+    from cryodaq.report import validate_report, write_report
+
+    info = write_report(night["path"], tmp_path / "twpa-report")
+    validate_report(info.report)
+    results = {r["id"]: r for r in info.report["results"]}
+    assert info.report["subject"]["kinds"] == ["twpa"]
+    assert results["twpa/hold.max_deviation_at_checks_db[target_gain_db=20]"]["value"] <= 0.5
+    snr = results["twpa/snr_improvement_db[frequency_hz=5.5e+09]"]
+    assert snr["expanded_uncertainty"] > 0 and snr["coverage_factor"] == 2.0
+    assert {"twpa_hold.png", "twpa_gain_map.png", "twpa_compression.png", "twpa_noise_rise.png"} <= {
+        p.name for p in (tmp_path / "twpa-report" / "procedures").iterdir()}
+    traces = {r["figure"] for r in info.report["distributions"]["timetraces"]}
+    assert "twpa_hold.gain_before_db" in traces
