@@ -225,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cryodaq.timing import cli as timing_cli
 
     timing_cli.register(sub)
+
+    from cryodaq.report import cli as report_cli
+
+    report_cli.register(sub)
     return parser
 
 

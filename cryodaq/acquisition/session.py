@@ -354,6 +354,7 @@ class StreamSession:
             "pipeline": self.config.pipeline.as_dict(),
             "backend": self.backend.name,
             "simulated": bool(self.simulate),
+            "calibrations": {n: c.as_dict() for n, c in self.config.calibrations.items()},
         }
 
     def _guard(self, fn: Callable[..., None]) -> Callable[..., None]:

@@ -38,8 +38,6 @@ import numpy as np
 from qcodes.instrument import Instrument
 from qcodes.parameters import DelegateParameter, ManualParameter, Parameter
 from qcodes.validators import Bool, Enum, Numbers
-from scipy.constants import h as PLANCK_H
-from scipy.constants import k as BOLTZMANN_K
 
 from cryodaq.instruments.analyzer_adapters import (
     VNA,
@@ -48,23 +46,20 @@ from cryodaq.instruments.analyzer_adapters import (
     vna_adapter,
 )
 from cryodaq.instruments.reliability import disable_nagle
+from cryodaq.metrology.noise import (
+    NoiseReading,
+    S21Reading,
+    cw_temperature_k,
+    receiver_noise_k,
+    yfactor_model,
+)
+
+__all__ = ["GainBandwidth", "GainCurve", "NoiseTemperature", "P1dBResult", "ParametricAmplifier", "SNRImprovement",
+           "cw_temperature_k", "receiver_noise_k", "yfactor_noise_temperature"]
 
 log = logging.getLogger(__name__)
 
 _ON = (True, 1, "1", "on", "ON", "On")
-
-
-def cw_temperature_k(temperature_k: float, freq_hz: float | np.ndarray) -> np.ndarray:
-    """Callen–Welton noise temperature (hf/2k_B)·coth(hf/2k_B T) of a matched load at T.
-
-    A Y-factor measurement near the quantum limit must use this, not the physical T: at
-    6 GHz a 20 mK load delivers hf/2k_B = 0.14 K of (zero-point) noise.
-    """
-    x = PLANCK_H * np.asarray(freq_hz, dtype=float) / (2 * BOLTZMANN_K)
-    if temperature_k <= 0:
-        return x
-    ratio = x / temperature_k
-    return np.where(ratio > 350, x, x / np.tanh(np.minimum(ratio, 350)))
 
 
 def _db(x: np.ndarray | float) -> np.ndarray:
@@ -150,17 +145,6 @@ class NoiseTemperature:
     system_noise_off_k: float
 
 
-def receiver_noise_k(y_factor: float, t_hot_cw_k: float, t_cold_cw_k: float) -> float:
-    """Receiver noise temperature from one Y factor, T_n = (T_hot − Y·T_cold) / (Y − 1).
-
-    ``t_hot_cw_k``, ``t_cold_cw_k`` are the loads' noise (Callen–Welton) temperatures; T_n is
-    referred to where the loads connect, the loads themselves excluded. Y = 1 gives ±inf.
-    """
-    y = np.float64(y_factor)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float((t_hot_cw_k - y * t_cold_cw_k) / (y - 1.0))
-
-
 def _off_on(values: Sequence[float], what: str) -> tuple[float, float]:
     pair = tuple(float(v) for v in values)
     if len(pair) != 2:
@@ -182,14 +166,19 @@ def yfactor_noise_temperature(p_hot: Sequence[float], p_cold: Sequence[float], t
     hot_off, hot_on = _off_on(p_hot, "p_hot")
     cold_off, cold_on = _off_on(p_cold, "p_cold")
     t_hot_cw, t_cold_cw = float(cw_temperature_k(t_hot_k, freq_hz)), float(cw_temperature_k(t_cold_k, freq_hz))
+    # the full measurement model (cryodaq.metrology.noise) with every correction at its neutral value
+    out = yfactor_model(freq_hz=float(freq_hz), t_hot_k=float(t_hot_k), t_cold_k=float(t_cold_k), p_hot_off=hot_off,
+                        p_cold_off=cold_off, p_hot_on=hot_on, p_cold_on=cold_on,
+                        s21_sq_on=10 ** (float(gain_db) / 10), s21_sq_off=1.0, line_loss_db=0.0,
+                        line_temperature_k=float(t_cold_k), source_mismatch=1.0, analyzer_linearity=0.0,
+                        vna_linearity=0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         y_off, y_on = float(np.float64(hot_off) / cold_off), float(np.float64(hot_on) / cold_on)
-    t_off, t_on = receiver_noise_k(y_off, t_hot_cw, t_cold_cw), receiver_noise_k(y_on, t_hot_cw, t_cold_cw)
-    gain = 10 ** (float(gain_db) / 10)
+    t_off, t_on = float(out["receiver_noise_off_k"]), float(out["receiver_noise_on_k"])
     return NoiseTemperature(
         frequency_hz=float(freq_hz), t_hot_k=float(t_hot_k), t_cold_k=float(t_cold_k), t_hot_cw_k=t_hot_cw,
         t_cold_cw_k=t_cold_cw, y_pump_off=y_off, y_pump_on=y_on, receiver_noise_off_k=t_off,
-        receiver_noise_on_k=t_on, gain_db=float(gain_db), paramp_added_noise_k=t_on - t_off / gain,
+        receiver_noise_on_k=t_on, gain_db=float(gain_db), paramp_added_noise_k=float(out["paramp_added_noise_k"]),
         system_noise_on_k=t_cold_cw + t_on, system_noise_off_k=t_cold_cw + t_off)
 
 
@@ -214,7 +203,8 @@ class ParametricAmplifier(Instrument):
     Args:
         name: instrument name.
         pump: pump source (qcodes ``RohdeSchwarzSGS100A``, ``KeysightN51x1`` ...) or its name.
-        flux: flux-bias current source (``YokogawaGS200`` in current mode ...) or its name.
+        flux: flux-bias current source (``YokogawaGS200`` in current mode ...) or its name; None for an
+            amplifier without flux bias (a current-pumped TWPA): then there are no ``flux_*`` parameters.
         vna: VNA driver (Keysight PNA or R&S ZNB family) or anything implementing
             :class:`~cryodaq.instruments.analyzer_adapters.VNA`, or its name.
         analyzer: spectrum analyzer (Keysight N9030B) for the noise measurements, optional.
@@ -239,13 +229,14 @@ class ParametricAmplifier(Instrument):
         if wave_mixing not in (3, 4):
             raise ValueError(f"{name}: wave_mixing must be 3 or 4, got {wave_mixing!r}")
         # resolve and check every part before registering this instrument
-        pump, flux = _find_instrument(pump, "pump"), _find_instrument(flux, "flux bias")
+        pump = _find_instrument(pump, "pump")
+        flux = _find_instrument(flux, "flux bias") if flux is not None else None
         source = self._source_parameter
         pump_output = source(pump, pump_output_param, ("status", "rf_output", "output"), "pump output")
         pump_power = source(pump, pump_power_param, (), "pump power")
         pump_frequency = source(pump, pump_frequency_param, (), "pump frequency")
-        flux_output = source(flux, flux_output_param, (), "flux output")
-        flux_current = source(flux, flux_current_param, (), "flux current")
+        flux_output = source(flux, flux_output_param, (), "flux output") if flux is not None else None
+        flux_current = source(flux, flux_current_param, (), "flux current") if flux is not None else None
         vna = _find_instrument(vna, "VNA")
         analyzer = _find_instrument(analyzer, "analyzer") if analyzer is not None else None
         load_switch = _find_instrument(load_switch, "load switch") if load_switch is not None else None
@@ -270,14 +261,15 @@ class ParametricAmplifier(Instrument):
         self.pump_on: Parameter = self.add_parameter(
             "pump_on", label="pump on", get_cmd=self._get_pump_on, set_cmd=self._set_pump_on, vals=Bool(),
             docstring="Pump source RF output on/off.")
-        self.flux_current: DelegateParameter = self.add_parameter(
-            "flux_current", parameter_class=DelegateParameter, source=flux_current,
-            label="flux-bias current", unit="A",
-            docstring="Flux-bias current (delegates to the flux source; its range and the station's "
-                      "safety limit apply).")
-        self.flux_on: Parameter = self.add_parameter(
-            "flux_on", label="flux bias on", get_cmd=self._get_flux_on, set_cmd=self._set_flux_on, vals=Bool(),
-            docstring="Flux-bias source output on/off.")
+        if flux is not None:
+            self.flux_current: DelegateParameter = self.add_parameter(
+                "flux_current", parameter_class=DelegateParameter, source=flux_current,
+                label="flux-bias current", unit="A",
+                docstring="Flux-bias current (delegates to the flux source; its range and the station's "
+                          "safety limit apply).")
+            self.flux_on: Parameter = self.add_parameter(
+                "flux_on", label="flux bias on", get_cmd=self._get_flux_on, set_cmd=self._set_flux_on, vals=Bool(),
+                docstring="Flux-bias source output on/off.")
         self.input_attenuation: ManualParameter = self.add_parameter(
             "input_attenuation", parameter_class=ManualParameter, initial_value=float(input_attenuation_db),
             unit="dB", vals=Numbers(0, 200), label="input attenuation",
@@ -383,6 +375,8 @@ class ParametricAmplifier(Instrument):
 
     def set_flux(self, current_a: float) -> None:
         """Set the flux-bias current and wait until the source has applied it."""
+        if self.flux is None:
+            raise ValueError(f"{self.name}: this amplifier has no flux bias (flux=None)")
         self.flux_current(current_a)
         self._settle(self.flux)
 
@@ -414,8 +408,8 @@ class ParametricAmplifier(Instrument):
         finally:
             self.set_pump(on=was_on)
         gain = _db(np.abs(s_on) ** 2 / np.maximum(np.abs(s_off) ** 2, 1e-300))
-        return GainCurve(freqs, gain, s_on, s_off, power, float(self.pump_frequency()), float(self.pump_power()),
-                         float(self.flux_current()))
+        flux = float(self.flux_current()) if self.flux is not None else math.nan
+        return GainCurve(freqs, gain, s_on, s_off, power, float(self.pump_frequency()), float(self.pump_power()), flux)
 
     def gain_and_bandwidth(self, start_hz: float | None = None, stop_hz: float | None = None,
                            points: int = 401, *, span_hz: float = 200e6, curve: GainCurve | None = None,
@@ -459,14 +453,29 @@ class ParametricAmplifier(Instrument):
         _, s = self._sweep(freq_hz - span_hz / 2, freq_hz + span_hz / 2, points, power_dbm, averages)
         return complex(np.mean(s))
 
-    def s21_at(self, freq_hz: float, *, probe_power_dbm: float | None = None, averages: int | None = None) -> complex:
-        """S21 at one frequency as things are now (pump untouched): the mean of 5 points over 1 kHz.
+    def s21_reading(self, freq_hz: float, *, points: int = 5, span_hz: float = 1e3,
+                    probe_power_dbm: float | None = None, averages: int | None = None) -> S21Reading:
+        """S21 at one frequency as things are now (pump untouched): ``points`` over ``span_hz``, their
+        complex mean, and |mean|² with its type A uncertainty (``cryodaq.metrology.noise.S21Reading``).
 
         The gain is the ratio of two such readings, |S21 pump on|² / |S21 pump off|²; a sweep over
         the pump stores the readings and its analysis divides them.
         """
+        if points < 1:
+            raise ValueError(f"{self.name}.s21_reading: points must be >= 1, got {points}")
         power = self.probe_power() if probe_power_dbm is None else float(probe_power_dbm)
-        return self._s21_at(freq_hz, power, averages)
+        _, s = self._sweep(freq_hz - span_hz / 2, freq_hz + span_hz / 2, points, power, averages)
+        return S21Reading.from_trace(s)
+
+    def s21_at(self, freq_hz: float, *, probe_power_dbm: float | None = None, averages: int | None = None) -> complex:
+        """S21 at one frequency as things are now: the mean of :meth:`s21_reading`'s 5 points over 1 kHz."""
+        return self.s21_reading(freq_hz, probe_power_dbm=probe_power_dbm, averages=averages).mean
+
+    def s21_trace(self, start_hz: float, stop_hz: float, points: int = 201, *,
+                  probe_power_dbm: float | None = None, averages: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """One VNA sweep as things are now (pump untouched): (frequencies, complex S21)."""
+        power = self.probe_power() if probe_power_dbm is None else float(probe_power_dbm)
+        return self._sweep(start_hz, stop_hz, points, power, averages)
 
     def gain_at(self, freq_hz: float, *, probe_power_dbm: float | None = None, averages: int | None = None) -> float:
         """Gain (dB) at one frequency: a narrow pump-off and pump-on measurement (pump left as it was)."""
@@ -510,16 +519,23 @@ class ParametricAmplifier(Instrument):
             p1 = float(p_in[i - 1] + (g_ss - 1.0 - g1) * (p_in[i] - p_in[i - 1]) / (g2 - g1))
         return P1dBResult(float(freq_hz), powers, p_in, gain, g_ss, p1, p1 + g_ss - 1.0, bool(below.size))
 
-    def noise_power_mw(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201, rbw_hz: float = 10e3,
-                       sweep_time_s: float | None = 1.0) -> float:
-        """Mean noise power (mW per RBW, linear) over ``span_hz`` around ``freq_hz``, as things are now.
-
-        One analyzer trace (RMS averaging, average detector), its points averaged in mW: with
-        N = RBW·sweep_time/points independent samples per point the mean carries ≈ 1/√(N·points).
-        Nothing is switched: the Y-factor sweep sets the load and the pump around it.
+    def noise_reading(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201, rbw_hz: float = 10e3,
+                      sweep_time_s: float | None = 1.0) -> NoiseReading:
+        """Noise power over ``span_hz`` around ``freq_hz``, as things are now: the mean of one analyzer
+        trace's points (mW per RBW, linear; RMS averaging, average detector) with its type A
+        uncertainty from their scatter (correlated points counted as fewer:
+        ``cryodaq.metrology.noise.NoiseReading``). With N = RBW·sweep_time/points independent
+        samples per point the mean carries ≈ 1/√(N·points). Nothing is switched: the Y-factor
+        sweep sets the load and the pump around it.
         """
         _, dbm = self._analyzer_trace(freq_hz, span_hz, points, rbw_hz, sweep_time_s)
-        return float(np.mean(_mw(dbm)))
+        return NoiseReading.from_trace_mw(_mw(dbm))
+
+    def noise_power_mw(self, freq_hz: float, *, span_hz: float = 1e6, points: int = 201, rbw_hz: float = 10e3,
+                       sweep_time_s: float | None = 1.0) -> float:
+        """Mean noise power (mW per RBW, linear): :meth:`noise_reading`'s mean."""
+        return self.noise_reading(freq_hz, span_hz=span_hz, points=points, rbw_hz=rbw_hz,
+                                  sweep_time_s=sweep_time_s).mean_mw
 
     def _analyzer_trace(self, freq_hz: float, span_hz: float, points: int, rbw_hz: float,
                         sweep_time_s: float | None) -> tuple[np.ndarray, np.ndarray]:

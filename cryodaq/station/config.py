@@ -29,6 +29,7 @@ from cryodaq.config import (
     read_yaml_file,
 )
 from cryodaq.errors import StationConfigError
+from cryodaq.metrology.calibrations import Calibration, parse_calibrations
 from cryodaq.wire.addresses import LOOPBACK, with_endpoint
 
 
@@ -107,6 +108,8 @@ class StationConfig:
     publish: PublishConfig = field(default_factory=PublishConfig)
     reliability: ReliabilityConfig = field(default_factory=ReliabilityConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
+    #: calibrated quantities, with their references and dates (``cryodaq.calibrations``; cryodaq.metrology)
+    calibrations: dict[str, Calibration] = field(default_factory=dict)
 
     def qcodes_yaml(self) -> str:
         """The document qcodes.Station.load_config takes (only its own keys)."""
@@ -320,11 +323,13 @@ def load_station_config(path: str | Path) -> StationConfig:
         channels=None if channels is None else tuple(channels),
     )
     pub.finish()
+    calibrations = parse_calibrations(file, top.get("calibrations", "mapping", {}), instruments)
     top.finish()
     return StationConfig(
         path=path, name=name, description=description, instruments=instruments, readout=readout,
         pipeline=pipeline, housekeeping=housekeeping, safety_limits=safety_limits,
         simulation=simulation, raw=doc, reliability=reliability, publish=publish, timing=timing,
+        calibrations=calibrations,
     )
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
+import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
@@ -79,7 +80,10 @@ class SweepContext:
     - ``ctx.results_dir``: folder for PNG plots and CSV tables, beside the run;
     - ``ctx.dataset(name)``: a stored sweep as xarray; ``ctx.log``: a logger writing to the run's log;
     - ``ctx.simulators``: the simulators of a simulated station (``SimServers`` in-process, whose
-      ``.world`` a test may inspect, or the ``SimulatedStation`` child process), else None.
+      ``.world`` a test may inspect, or the ``SimulatedStation`` child process), else None;
+    - ``ctx.clock`` / ``ctx.sleep``: the time base of scheduled procedures (repeats, the TWPA hold):
+      ``time.time`` / ``time.sleep``; a test may swap in a simulated clock (with the world's, for
+      the simulators) to run a night in seconds.
     """
 
     def __init__(self, station: Station, run: SweepRun, *, config: StationConfig | None = None,
@@ -97,6 +101,8 @@ class SweepContext:
         self.sweep_defaults = dict(sweep_defaults or {})
         self.log = logging.getLogger("cryodaq.sweeps.script")
         self.results: dict[str, SweepResult] = {}
+        self.clock: Callable[[], float] = time.time
+        self.sleep: Callable[[float], Any] = time.sleep
 
     @property
     def resumed(self) -> bool:
@@ -267,7 +273,8 @@ def run_script(
         log.warning("%s", warning)
     with station_up(config, simulate=simulate, in_process=in_process_simulators) as live:
         run_config = {"script": _script_info(script), "station_file": str(config.path), "options": opts,
-                      "simulated": live.simulated}
+                      "simulated": live.simulated,
+                      "calibrations": {n: c.as_dict() for n, c in live.config.calibrations.items()}}
         if run_path is None:
             run = SweepRun.create(out_dir, station_name=config.name,
                                   station_snapshot=live.station.snapshot(update=True), config=run_config,

@@ -6,25 +6,17 @@ module). ``:READ:SAN1?`` / ``:FETC:SAN1?`` return ``npts`` (frequency, amplitude
 as an IEEE 488.2 definite-length block of REAL,64 (byte order per ``FORM:BORD``;
 ``FORM ASC`` gives comma-separated text).
 
-Each point is the power in the resolution bandwidth (dBm) of what reaches the input:
-
-    P(f) = k_B · T_sys(f) · G_chain(f) · ENBW  +  DANL · ENBW  +  pump leakage tone
-           (× exp(−(f − f_p)²/2σ²), σ = RBW / 2.355, for the tone)
-
-from ``world.paramp`` (T_sys referred to the paramp input, G_chain = paramp × HEMT × post
-gain; ENBW = 1.0645 × RBW for the default 3 dB (Gaussian) RBW type, = RBW for NOISE).
-DANL = −155 dBm/Hz at 10 dB input attenuation, +1 dB per dB more, −10 dB with the
-preamp on. Like a real swept analyzer with an RMS average detector, each point scatters:
-its power is multiplied by a Gamma variate of mean 1 and relative standard deviation
-1/√N, N = max(1, RBW · sweep_time / npts) (independent samples in the dwell time).
-With ``:SENS:AVER:TYPE LOG`` (the reset default) noise reads 2.51 dB low, as on the real
-instrument; ``RMS`` reads true power. The sweep takes no wall time unless the face
+Each point is the power in the resolution bandwidth (dBm) of what reaches the input, from
+``world.paramp`` with the analyzer's RBW, RBW type, attenuation, preamp, averaging type and
+sweep time; the physics (ENBW, DANL, the pump tone, the Gamma scatter of each point, the LOG
+averaging's −2.51 dB on noise, the bench's scale error) is in
+:mod:`sim_instruments.world.spectrum_analyzer`, so a test can draw thousands of traces
+in-process. The sweep takes no wall time unless the face
 option ``realtime`` is set.
 """
 
 from __future__ import annotations
 
-import math
 import struct
 import time
 
@@ -32,11 +24,14 @@ import numpy as np
 
 from sim_instruments.servers.scpi_command_tree import BOOL, Kind, ScpiFace, choice, integer, number
 from sim_instruments.servers.scpi_parsing import ScpiError, parse_float
+from sim_instruments.world.spectrum_analyzer import (
+    LOG_AVERAGE_NOISE_DB as LOG_AVERAGE_NOISE_DB,
+    AnalyzerSettings,
+    expected_trace_dbm,
+    measured_trace_dbm,
+)
 from sim_instruments.world.world import World
 
-DANL_DBM_PER_HZ = -155.0
-LOG_AVERAGE_NOISE_DB = -2.51
-ENBW = {"DB3": 1.0645, "DB6": 0.7527, "NOISE": 1.0, "IMP": 0.7071}
 MIN_FREQ, MAX_FREQ = -80e6, 27e9
 
 
@@ -157,29 +152,21 @@ class KeysightN9030BFace(ScpiFace):
     def frequencies(self) -> np.ndarray:
         return np.linspace(self.start_hz, self.stop_hz, int(self.values["npts"]))
 
+    def settings(self) -> AnalyzerSettings:
+        """The settings the measured power depends on, as they are now."""
+        v = self.values
+        return AnalyzerSettings(rbw_hz=v["rbw"], rbw_type=v["rbw_type"], atten_db=v["atten"], preamp=v["preamp"],
+                                avg_type=v["avg_type"], sweep_time_s=v["sweep_time"])
+
     def expected_dbm(self, freqs_hz: np.ndarray) -> np.ndarray:
         """Noise-free trace (dBm per point) for the present world and settings."""
-        v = self.values
-        enbw = ENBW[v["rbw_type"]] * v["rbw"]
-        noise_mw = 10 ** (self.world.paramp.output_noise_dbm_per_hz(freqs_hz) / 10) * enbw
-        danl = DANL_DBM_PER_HZ + (v["atten"] - 10) - (10.0 if v["preamp"] else 0.0)
-        noise_mw = noise_mw + 10 ** (danl / 10) * enbw
-        if v["avg_type"] == "LOG":
-            noise_mw = noise_mw * 10 ** (LOG_AVERAGE_NOISE_DB / 10)
-        tone = self.world.paramp.pump_tone()
-        if tone is not None:
-            sigma = v["rbw"] / (2 * math.sqrt(2 * math.log(2)))
-            noise_mw = noise_mw + 10 ** (tone[1] / 10) * np.exp(-0.5 * ((freqs_hz - tone[0]) / sigma) ** 2)
-        return 10 * np.log10(noise_mw)
+        return expected_trace_dbm(self.world.paramp, freqs_hz, self.settings())
 
     def _sweep(self) -> np.ndarray:
-        v = self.values
         freqs = self.frequencies()
-        n_independent = max(1.0, v["rbw"] * v["sweep_time"] / len(freqs))
-        scatter = self._rng.gamma(n_independent, 1.0 / n_independent, size=len(freqs))
-        dbm = self.expected_dbm(freqs) + 10 * np.log10(scatter)
+        dbm = measured_trace_dbm(self.world.paramp, freqs, self.settings(), self._rng)
         if self.realtime:
-            time.sleep(min(v["sweep_time"], 10.0))
+            time.sleep(min(self.values["sweep_time"], 10.0))
         self.last_trace = np.column_stack([freqs, dbm])
         return self.last_trace
 

@@ -6,8 +6,8 @@ A small SCPI instrument (driver: ``cryodaq.instruments.NoiseLoadSwitch``), LF te
 ``*IDN?``              ``cryodaq-sim,NOISE-LOAD-SW,SIM0001,0.1``
 ``LOAD:SEL HOT|COLD``  connect the paramp input to the hot or the cold load
 ``LOAD:SEL?``          ``HOT`` or ``COLD``
-``LOAD:TEMP:HOT?``     hot-load thermometer reading (K): ``world.paramp.hot_load``
-``LOAD:TEMP:COLD?``    cold-load thermometer reading (K): the mixing chamber
+``LOAD:TEMP:HOT?``     hot-load thermometer reading (K): ``world.paramp.hot_load`` + the bench's offset
+``LOAD:TEMP:COLD?``    cold-load thermometer reading (K): the mixing chamber + the bench's offset
 ``SYST:ERR?``          oldest error, ``0,"No error"`` when none
 =====================  =========================================================
 
@@ -32,10 +32,9 @@ class NoiseSourceSwitchFace(ScpiFace):
         self._push()
 
     def _temperature(self, load: str) -> float:
-        paramp = self.world.paramp
-        if load == "cold":
-            return self.world.fridge.read("mxc")
-        return paramp.load_temperature_k("hot")
+        """The load's thermometer: the truth + the bench's offset (world.paramp.bench); the cold one
+        is the mixing chamber's, with its reading noise."""
+        return self.world.paramp.thermometer_reading_k(load)
 
     def _push(self, _value: object = None) -> None:
         self.world.paramp.select_load(self.values["load"].lower())

@@ -116,6 +116,16 @@ class FridgeModel:
             self._warm_rate = 0.0
             self._warm_target = math.inf
 
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Continue on another clock: the state is brought up to now on the old one, then time runs on the new."""
+        with self._lock:
+            self._advance(self._clock())
+            elapsed = self._t_last - self._t0
+            self._clock = clock
+            self._t_last = clock()
+            self._t0 = self._t_last - elapsed
+            self._warm_start = self._t_last if self._warm_rate else self._warm_start
+
     # -- outputs --------------------------------------------------------------
     def mxc_k(self) -> float:
         """True (noise-free) mixing-chamber temperature now."""

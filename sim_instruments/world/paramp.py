@@ -24,12 +24,17 @@ from __future__ import annotations
 
 import math
 import threading
-from dataclasses import dataclass, fields, replace
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.constants import h as PLANCK_H
 from scipy.constants import k as BOLTZMANN_K
+
+from sim_instruments.world.noise_bench import NoiseBenchConfig, line_output_k
+from sim_instruments.world.twpa import TWPAConfig, TWPAGain
 
 if TYPE_CHECKING:
     from sim_instruments.world.fridge import FridgeModel
@@ -77,9 +82,15 @@ class ParampConfig:
     hot_load: float | str = "4k"
     #: pump tone reaching the HEMT, relative to the pump power at the paramp (dB)
     pump_leakage_db: float = -30.0
-    #: TWPA only: peak gain at the reference pump power and the gain bandwidth
-    twpa_gain_db_at_threshold: float = 20.0
-    twpa_bandwidth_hz: float = 3.0e9
+    #: TWPA only (kind: twpa): the four-wave-mixing line (sim_instruments.world.twpa)
+    twpa: TWPAConfig = field(default_factory=TWPAConfig)
+    #: injected drift of the pump power reaching the amplifier: linear (dB per hour of world time) and a
+    #: slow sinusoidal wander (amplitude dB, period s), from when the world was made
+    pump_drift_db_per_hour: float = 0.0
+    pump_wander_db: float = 0.0
+    pump_wander_period_s: float = 3600.0
+    #: the noise bench between the loads and the paramp, as it truly is (sim_instruments.world.noise_bench)
+    bench: NoiseBenchConfig = field(default_factory=NoiseBenchConfig)
 
 
 @dataclass(frozen=True)
@@ -109,7 +120,8 @@ def _dbm_to_mw(dbm: float) -> float:
 class ParampModel:
     """The paramp model and its settings (thread-safe: faces on several threads write the state)."""
 
-    def __init__(self, config: ParampConfig, fridge: FridgeModel | None = None) -> None:
+    def __init__(self, config: ParampConfig, fridge: FridgeModel | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
         c = config
         for f in fields(ParampConfig):
             value, default = getattr(c, f.name), f.default
@@ -121,15 +133,19 @@ class ParampModel:
             raise ValueError(f"world.paramp.kind: expected one of {KINDS}, got {c.kind!r}")
         if c.wave_mixing not in (3, 4):
             raise ValueError(f"world.paramp.wave_mixing: expected 3 or 4, got {c.wave_mixing!r}")
-        for key in ("f_max_hz", "linewidth_hz", "twpa_bandwidth_hz"):
+        for key in ("f_max_hz", "linewidth_hz", "pump_wander_period_s"):
             if not getattr(c, key) > 0:
                 raise ValueError(f"world.paramp.{key}: expected > 0, got {getattr(c, key)!r}")
         if c.max_gain_db <= 0 or c.t_added_k < 0 or c.hemt_noise_k < 0:
             raise ValueError("world.paramp: max_gain_db must be > 0, t_added_k and hemt_noise_k >= 0")
         if isinstance(c.hot_load, str) and c.hot_load not in ("4k", "still"):
             raise ValueError(f"world.paramp.hot_load: expected a temperature in K, '4k' or 'still', got {c.hot_load!r}")
+        c.bench.check()
         self.config = c
         self.fridge = fridge
+        self.twpa: TWPAGain | None = TWPAGain(c.twpa) if c.kind == "twpa" else None
+        self._clock = clock or time.monotonic
+        self._t0 = self._clock()
         self._state = ParampState()
         self._lock = threading.Lock()
 
@@ -169,9 +185,34 @@ class ParampModel:
             return self.config.f_max_hz
         return self.config.f_max_hz * math.sqrt(abs(math.cos(math.pi * self.flux_phi0(state))))
 
+    def drift_time_s(self) -> float:
+        """World time the drifts have run (s)."""
+        return self._clock() - self._t0
+
+    def set_drift_time(self, elapsed_s: float) -> None:
+        """Let the drifts continue from ``elapsed_s`` (the world changed its clock)."""
+        self._t0 = self._clock() - float(elapsed_s)
+
+    def pump_drift_db(self) -> float:
+        """The injected drift of the pump line now (dB, world time since the model was made)."""
+        c = self.config
+        if not (c.pump_drift_db_per_hour or c.pump_wander_db):
+            return 0.0
+        t = self._clock() - self._t0
+        return c.pump_drift_db_per_hour * t / 3600.0 + c.pump_wander_db * math.sin(2 * math.pi * t / c.pump_wander_period_s)
+
     def pump_power_at_paramp_dbm(self, state: ParampState | None = None) -> float:
+        """Pump power reaching the amplifier: source − line attenuation + the injected drift (−∞ when off)."""
         s = state or self._state
-        return s.pump_power_dbm - self.config.pump_attenuation_db if s.pump_on else -math.inf
+        if not s.pump_on:
+            return -math.inf
+        return s.pump_power_dbm - self.config.pump_attenuation_db + self.pump_drift_db()
+
+    def _pump_mw(self, s: ParampState) -> float:
+        """Pump power at the amplifier in mW (0 with the pump off or the amplifier disabled)."""
+        if not (self.config.enabled and s.pump_on):
+            return 0.0
+        return _dbm_to_mw(self.pump_power_at_paramp_dbm(s))
 
     def center_hz(self, state: ParampState | None = None) -> float:
         """Centre of the gain profile: f_p/2 (3-wave mixing) or f_p (4-wave mixing)."""
@@ -191,25 +232,24 @@ class ParampModel:
         if not (c.enabled and s.pump_on):
             return 1.0
         g_max = 10 ** (c.max_gain_db / 10)
-        if c.kind == "twpa":
-            # 4WM travelling wave: G0 = 1 + sinh²(g), g ∝ pump power; g_ref gives the reference gain
-            g_ref = math.asinh(math.sqrt(10 ** (c.twpa_gain_db_at_threshold / 10) - 1))
-            g = g_ref * _dbm_to_mw(self.pump_power_at_paramp_dbm(s)) / _dbm_to_mw(c.pump_threshold_dbm)
-            return min(1.0 + math.sinh(min(g, 50.0)) ** 2, g_max)
+        if self.twpa is not None:  # the gain at the pump frequency, phase matched or not
+            return float(self.small_signal_gain(s.pump_frequency_hz, s))
         ratio = _dbm_to_mw(self.pump_power_at_paramp_dbm(s)) / _dbm_to_mw(self.threshold_dbm(s))
         ratio = min(ratio, 1.0 - 1.0 / math.sqrt(g_max))
         return 1.0 / (1.0 - ratio) ** 2
 
     def lorentz_width_hz(self, state: ParampState | None = None) -> float:
         """B in the gain profile: κ/√G0 for a JPA (the profile's −3 dB width is slightly wider)."""
-        if self.config.kind == "twpa":
-            return self.config.twpa_bandwidth_hz
+        if self.twpa is not None:
+            return math.nan
         return self.config.linewidth_hz / math.sqrt(self.peak_gain(state))
 
     # -- truth: what the measurements should recover -------------------------------------
     def small_signal_gain(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
         """G_s(f), linear power gain at vanishing input power."""
         s = state or self._state
+        if self.twpa is not None:
+            return self.twpa.small_signal_gain(freqs_hz, s.pump_frequency_hz, self._pump_mw(s))
         g0 = self.peak_gain(s)
         x = 2 * (np.asarray(freqs_hz, dtype=float) - self.center_hz(s)) / self.lorentz_width_hz(s)
         return 1.0 + (g0 - 1.0) / (1.0 + x * x)
@@ -220,9 +260,13 @@ class ParampModel:
 
     def gain(self, freqs_hz: np.ndarray | float, input_power_dbm: float = -math.inf,
              state: ParampState | None = None) -> np.ndarray:
-        """Compressed power gain G(f, P_in) = 1 + (G_s − 1)/(1 + P_in (G_s − 1)/P_sat)."""
-        gs = self.small_signal_gain(freqs_hz, state)
+        """Compressed power gain G(f, P_in) = 1 + (G_s − 1)/(1 + P_in (G_s − 1)/P_sat); a TWPA's from pump
+        depletion (sim_instruments.world.twpa)."""
         p_in = _dbm_to_mw(input_power_dbm) if math.isfinite(input_power_dbm) else 0.0
+        if self.twpa is not None:
+            s = state or self._state
+            return self.twpa.gain(freqs_hz, s.pump_frequency_hz, self._pump_mw(s), p_in)
+        gs = self.small_signal_gain(freqs_hz, state)
         excess = gs - 1.0
         return 1.0 + excess / (1.0 + p_in * excess / _dbm_to_mw(self.config.saturation_power_dbm))
 
@@ -243,12 +287,30 @@ class ParampModel:
         gs = float(self.small_signal_gain(f, state))
         if gs * _C1DB <= 1.0:
             return math.nan
+        if self.twpa is not None:  # pump depletion has no closed form: where the gain is 1 dB down
+            from scipy.optimize import brentq
+
+            def down(p_dbm: float) -> float:
+                return 10 * math.log10(float(self.gain(f, p_dbm, state)) / gs) + 1.0
+
+            return float(brentq(down, -200.0, -20.0, xtol=1e-4)) if down(-20.0) < 0 else math.nan
         p = _dbm_to_mw(self.config.saturation_power_dbm) * gs * (1 - _C1DB) / ((gs - 1) * (gs * _C1DB - 1))
         return 10 * math.log10(p)
 
     def added_noise_k(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
-        """Noise the paramp adds, referred to its input: t_added_k · (1 − 1/G_s(f)) (0 with the pump off)."""
-        return self.config.t_added_k * (1.0 - 1.0 / self.small_signal_gain(freqs_hz, state))
+        """Noise the paramp adds, referred to its input: t_added_k · (1 − 1/G_s(f)) (0 with the pump off).
+
+        A TWPA's is explicit: (1 − 1/G_s)·(T_source(f_i)·f/f_i + excess_noise_k), the selected source's
+        noise entering at the idler frequency converted into the signal band, and the line's loss noise.
+        """
+        gs = self.small_signal_gain(freqs_hz, state)
+        if self.twpa is not None:
+            s = state or self._state
+            f = np.asarray(freqs_hz, dtype=float)
+            f_i = np.abs(self.twpa.idler_hz(f, s.pump_frequency_hz))
+            idler = self.source_noise_k(f_i, s) * f / np.maximum(f_i, 1.0)
+            return (1.0 - 1.0 / gs) * (idler + self.config.twpa.excess_noise_k)
+        return self.config.t_added_k * (1.0 - 1.0 / gs)
 
     def noise_temperature_k(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
         """Receiver noise temperature referred to the paramp input, the load excluded:
@@ -267,11 +329,38 @@ class ParampModel:
             raise ValueError("world.paramp.hot_load names a fridge stage but the paramp has no fridge")
         return self.fridge.plate_4k_k() if hot == "4k" else self.fridge.still_k()
 
+    def thermometer_k(self, load: str) -> float:
+        """What the selected load's thermometer reads (noise-free): the truth + the bench's offset."""
+        b = self.config.bench
+        offset = b.hot_thermometer_offset_k if load == "hot" else b.cold_thermometer_offset_k
+        return self.load_temperature_k(load) + offset
+
+    def thermometer_reading_k(self, load: str) -> float:
+        """One reading of a load's thermometer: the hot one :meth:`thermometer_k`; the cold one the mixing
+        chamber's thermometer (with its reading noise) + the bench's offset."""
+        if load == "cold" and self.fridge is not None:
+            return self.fridge.read("mxc") + self.config.bench.cold_thermometer_offset_k
+        return self.thermometer_k(load)
+
+    def source_noise_k(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
+        """Noise temperature the selected load delivers at the paramp input, through the bench's line:
+        M·T_CW(load)/L + (1 − 1/L)·T_CW(line) (sim_instruments.world.noise_bench)."""
+        s = state or self._state
+        b = self.config.bench
+        f = np.asarray(freqs_hz, dtype=float)
+        t_load = effective_temperature_k(self.load_temperature_k(s.load), f)
+        if s.load == "hot":
+            t_load = t_load * b.hot_mismatch
+        if b.line_loss_db == 0:
+            return t_load
+        t_line = b.line_temperature_k if b.line_temperature_k is not None else self.load_temperature_k("cold")
+        return line_output_k(t_load, b.line_loss_db, effective_temperature_k(t_line, f))
+
     def system_noise_k(self, freqs_hz: np.ndarray | float, state: ParampState | None = None) -> np.ndarray:
-        """T_sys(f) = T_CW(load, f) + T_n(f): everything referred to the paramp input."""
+        """T_sys(f) = T_source(f) + T_n(f): everything referred to the paramp input (:meth:`source_noise_k`)."""
         s = state or self._state
         f = np.asarray(freqs_hz, dtype=float)
-        return effective_temperature_k(self.load_temperature_k(s.load), f) + self.noise_temperature_k(f, s)
+        return self.source_noise_k(f, s) + self.noise_temperature_k(f, s)
 
     def snr_improvement(self, freq_hz: float) -> float:
         """SNR(pump on) / SNR(pump off) at ``freq_hz`` = T_sys,off / T_sys,on (present load)."""
@@ -301,9 +390,13 @@ class ParampModel:
 
     # -- what world.chain_s21 multiplies in -----------------------------------------------
     def s21(self, freqs_hz: np.ndarray, input_power_dbm: float = -100.0) -> np.ndarray:
-        """Complex voltage gain √G(f, P_in) · exp(−jφ), φ = (1 − 1/√G) · arctan(2 (f − f_c)/B)."""
+        """Complex voltage gain √G(f, P_in) · exp(−jφ), φ = (1 − 1/√G) · arctan(2 (f − f_c)/B); a TWPA's
+        with its delay and gain ripple (sim_instruments.world.twpa)."""
         s = self._state
         f = np.asarray(freqs_hz, dtype=float)
+        if self.twpa is not None:
+            p_in = _dbm_to_mw(input_power_dbm) if math.isfinite(input_power_dbm) else 0.0
+            return self.twpa.s21(f, s.pump_frequency_hz, self._pump_mw(s), p_in)
         g = self.gain(f, input_power_dbm, s)
         amp = np.sqrt(g)
         phase = (1.0 - 1.0 / amp) * np.arctan(2 * (f - self.center_hz(s)) / self.lorentz_width_hz(s))

@@ -13,7 +13,9 @@ plus complex Gaussian noise, independent per point and sweep, of variance
 (``T_n`` the noise temperature at the input of the first amplifier *after* the world's
 amplifiers — a HEMT —, ``G_out`` its gain to port 2, ``N_rx`` the receiver's own noise
 density, ``P_W`` the source power in W): noise ∝ √IFBW, ∝ 1/√averages, and relative to
-the signal it falls as the source power rises. A paramp in ``world.amplifiers`` raises
+the signal it falls as the source power rises. The receiver's dynamic accuracy (a level L dB
+read as L + s·(L − ref), ``world.paramp.bench.vna_scale_error``) applies to S21. A paramp in
+``world.amplifiers`` raises
 the signal (gain, compression at high ``P_in``) but not this noise, as a quantum-limited
 preamplifier in front of a HEMT does. With the RF output off the signal is 0 (noise only).
 
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import constants
 
+from sim_instruments.world.noise_bench import scale_error_db
 from sim_instruments.world.world import World
 
 #: |S_ii| of the room-temperature reflections, and |S_ij| (i != j, not S21) of the isolation
@@ -114,6 +117,12 @@ class VnaModel:
         """The mean of ``n_sweeps`` noisy sweeps of ``S<i><j>`` (the world is read once, now)."""
         f = np.asarray(freqs_hz, dtype=float)
         signal = self.s_parameter(name, f, source_power_dbm) if rf_on else np.zeros(f.size, complex)
+        bench = self.world.paramp.config.bench
+        if bench.vna_scale_error and rf_on and name == "S21":  # receiver dynamic accuracy (world.paramp.bench)
+            with np.errstate(divide="ignore"):
+                level = source_power_dbm + 20 * np.log10(np.abs(signal))
+            error_db = np.nan_to_num(scale_error_db(level, bench.vna_scale_error, bench.reference_level_dbm) - level)
+            signal = signal * 10 ** (error_db / 20)
         sigma = self.noise_rms(source_power_dbm, ifbw_hz, n_sweeps) / math.sqrt(2.0)
         noise = self.rng.normal(0.0, sigma, (2, f.size))
         return signal + (noise[0] + 1j * noise[1])

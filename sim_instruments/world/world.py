@@ -121,7 +121,7 @@ class World:
         self.amplifiers: list[Any] = []
         # The paramp and its noise chain always exist (pump/flux/analyzer faces talk to it);
         # only an enabled one amplifies what the VNA sees.
-        self.paramp = ParampModel(config.paramp, self.fridge)
+        self.paramp = ParampModel(config.paramp, self.fridge, clock=lambda: self.clock())
         if config.paramp.enabled:
             self.amplifiers.append(self.paramp)
         # The TES array (bias, SQUIDs, demultiplexed stream) exists only when enabled; its bath is the MXC.
@@ -132,6 +132,15 @@ class World:
                                         config.seed)
         self.arrays: dict[str, DetectorArrayModel] = {
             name: DetectorArrayModel(name, cfg, self.particles, config.seed) for name, cfg in config.arrays.items()}
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Run the world on another clock from now on (a test's simulated night): the fridge continues
+        from its present state, drifts (the paramp's pump line) follow the new clock's elapsed time."""
+        with self._lock:
+            elapsed = self.paramp.drift_time_s()
+            self.clock = clock
+            self.fridge.set_clock(clock)
+            self.paramp.set_drift_time(elapsed)
 
     # -- physics ---------------------------------------------------------------
     def temperature_k(self) -> float:

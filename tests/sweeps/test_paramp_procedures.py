@@ -39,16 +39,16 @@ def spy_on_noise_readings(ctx: Any, calls: list[Key], hook: Any = None) -> None:
     """Record every noise reading of the run's paramp with the world's load and pump state at that moment;
     ``hook(calls)`` runs after each record, before the reading."""
     paramp, world = ctx["paramp"], ctx.simulators.world
-    reading = paramp.noise_power_mw
+    reading = paramp.noise_reading
 
-    def spied(freq_hz: float, **kwargs: Any) -> float:
+    def spied(freq_hz: float, **kwargs: Any) -> Any:
         state = world.paramp.state
         calls.append((state.load, state.pump_on, float(freq_hz)))
         if hook is not None:
             hook(calls)
         return reading(freq_hz, **kwargs)
 
-    paramp.noise_power_mw = spied
+    paramp.noise_reading = spied
 
 
 def check_noise_against_the_world(noise: Any, world: Any) -> None:
@@ -68,6 +68,31 @@ def check_noise_against_the_world(noise: Any, world: Any) -> None:
         assert float(point["t_hot_k"]) == pytest.approx(pa.load_temperature_k("hot"), rel=0.01)
         assert float(point["t_cold_cw_k"]) > float(point["t_cold_k"])
         assert float(point["y_pump_on"]) > float(point["y_pump_off"]) > 1
+
+
+def check_the_budget(noise: Any, raw: Any, world: Any) -> None:
+    """The stored GUM budgets: the station's calibrations went with the raw readings; every measurand has
+    u, U = 2u and ν_eff; the world's truth (the demo bench puts 0.55 dB of line loss where the calibration
+    says 0.5 ± 0.1 dB) lies within ±U; the shares add up to 1 and the line loss leads, as the demo bench
+    makes it; each input's source names its calibration."""
+    pa = world.paramp
+    assert set(raw.attrs["calibrations"]) >= {"hot_load_temperature", "input_line_loss", "analyzer_linearity"}
+    assert raw["noise_power_u_mw"].dims == raw["noise_power_mw"].dims and bool((raw["noise_power_dof"] > 50).all())
+    for f in noise["frequency_hz"].values:
+        point = noise.sel(frequency_hz=f)
+        for name, truth in (("receiver_noise_on_k", float(pa.noise_temperature_k(f))),
+                            ("paramp_added_noise_k", float(pa.added_noise_k(f))),
+                            ("gain_db", float(pa.gain_db(f)))):
+            value, u, big_u = (float(point[name + sfx]) for sfx in ("", "_u", "_U"))
+            assert big_u == pytest.approx(2 * u) and u > 0 and float(point[name + "_dof"]) > 10
+            assert abs(value - truth) <= big_u, (name, value, truth, big_u)
+        shares = point["budget_share"].sel(measurand="receiver_noise_on_k")
+        assert float(shares.sum()) == pytest.approx(1.0)
+        assert str(shares["input"].values[int(np.argmax(shares.values))]) == "line_loss_db"
+    assert noise.attrs["dominant_receiver_noise_on"] == ["line_loss_db"] * noise.sizes["frequency_hz"]
+    sources = {d["name"]: d["source"] for d in noise.attrs["inputs"]}
+    assert "certificate SIM-2024-117" in sources["t_hot_k"] and "2024-09-12" in sources["t_hot_k"]
+    assert sources["p_hot_on"].startswith("scatter")
 
 
 @pytest.mark.timeout(120)
@@ -124,6 +149,7 @@ def test_paramp_tuneup_finds_the_operating_point_and_measures_the_noise(tmp_path
 
     noise = run.dataset("sweeps/paramp_noise")
     check_noise_against_the_world(noise, world)
+    check_the_budget(noise, raw, world)
     # the analysis is a function of the stored readings: redone from the run, it gives the same numbers
     again = analyze_paramp_run(out.path, tmp_path / "again")
     for name in ("paramp_added_noise_k", "receiver_noise_on_k", "receiver_noise_off_k", "gain_db", "y_pump_on"):
@@ -131,7 +157,10 @@ def test_paramp_tuneup_finds_the_operating_point_and_measures_the_noise(tmp_path
     assert bool(yfactor_analysis(raw)["complete"].all())
     names = {p.name for p in out.results_dir.iterdir()}
     assert {"paramp_gain_map.csv", "paramp_operating_point.csv", "paramp_gain_map.png", "paramp_noise.csv",
-            "paramp_noise.png", "paramp_yfactor.csv"} <= names
+            "paramp_noise.png", "paramp_yfactor.csv", "paramp_noise_budget.csv"} <= names
+    budget = pd.read_csv(out.results_dir / "paramp_noise_budget.csv")
+    assert len(budget) == 2 * noise.sizes["measurand"] * noise.sizes["input"]
+    assert {"measurand", "input", "sensitivity", "contribution", "share", "source", "distribution"} <= set(budget.columns)
     table = pd.read_csv(out.results_dir / "paramp_yfactor.csv")
     assert len(table) == 8 and {"load", "pump_on", "frequency_hz", "noise_power_mw", "noise_power_dbm", "s21_db",
                                 "load_temperature_k"} <= set(table.columns)

@@ -34,8 +34,8 @@ from cryodaq.sweeps.axes import Axis, zip_axes
 from cryodaq.sweeps.engine import Point
 from cryodaq.sweeps.procedures.common import plan_from_options
 
-__all__ = ["FIT_QUANTITIES", "ResonatorPlan", "ResonatorReport", "analyze_resonator_run", "locate_resonators",
-           "resonator_table", "run_resonator_characterisation"]
+__all__ = ["FIT_QUANTITIES", "ResonatorPlan", "ResonatorReport", "analyze_resonator_run", "fit_scan",
+           "locate_resonators", "resonator_figures", "resonator_table", "run_resonator_characterisation"]
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +148,35 @@ def _fit_values(freqs: np.ndarray, s21: np.ndarray, geometry: str) -> dict[str, 
             "phi": fit.phi, "phi_err": fit.phi_err, "residual_rms": fit.residual_rms, "fit_ok": bool(fit.success)}
 
 
+def fit_scan(vna: Any, centre_hz: float, span_hz: float, points: int, power_dbm: float, ifbw_hz: float,
+             averages: int = 1, geometry: str = "notch") -> tuple[Any, dict[str, Any]]:
+    """One VNA scan of ``span_hz`` around ``centre_hz`` and its resonator fit: (the ``VNASweep``, the fitted
+    quantities of :data:`FIT_QUANTITIES` with ``_err``, ``residual_rms`` and ``fit_ok``; NaN and False
+    when the fit fails)."""
+    half = span_hz / 2
+    s = measure_s21(vna, centre_hz - half, centre_hz + half, points, power_dbm, ifbw_hz, averages)
+    return s, _fit_values(s.freqs, s.s21, geometry)
+
+
+def resonator_figures(vna: Any, resonators_hz: Sequence[float], *, span_hz: float = 2e6, points: int = 801,
+                      power_dbm: float = -40.0, ifbw_hz: float = 1e3, averages: int = 1, geometry: str = "notch"
+                      ) -> Any:
+    """A figure function for :func:`~cryodaq.sweeps.procedures.repeat.run_repeat`: each resonator scanned
+    around its located frequency and fitted (:func:`fit_scan`), the fit's ``fr_hz``, ``Qi``, ``Qc``, ``Ql``
+    with ``_err`` and ``fit_ok``, as arrays over ``resonator``."""
+    centres = [float(f) for f in resonators_hz]
+    names = ("fr_hz", "fr_hz_err", "Qi", "Qi_err", "Qc", "Qc_err", "Ql", "Ql_err", "fit_ok")
+    units = {"fr_hz": "Hz", "fr_hz_err": "Hz"}
+
+    def figures() -> dict[str, Any]:
+        fits = [fit_scan(vna, f0, span_hz, points, power_dbm, ifbw_hz, averages, geometry)[1] for f0 in centres]
+        coords = {"resonator": np.arange(len(centres))}
+        return {q: xr.DataArray(np.array([f[q] for f in fits]), dims=["resonator"], coords=coords,
+                                attrs={"units": units.get(q, "")}) for q in names}
+
+    return figures
+
+
 def run_resonator_characterisation(ctx: Any, *, fridge: Any, vna: Any, plan: ResonatorPlan,
                                    analyze: bool = True) -> ResonatorReport | None:
     """Locate, then scan and fit every resonator at every temperature × power (module docstring).
@@ -157,16 +186,15 @@ def run_resonator_characterisation(ctx: Any, *, fridge: Any, vna: Any, plan: Res
     ``analyze``, writes the tables and plots to ``ctx.results_dir`` and returns what it wrote.
     """
     f0 = locate_resonators(ctx, fridge, vna, plan)
-    half = plan.span_hz / 2
 
     def scan_and_fit(point: Point) -> dict[str, Any]:
         centre, power = float(point["f0_hz"]), float(point["power_dbm"])
         t_before = float(fridge.mxc())
-        s = measure_s21(vna, centre - half, centre + half, plan.points, power, plan.ifbw_hz, plan.averages)
+        s, fit = fit_scan(vna, centre, plan.span_hz, plan.points, power, plan.ifbw_hz, plan.averages, plan.geometry)
         t_after = float(fridge.mxc())
         out = {"s21": (("scan_point",), s.s21), "freq_hz": (("scan_point",), s.freqs),
                "temperature_measured_k": 0.5 * (t_before + t_after), "power_measured_dbm": s.power_dbm}
-        out.update(_fit_values(s.freqs, s.s21, plan.geometry))
+        out.update(fit)
         return out
 
     resonators = zip_axes(Axis("resonator", np.arange(len(f0))), Axis("f0_hz", f0, units="Hz"))
