@@ -25,7 +25,7 @@ from rich.text import Text
 if TYPE_CHECKING:
     from cryodaq.acquisition.session import RunSummary, StreamSession
 
-__all__ = ["RunProgress", "print_json", "results_to_stdout", "stderr_console"]
+__all__ = ["RunProgress", "print_json", "results_to_stdout", "stderr_console", "stdout_console"]
 
 #: line width off a terminal: wide enough that nothing is wrapped (tables still take only what they need)
 UNWRAPPED_WIDTH = 100_000
@@ -37,6 +37,14 @@ def stderr_console() -> Console:
     if console.is_terminal:
         return console
     return Console(stderr=True, soft_wrap=True, width=UNWRAPPED_WIDTH)
+
+
+def stdout_console() -> Console:
+    """A console for a command's result on stdout (a table a script may parse): wrapped only on a terminal."""
+    console = Console(file=sys.stdout)
+    if console.is_terminal:
+        return console
+    return Console(file=sys.stdout, soft_wrap=True, width=UNWRAPPED_WIDTH)
 
 
 @contextmanager
@@ -110,13 +118,14 @@ class RunProgress:
             table.add_row(st.sample_unit, f"{_fmt_count(st.samples)} ({_fmt_count(rate)}/s)")
         per = ", ".join(str(int(n)) for n in st.events_per_channel)
         table.add_row("events", f"{st.events} in all; per channel [{per}]")
-        veto = session.config.pipeline.veto
-        if veto.enabled:
+        config = getattr(session, "config", None)
+        veto = config.pipeline.veto if config is not None else None
+        if veto is not None and veto.enabled:
             table.add_row("veto", _veto_text(st, veto.max_channels))
-        for lane in session.lanes[1:]:  # a station with several readouts: one line for each of the others
+        for lane in getattr(session, "lanes", [])[1:]:  # a station with several readouts: a line for each other
             ls = lane.stats
             drops = f", {ls.lost_packets} packets lost, {ls.gaps} gaps" if ls.lost_packets or ls.gaps else ""
-            vetoed = f", {_veto_text(ls, veto.max_channels)}" if veto.enabled else ""
+            vetoed = f", {_veto_text(ls, veto.max_channels)}" if veto is not None and veto.enabled else ""
             table.add_row(lane.name, f"{_fmt_count(ls.samples)} samples, {ls.events} events{vetoed}{drops} -> "
                                      f"{lane.writer.path.name}")
         drops = f"{st.lost_packets} packets lost, {st.dropped_blocks} blocks dropped, {st.gaps} gaps"

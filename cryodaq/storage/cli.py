@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cryodaq.cli_options import add_renamed_option
+from cryodaq.console import stdout_console
 from cryodaq.errors import ImportFormatError
 from cryodaq.storage.catalog import Catalog, CatalogEntry, time_bound
 from cryodaq.storage.format import RunKind, RunStatus
@@ -124,8 +123,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         for e in entries:
             print(cat.run_path(e))
         return 0
-    width = shutil.get_terminal_size((160, 24)).columns
-    Console(file=sys.stdout, width=max(width, 100)).print(_table(entries, f"{len(entries)} run(s) in {cat.data_dir}"))
+    stdout_console().print(_table(entries, f"{len(entries)} run(s) in {cat.data_dir}"))
     return 0
 
 

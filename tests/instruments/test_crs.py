@@ -248,6 +248,6 @@ def _pipeline(cal: CalibrationConfig):  # noqa: ANN202
 def test_station_file_rejects_what_a_board_cannot_do(tmp_path: Path):
     bad = tmp_path / "bad.yaml"
     bad.write_text((Path(__file__).resolve().parents[2] / "stations" / "demo_crs.yaml").read_text()
-                   .replace("points: 31", "points: 11"))
+                   .replace("points: 25", "points: 11"))
     with pytest.raises(Exception, match=r"calibration\.points: expected at least 21 points"):
         load_station_config(bad)

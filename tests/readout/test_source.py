@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from qcodes.instrument import Instrument
 
-from cryodaq.acquisition.pipeline import MKIDPipeline, RecordPipeline, TESPipeline, pipeline_for_source
+from cryodaq.acquisition.pipeline import IQPipeline, MKIDPipeline, RecordPipeline, TESPipeline, pipeline_for_source
 from cryodaq.config import PipelineConfig
 from cryodaq.errors import InstrumentError
 from cryodaq.instruments import MKIDReadoutBoard, TESReadoutBoard
@@ -54,8 +54,10 @@ def test_pipelines_follow_what_the_source_streams(boards):
                                 source="dastard")
     assert isinstance(pipeline_for_source(cfg, records), RecordPipeline)
     iq = StreamDescription(kind="iq", sample_rate_hz=1e5, n_channels=2, sample_dtype="complex64", source="crs")
-    with pytest.raises(ValueError, match="crs: no readout pipeline for a 'iq' stream"):
-        pipeline_for_source(cfg, iq)
+    assert isinstance(pipeline_for_source(cfg, iq), IQPipeline)
+    other = StreamDescription(kind="adc", sample_rate_hz=1e5, n_channels=2, sample_dtype="int16", source="box")
+    with pytest.raises(ValueError, match="box: an 'adc' stream needs the tones' IFs"):
+        pipeline_for_source(cfg, other)
     with pytest.raises(ValueError, match="channel coordinate 'x' has 3 values for 2 channels"):
         StreamDescription(kind="iq", sample_rate_hz=1.0, n_channels=2, sample_dtype="complex64",
                           channel_coords={"x": np.zeros(3)})

@@ -4,6 +4,7 @@ lists, and the one-line answer where rfmux cannot run."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ class FakeSimulators:
 
 def test_station_up_merges_what_the_simulator_reports_into_the_instruments(monkeypatch):
     cfg = load_station_config(Path(__file__).resolve().parents[2] / "stations" / "demo_mkid.yaml")
+    cfg = replace(cfg, simulation=replace(cfg.simulation, auto_ports=False))  # a plugin that picks its own ports
     seen: dict[str, Any] = {}
 
     @contextmanager

@@ -265,7 +265,8 @@ def _plots(ds: xr.Dataset, series: dict[str, Any], out: Path, name: str, interva
         for i, ax in enumerate(axes[:n]):
             draw(ax, i)
             ax.tick_params(labelsize=6)
-            ax.locator_params(axis="x", nbins=4)
+            if ax.get_xscale() == "linear":  # a log axis (Allan deviation) has a locator without nbins
+                ax.locator_params(axis="x", nbins=4)
             if ax.get_yscale() == "linear":
                 ax.ticklabel_format(axis="y", useOffset=False, style="sci", scilimits=(-4, 5))
         for ax in axes[n:]:
