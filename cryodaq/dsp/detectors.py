@@ -186,8 +186,10 @@ class Detector:
         return *self.accept(found, arm_index, holdoff=holdoff), found.final_end
 
     def find(self, x: Any, first_index: int) -> Candidates:
-        """The backend part of :meth:`detect` for block ``x`` (first sample ``first_index``)."""
-        raise NotImplementedError
+        """The backend part of :meth:`detect` for block ``x`` (first sample ``first_index``); a detector that
+        needs the host mid-block (``splits`` False, the matched filter) has none and does its work in ``detect``."""
+        raise TypeError(f"{type(self).__name__} cannot split its pass into find/accept (it needs the host "
+                        "mid-block): call detect()")
 
     def accept(self, found: Candidates, arm_index: int, holdoff: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Host part: (channel int32, index int64) of the armed candidates (after hold-off), sorted by
