@@ -9,7 +9,7 @@
   and VNA linearity, the scatter of the readings) and its budget.
 - :mod:`~cryodaq.metrology.stability` — distributions over time: statistics, Allan deviation,
   drift against time and against the fridge temperature.
-- :mod:`~cryodaq.metrology.report` — ``cryodaq report RUN``: a self-contained characterisation
+- :mod:`cryodaq.report` — ``cryodaq report RUN``: a self-contained characterisation
   report (JSON + CSV + PNG) in a versioned schema (docs/report-format.md).
 """
 

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from cryodaq.console import stderr_console
 
 __all__ = ["register"]
 
-console = Console(stderr=True)
+console = stderr_console()
 
 
 def cmd_report(args: argparse.Namespace) -> int:
