@@ -64,7 +64,7 @@ def measure_iq_loops(
     dwell_s: float,
     settle_s: float,
     host: str = "127.0.0.1",
-    timeout_s: float = 5.0,
+    timeout_s: float = 15.0,
 ) -> LoopSweep:
     """Sweep every tone of ``source`` (a tone-comb ``adc`` stream, not streaming) over ``±span_hz``.
 
