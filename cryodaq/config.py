@@ -20,8 +20,9 @@ from cryodaq.errors import StationConfigError
 
 __all__ = [
     "CALIBRATION_METHODS", "CalibrationConfig", "ConfigSection", "OptimalFilterConfig", "PipelineConfig",
-    "SearchConfig", "TimingConfig", "TriggerConfig", "VetoConfig", "check_value", "number_list", "parse_calibration",
-    "parse_optimal_filter", "parse_pipeline", "parse_timing", "parse_trigger", "parse_veto", "read_yaml_file",
+    "SearchConfig", "TimingConfig", "TrackingConfig", "TriggerConfig", "VetoConfig", "check_value", "number_list",
+    "parse_calibration", "parse_optimal_filter", "parse_pipeline", "parse_timing", "parse_tracking", "parse_trigger",
+    "parse_veto", "read_yaml_file",
 ]
 
 _UNSET = object()
@@ -102,6 +103,7 @@ _KINDS: dict[str, tuple[str, Any]] = {
     "channels": ("a list of channel indices (integers >= 0)",
                  lambda v: isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
                                                        for c in v)),
+    "number_list": ("a list of numbers", lambda v: isinstance(v, list) and all(_is_number(x) for x in v)),
     "range": ("a [min, max] pair of numbers with min <= max",
               lambda v: isinstance(v, (list, tuple)) and len(v) == 2 and all(_is_number(x) for x in v)
               and v[0] <= v[1]),
@@ -179,6 +181,31 @@ class VetoConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    """Resonator tracking during an MKID run (``cryodaq.pipeline.tracking``; :mod:`cryodaq.acquisition.tracking`).
+
+    Every ``interval_s`` of data the median calibrated phase of each tone over the last ``window_s``
+    says where its resonance is (through the IQ-loop sweep's phase-versus-detuning curve); a tone
+    predicted to be more than ``threshold_linewidths`` off its resonance half an interval ahead is
+    moved onto it, in steps of ``step_hz`` (the board's phase-coherent tone grid; 0: sample rate /
+    samples per packet), at most ``max_step_linewidths`` per retune. Data stamped before the retune
+    plus ``settle_s`` are dropped (a gap of cause ``retune``). ``reference_tones_hz``: extra tones off
+    resonance, added to the comb; their phase about the IQ origin is the readout's common-mode phase,
+    removed from every resonator's IQ.
+    """
+
+    enabled: bool = False
+    interval_s: float = 0.1
+    window_s: float = 0.05
+    threshold_linewidths: float = 0.03
+    settle_s: float = 0.005
+    step_hz: float = 0.0
+    max_step_linewidths: float = 1.5
+    predict: bool = True
+    reference_tones_hz: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class TimingConfig:
     """How a run's clock is modelled (:class:`cryodaq.timing.clock.ClockTracker`) and watched.
 
@@ -213,9 +240,10 @@ class PipelineConfig:
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     optimal_filter: OptimalFilterConfig | None = None  # the live optimal-filter stage (None: off)
     veto: VetoConfig = field(default_factory=VetoConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)  # resonator tracking (live MKID runs)
 
     def as_dict(self) -> dict[str, Any]:
-        sub = ("trigger", "calibration", "veto")
+        sub = ("trigger", "calibration", "veto", "tracking")
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in (*sub, "optimal_filter")}
         for name in sub:
             part = getattr(self, name)
@@ -350,6 +378,31 @@ def parse_veto(sec: ConfigSection) -> VetoConfig:
     return out
 
 
+def parse_tracking(sec: ConfigSection) -> TrackingConfig:
+    """A ``cryodaq.pipeline.tracking`` section (writing it turns tracking on unless ``enabled: false``)."""
+    d = TrackingConfig()
+    out = TrackingConfig(
+        enabled=sec.get("enabled", "bool", bool(sec.data)),
+        interval_s=float(sec.get("interval_s", "posnum", d.interval_s)),
+        window_s=float(sec.get("window_s", "posnum", d.window_s)),
+        threshold_linewidths=float(sec.get("threshold_linewidths", "posnum", d.threshold_linewidths)),
+        settle_s=float(sec.get("settle_s", "nonneg", d.settle_s)),
+        step_hz=float(sec.get("step_hz", "nonneg", d.step_hz)),
+        max_step_linewidths=float(sec.get("max_step_linewidths", "posnum", d.max_step_linewidths)),
+        predict=sec.get("predict", "bool", d.predict),
+        reference_tones_hz=tuple(float(f) for f in sec.get("reference_tones_hz", "number_list", [])),
+    )
+    sec.finish()
+    if out.window_s > out.interval_s:
+        raise StationConfigError(sec.file, sec.key("window_s"),
+                                 f"at most interval_s ({out.interval_s:g} s): each estimate uses fresh data",
+                                 out.window_s)
+    if any(f <= 0 for f in out.reference_tones_hz):
+        raise StationConfigError(sec.file, sec.key("reference_tones_hz"), "RF frequencies in Hz (> 0)",
+                                 list(out.reference_tones_hz))
+    return out
+
+
 def parse_timing(sec: ConfigSection) -> TimingConfig:
     """A station file's ``cryodaq.timing`` section."""
     d = TimingConfig()
@@ -370,6 +423,7 @@ def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
     of_doc = sec.get("optimal_filter", "of_section", None)
     optimal = None if of_doc in (None, False) else parse_optimal_filter(sec.file, of_doc, sec.key("optimal_filter"))
     veto = parse_veto(sec.section("veto"))
+    tracking = parse_tracking(sec.section("tracking"))
     cfg = PipelineConfig(
         n_channels=sec.get("n_channels", "pow2", d.n_channels),
         n_taps=sec.get("n_taps", "posint", d.n_taps),
@@ -386,6 +440,7 @@ def parse_pipeline(sec: ConfigSection) -> PipelineConfig:
         calibration=calibration,
         optimal_filter=optimal,
         veto=veto,
+        tracking=tracking,
     )
     sec.finish()
     return cfg

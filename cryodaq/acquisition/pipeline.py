@@ -81,6 +81,7 @@ class PipelineOutput:
     housekeeping: list[HousekeepingValue] = field(default_factory=list)
     optimal_filters: dict[str, np.ndarray] | None = None  # optimal_filter/ rows learnt in this block
     event_t_err_ns: np.ndarray | None = None  # (n_events,) float32: 1-sigma uncertainty of event_t_ns as UTC
+    retunes: dict[str, np.ndarray] | None = None  # retunes/ rows: tones moved by resonator tracking after this block
 
     def event_columns(self) -> dict[str, np.ndarray]:
         """The events as columns of the run format's ``events/`` group."""
@@ -413,6 +414,7 @@ class MKIDPipeline(IQPipeline):
                  calibration: IQCalibration | None = None, clock: ClockTracker | None = None) -> None:
         backend = backend or numpy_backend()
         self.tone_if_hz = np.asarray(tone_if_hz, dtype=float)
+        self.reference_channels = np.zeros(0, dtype=np.int64)  # none unless tracking sets them
         self.channelizer = ToneChannelizer(
             self.tone_if_hz, fs, config.n_channels, config.n_taps, config.decimation,
             config.oversampling, backend=backend, window=config.window,
@@ -426,7 +428,41 @@ class MKIDPipeline(IQPipeline):
 
     def _to_timestream(self, raw: Any) -> Any:
         assert self.calibration is not None  # unwrapped within the block, as the pinned MKID events were made
+        if self.reference_channels.size and raw.shape[0]:
+            raw = self._remove_common_mode(raw)
         return self.calibration.phase(raw, backend=self.backend)
+
+    def set_reference_channels(self, channels: Any) -> None:
+        """Off-resonance reference tones (resonator tracking's ``reference_tones_hz``): their mean phase
+        about the IQ origin, relative to their operating points, is the readout's common-mode phase (LO,
+        cables), taken out of every other tone's IQ before its phase (:meth:`_remove_common_mode`)."""
+        self.reference_channels = np.asarray(channels, dtype=np.int64)
+        self._refs = self.backend.asarray(self.reference_channels)
+
+    def _remove_common_mode(self, raw: Any) -> Any:
+        """Rotate every tone's IQ by −α, α the reference tones' mean phase (each about the IQ origin, relative
+        to its calibration's operating point) per output sample: a common phase turns every loop about the
+        origin, so this puts them back where the calibration has them."""
+        assert self.calibration is not None
+        xp = self.backend.xp
+        rot = self.backend.asarray(np.exp(-1j * self.calibration.rotation[self.reference_channels]).astype(np.complex64))
+        z = raw[:, self._refs] * rot
+        unit = xp.sum(z / xp.maximum(xp.abs(z), np.float32(1e-30)), axis=1)
+        common = xp.conj(unit / xp.maximum(xp.abs(unit), np.float32(1e-30)))
+        return (raw * common[:, None]).astype(np.complex64)
+
+    def retune(self, tone_if_hz: Any) -> None:
+        """The board moved its tones (resonator tracking): the channelizer follows. The caller makes the next
+        block non-continuous, so the stream resets there; the IQ calibration stays (tones moved in steps of
+        the board's phase-coherent grid keep their IQ loops)."""
+        tones = np.asarray(tone_if_hz, dtype=float)
+        if tones.shape != self.tone_if_hz.shape:
+            raise ValueError(f"MKID pipeline retune: {tones.size} tones for {self.tone_if_hz.size} channels")
+        c = self.config
+        self.channelizer = ToneChannelizer(tones, self.fs, c.n_channels, c.n_taps, c.decimation, c.oversampling,
+                                           backend=self.backend, window=c.window)
+        self.tone_if_hz = tones
+        self.channel_coords["tone_if_hz"] = tones
 
     def _offset(self, k: np.ndarray) -> np.ndarray:
         return self.channelizer.sample_index(k) - self._segment_first
@@ -435,8 +471,11 @@ class MKIDPipeline(IQPipeline):
         self.channelizer.reset(self._segment_first)
 
     def _extra_attrs(self) -> dict[str, Any]:
-        return {"tone_if_hz": self.tone_if_hz.tolist(), "bins": np.asarray(self.channelizer.bins).tolist(),
-                **super()._extra_attrs()}
+        out = {"tone_if_hz": self.tone_if_hz.tolist(), "bins": np.asarray(self.channelizer.bins).tolist(),
+               **super()._extra_attrs()}
+        if self.reference_channels.size:
+            out["reference_channels"] = self.reference_channels.tolist()
+        return out
 
 
 class TESPipeline(StreamPipeline):

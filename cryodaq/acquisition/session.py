@@ -47,6 +47,7 @@ from qcodes.station import Station
 
 from cryodaq.acquisition.pipeline import ReadoutPipeline, pipeline_for_source
 from cryodaq.acquisition.sinks import RunWriterSink, SessionStats, Sink, SinkFanout, StreamInfo
+from cryodaq.acquisition.tracking import ToneTracker, add_reference_tones, tracking_calibration
 from cryodaq.acquisition.workers import StreamWorkers
 from cryodaq.backend import Backend, get_backend
 from cryodaq.errors import StationConfigError, StoppedError
@@ -101,6 +102,7 @@ class ReadoutLane:
     sinks: SinkFanout
     stats: SessionStats
     workers: StreamWorkers | None = None
+    tracker: ToneTracker | None = None  # resonator tracking (cryodaq.pipeline.tracking), in the pipeline thread
     stream_clock_seen: bool = False
     clock_written: float = field(default_factory=time.monotonic)
 
@@ -153,9 +155,14 @@ class StreamSession:
         sinks: list[Sink] | None = None,
         check_first: bool = True,
         min_free_bytes: float = DEFAULT_MIN_FREE_BYTES,
+        in_process_simulators: bool = False,
     ) -> None:
         """``check_first``: run :func:`~cryodaq.station.preflight.preflight` before the station comes up
-        (the command line runs it itself first, with the live publisher's port, and passes False)."""
+        (the command line runs it itself first, with the live publisher's port, and passes False).
+        ``in_process_simulators``: a simulated station's simulators run as threads of this process, and
+        :attr:`simulators` gives tests their world (``simulators.world``)."""
+        self.in_process_simulators = in_process_simulators
+        self.simulators: Any = None  # the running simulators of a simulated station, once it is up
         self.simulate = config.simulation.enabled if simulate is None else simulate
         self.check_first = check_first
         self.min_free_bytes = min_free_bytes
@@ -216,8 +223,8 @@ class StreamSession:
             for warning in preflight(self.config, self.out_dir, simulate=bool(self.simulate),
                                      min_free_bytes=self.min_free_bytes):
                 log.warning("%s", warning)
-        with station_up(self.config, simulate=self.simulate) as live:
-            self.station, self.config = live.station, live.config
+        with station_up(self.config, simulate=self.simulate, in_process=self.in_process_simulators) as live:
+            self.station, self.config, self.simulators = live.station, live.config, live.simulators
             sources = readout_sources(self.station, self.config)
             run_ids = self._run_ids(list(sources))
             group = {"id": run_ids[0] if len(sources) == 1 else f"{run_ids[0]}-group",
@@ -297,11 +304,20 @@ class StreamSession:
         """Calibrate a readout (IQ loops through the stream, or a board's own tone sweep and resonator
         search, before the run's own stream starts, so the stored stream begins clean), build its
         pipeline and clock model, and bind its data receiver."""
+        tracking = self.config.pipeline.tracking
+        references = add_reference_tones(source, tracking)  # before the sweep, which calibrates them too
         try:
             loop = calibrate_source(source, self.config.pipeline, self.backend, host=self.config.readout.data_host)
         except ValueError as exc:  # a method the source cannot do
             raise StationConfigError(str(self.config.path), "cryodaq.pipeline.calibration", str(exc)) from None
         stream = source.describe()
+        if tracking.enabled and (loop is None or stream.kind != "adc"):
+            raise StationConfigError(str(self.config.path), "cryodaq.pipeline.tracking.enabled",
+                                     "tracking only for a tone-comb readout (an 'adc' stream) calibrated by an IQ-loop "
+                                     f"sweep (cryodaq.pipeline.calibration.method: loop_sweep); {name!r} streams "
+                                     f"{stream.kind!r} with method {self.config.pipeline.calibration.method!r}", True)
+        if loop is not None and tracking.enabled:
+            loop = (loop[0], tracking_calibration(loop[0], loop[1], references))
         timing = self.config.timing
         clock = ClockTracker(stream.sample_rate_hz, stream.time_base, jump_threshold_s=timing.jump_threshold_s,
                              jump_confirm=timing.jump_confirm, drift_prior_ppm=timing.drift_prior_ppm)
@@ -309,15 +325,34 @@ class StreamSession:
                                        calibration=loop[1] if loop else None,
                                        calibration_method=loop[0].detail.get("method", "loop_sweep") if loop else None,
                                        config_file=str(self.config.path), clock=clock)
+        tracker = self._tracker(source, pipeline, loop, references) if tracking.enabled else None
         # bind the data port before the run exists: a port taken since the pre-flight check costs nothing
-        return name, source, pipeline, clock, (loop, stream), self._open_receiver(source)
+        return name, source, pipeline, clock, (loop, stream, tracker), self._open_receiver(source)
+
+    def _tracker(self, source: ReadoutSource, pipeline: ReadoutPipeline, loop: Any, references: np.ndarray
+                 ) -> ToneTracker:
+        """The resonator tracker ``cryodaq.pipeline.tracking`` asks for, its reference tones set in the pipeline."""
+        tracking = self.config.pipeline.tracking
+        step = tracking.step_hz
+        if step <= 0:  # the board's phase-coherent grid: sample rate / samples per packet
+            per_packet = getattr(source, "samples_per_packet", None)
+            if not callable(per_packet):
+                raise StationConfigError(str(self.config.path), "cryodaq.pipeline.tracking.step_hz",
+                                         "the board's phase-coherent tone step in Hz (this readout does not say "
+                                         "its samples per packet)", tracking.step_hz)
+            step = pipeline.fs / float(per_packet())
+        set_references = getattr(pipeline, "set_reference_channels", None)
+        if references.size and set_references is not None:
+            set_references(references)
+        return ToneTracker(source, pipeline, tracking, loop[0], loop[1], step_hz=step,  # type: ignore[arg-type]
+                           references=references)
 
     def _open_lane(self, name: str, source: ReadoutSource, pipeline: ReadoutPipeline, clock: ClockTracker,
                    calibrated: Any, receiver: BlockReceiver, *, run_id: str, group: dict[str, Any],
                    first: bool) -> ReadoutLane:
         """Create a readout's run and start its sinks."""
         assert self.station is not None
-        loop, stream = calibrated
+        loop, stream, tracker = calibrated
         stats = SessionStats(events_per_channel=np.zeros(len(pipeline.channel_coords["channel"]), np.int64))
         stats.sample_unit = "samples" if pipeline.has_timestream else "records"
         tags = [f"run_group={group['id']}"] if len(group["runs"]) > 1 else []
@@ -345,7 +380,7 @@ class StreamSession:
         if pipeline.has_timestream:  # triggered records have no noise stream
             pipeline.monitor_spectra(nperseg=self.config.pipeline.psd_nperseg,
                                      interval_s=self.config.pipeline.psd_interval_s)
-        return ReadoutLane(name, source, pipeline, clock, receiver, writer, writer_sink, sinks, stats)
+        return ReadoutLane(name, source, pipeline, clock, receiver, writer, writer_sink, sinks, stats, tracker=tracker)
 
     def _run_config(self, readout: str, fs: float) -> dict[str, Any]:
         return {
@@ -383,7 +418,7 @@ class StreamSession:
         for lane in self.lanes:
             lane.workers = StreamWorkers(lane.receiver, lane.pipeline, lane.sinks, lane.stats, guard=self._guard,
                                          on_time_base=lambda tb, t_ns, lane=lane: self._record_time_base(lane, tb, t_ns),
-                                         name=lane.name if len(self.lanes) > 1 else "")
+                                         name=lane.name if len(self.lanes) > 1 else "", stage=lane.tracker)
             self._threads += lane.workers.threads
         self.workers = self.lanes[0].workers
         self._threads.append(threading.Thread(target=self._guard(self._housekeeping_loop),
@@ -425,6 +460,8 @@ class StreamSession:
             try:
                 if self._error is None:
                     lane.writer_sink.annotate(pipeline_calibration=lane.pipeline.calibration_attrs())
+                if lane.tracker is not None:
+                    lane.writer_sink.annotate(tracking=lane.tracker.attrs())
                 lane.clock.host_clock = self.host_clock.summary()
                 if not lane.writer.closed:
                     lane.writer.write_clock(lane.clock.model().as_attrs(), lane.clock.anchors())

@@ -173,6 +173,8 @@ class RunWriterSink:
             self.writer.append_stream(self._stream, out.data, out.sample_index, out.t_ns)
         if out.optimal_filters is not None:
             self.writer.append_optimal_filters(out.optimal_filters)
+        if out.retunes is not None:
+            self.writer.append_retunes(out.retunes)
         if self.store_iq and len(out.sample_index):
             if out.iq is None:
                 raise ValueError("store_iq: this pipeline gives no IQ to store (an IQ stream's pipeline does)")

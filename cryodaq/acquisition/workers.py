@@ -9,6 +9,12 @@ zarr's compressors release the GIL):
   publisher), gaps, housekeeping the pipeline found and spectra in stream order, the stream's
   own word on its clock (``on_time_base``), session counters
 
+An optional block stage (``stage``, e.g. resonator tracking:
+:class:`~cryodaq.acquisition.tracking.ToneTracker`) runs in the pipeline thread, in stream order: it
+it admits each block before the pipeline (``admit``: it may drop it, or mark it non-continuous and add
+gaps), sees the pipeline's outputs (``observe``: it may act on the source and the pipeline, and put
+rows on the outputs), and at the end hands over the gaps it still holds (``flush``).
+
 The hand-over queue is bounded: a sink that falls behind makes the pipeline thread wait, the
 receiver's queue fill, and the receiver drop (and record) blocks; the receiver itself never
 waits. :class:`~cryodaq.acquisition.session.StreamSession` and ``benchmarks/ingest.py`` both run
@@ -21,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -31,9 +37,19 @@ from cryodaq.dsp.events import EventFlag
 from cryodaq.readout.blocks import Gap, TimeBase
 from cryodaq.readout.source import BlockReceiver
 
-__all__ = ["StreamWorkers"]
+__all__ = ["BlockStage", "StreamWorkers"]
 
 _END = object()
+
+
+class BlockStage(Protocol):
+    """Work in the pipeline thread around the pipeline (module docstring), e.g. resonator tracking."""
+
+    def admit(self, block: Any) -> Any | None: ...
+
+    def observe(self, outputs: list[PipelineOutput]) -> None: ...
+
+    def flush(self) -> list[Gap]: ...
 
 
 class StreamWorkers:
@@ -50,8 +66,9 @@ class StreamWorkers:
     def __init__(self, receiver: BlockReceiver, pipeline: ReadoutPipeline, sinks: Sink, stats: SessionStats, *,
                  guard: Callable[[Callable[[], None]], Callable[[], None]] = lambda fn: fn,
                  handoff: int = 64, on_time_base: Callable[[TimeBase, int], None] | None = None,
-                 name: str = "") -> None:
+                 name: str = "", stage: BlockStage | None = None) -> None:
         self.receiver, self.pipeline, self.sinks, self.stats = receiver, pipeline, sinks, stats
+        self.stage = stage
         self.on_time_base = on_time_base
         self._time_base: TimeBase | None = None
         self._handoff: queue.Queue[Any] = queue.Queue(maxsize=handoff)
@@ -78,6 +95,9 @@ class StreamWorkers:
                 if block is None:
                     break
                 t0 = time.thread_time()
+                if self.stage is not None and (block := self.stage.admit(block)) is None:
+                    self.busy_s["pipeline"] += time.thread_time() - t0
+                    continue  # e.g. data taken while retuned tones settle: dropped, a gap with the next block
                 time_base = getattr(block, "time_base", None)  # a record batch states none
                 if time_base is not None and time_base != self._time_base:
                     self._time_base = time_base
@@ -85,9 +105,14 @@ class StreamWorkers:
                 for gap in block.gaps:
                     self._handoff.put(gap)
                 outputs = self.pipeline.process(block)
+                if self.stage is not None:
+                    self.stage.observe(outputs)
                 self.busy_s["pipeline"] += time.thread_time() - t0
                 for out in outputs:
                     self._handoff.put(out)
+            if self.stage is not None:
+                for gap in self.stage.flush():
+                    self._handoff.put(gap)
             for out in self.pipeline.finish():
                 self._handoff.put(out)
         finally:

@@ -19,12 +19,14 @@ import numpy as np
 
 __all__ = [
     "CAUSE_BAD_RECORD", "CAUSE_OVERFLOW", "CAUSE_PACKET_LOSS", "CAUSE_RECORD_DROPPED", "CAUSE_RECORD_OUT_OF_ORDER",
-    "CAUSE_RECORD_SHAPE", "CAUSE_RESTART", "Block", "Gap", "ReceivedBlock", "RecordBlock", "StatusMessage", "TimeBase",
+    "CAUSE_RECORD_SHAPE", "CAUSE_RESTART", "CAUSE_RETUNE", "Block", "Gap", "ReceivedBlock", "RecordBlock",
+    "StatusMessage", "TimeBase",
 ]
 
 CAUSE_PACKET_LOSS = "packet_loss"  # missing sequence numbers (network, or the board dropped them)
 CAUSE_OVERFLOW = "pipeline_overflow"  # the receiver's queue was full: processing fell behind
 CAUSE_RESTART = "stream_restart"  # the source started its stream over (sequence went back)
+CAUSE_RETUNE = "retune"  # resonator tracking moved tones: the data while they settled are dropped
 # triggered records (kind "records"): first_sample is a trigger frame index (-1: not known), n_samples counts records
 CAUSE_RECORD_DROPPED = "record_dropped"  # the source counted more triggers than records arrived
 CAUSE_RECORD_OUT_OF_ORDER = "record_out_of_order"  # a channel's trigger frame index went back or repeated

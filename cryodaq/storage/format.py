@@ -33,17 +33,21 @@ SWEEPS, SWEEP_DONE = "sweeps", "done"  # sweeps/<name>/ groups and their done ma
 REPROCESSED = "reprocessed"  # reprocessed/<label>/ derived groups (cryodaq.storage.derived)
 CLOCK = "clock"  # clock/: the timestamps the run's clock model was fitted to (cryodaq.timing.clock)
 OPTIMAL_FILTER = "optimal_filter"  # the live optimal filters, one row each (dim FILTER)
+RETUNES = "retunes"  # tones moved by resonator tracking, one row per tone moved (dim RETUNE)
 ANALYSIS = "analysis"  # analysis/<label>/ groups (cryodaq.analysis)
 DERIVED_PARENTS = (REPROCESSED, ANALYSIS)  # groups of derived <label>/ groups (cryodaq.storage.derived)
 # the top-level groups a run may have
-RUN_GROUPS = (STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS, SWEEPS, OPTIMAL_FILTER, CLOCK, REPROCESSED, ANALYSIS)
+RUN_GROUPS = (STREAM, EVENTS, SPECTRA, HOUSEKEEPING, GAPS, SWEEPS, OPTIMAL_FILTER, RETUNES, CLOCK, REPROCESSED,
+              ANALYSIS)
 
 # Dimension names (zarr v3 ``dimension_names``, which xarray reads).
 TIME, CHANNEL, EVENT, SAMPLE, UPDATE, FREQ, GAP = "time", "channel", "event", "sample", "update", "freq", "gap"
 FILTER = "filter"
+RETUNE = "retune"  # also the gap cause of the data dropped while retuned tones settle
 ANCHOR = "anchor"
 PAUSE = "pause"  # sweeps/<name>/pauses/ rows (cryodaq.storage.sweep_store)
-_APPEND_DIMS = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE, HOUSEKEEPING: TIME, OPTIMAL_FILTER: FILTER}
+_APPEND_DIMS = {STREAM: TIME, EVENTS: EVENT, GAPS: GAP, SPECTRA: UPDATE, HOUSEKEEPING: TIME, OPTIMAL_FILTER: FILTER,
+                RETUNES: RETUNE}
 
 # Seconds without a heartbeat after which a 'running' run written on another host counts as crashed.
 HEARTBEAT_STALE_S = 120.0
@@ -87,6 +91,18 @@ GAP_COLUMNS: dict[str, tuple[object, str]] = {
     "t": (np.dtype("int64"), "ns"),
     "cause": (str, ""),
     "detail": (str, ""),
+}
+
+# Retune columns (resonator tracking, one row per tone moved): name -> (dtype, units).
+RETUNE_COLUMNS: dict[str, tuple[object, str]] = {
+    "t": (np.dtype("int64"), "ns"),  # when the board was told (UTC)
+    "sample_index": (np.dtype("int64"), "sample"),  # the last ADC sample processed with the old tones
+    "channel": (np.dtype("int32"), ""),
+    "old_frequency_hz": (np.dtype("float64"), "Hz"),
+    "new_frequency_hz": (np.dtype("float64"), "Hz"),
+    "resonance_hz": (np.dtype("float64"), "Hz"),  # where the tracker estimated the resonance (before prediction)
+    "rate_hz_per_s": (np.dtype("float64"), "Hz/s"),  # the drift rate it estimated
+    "linewidth_hz": (np.dtype("float64"), "Hz"),  # f_r / Q_l from the IQ-loop sweep
 }
 
 T_ATTRS = {"units": "ns", "long_name": "UTC time in integer nanoseconds since the Unix epoch"}

@@ -36,6 +36,7 @@ from cryodaq.storage.format import (
     HOUSEKEEPING,
     OPTIMAL_FILTER,
     REPROCESSED,
+    RETUNES,
     ROOT_ATTR,
     SPECTRA,
     STREAM,
@@ -315,6 +316,13 @@ class Run:
         if OPTIMAL_FILTER not in self.root:
             raise KeyError(f"{self.path}: the run stored no optimal filters (no live optimal_filter stage)")
         return self.dataset(OPTIMAL_FILTER)
+
+    def retunes(self) -> xr.Dataset:
+        """Tones moved by resonator tracking (dim ``retune``: t, sample_index, channel, old/new frequency, the
+        estimated resonance, drift rate and linewidth); raises KeyError when the run moved none."""
+        if RETUNES not in self.root:
+            raise KeyError(f"{self.path}: the run moved no tones (no resonator tracking, or nothing drifted)")
+        return self.dataset(RETUNES)
 
     def gaps(self) -> xr.Dataset:
         """Gaps (dim ``gap``): first_sample, n_samples, t, cause, detail."""

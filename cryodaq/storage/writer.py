@@ -43,6 +43,9 @@ from cryodaq.storage.format import (
     HOUSEKEEPING,
     OPTIMAL_FILTER,
     RECORDS,
+    RETUNE,
+    RETUNE_COLUMNS,
+    RETUNES,
     ROOT_ATTR,
     SAMPLE,
     SPECTRA,
@@ -107,6 +110,7 @@ class RunWriter:
         self._stream_coords: dict[str, np.ndarray] = {}
         self._spectra: AppendGroup | None = None
         self._filters: AppendGroup | None = None
+        self._retunes: AppendGroup | None = None
         self._setup_columns()
 
     # ----------------------------------------------------------------- creation
@@ -513,6 +517,34 @@ class RunWriter:
 
         self._guarded(append, OPTIMAL_FILTER)
 
+    # ------------------------------------------------------------------ retunes
+    @_locked
+    def append_retunes(self, rows: Mapping[str, Any]) -> None:
+        """Record tones moved by resonator tracking in ``retunes/`` (dim ``retune``, one row per tone moved,
+        the columns of :data:`~cryodaq.storage.format.RETUNE_COLUMNS`)."""
+        self._check_open()
+        missing = sorted(set(RETUNE_COLUMNS) - set(rows))
+        extra = sorted(set(rows) - set(RETUNE_COLUMNS))
+        if missing or extra:
+            raise ValueError(f"retune rows for {self.path}: missing columns {missing}, unknown {extra}")
+        cols = {k: np.atleast_1d(np.asarray(rows[k], dtype=RETUNE_COLUMNS[k][0])) for k in RETUNE_COLUMNS}
+        if len({len(v) for v in cols.values()}) != 1:
+            raise ValueError(f"retune columns differ in length: { {k: len(v) for k, v in cols.items()} }")
+
+        def append() -> None:
+            if self._retunes is None:
+                grp = AppendGroup(self._root.create_group(RETUNES, attributes={
+                    "description": "tones moved by resonator tracking, one row per tone; the data dropped "
+                                   "while they settled are gaps of cause 'retune'"}), RETUNE)
+                for name, (dtype, units) in RETUNE_COLUMNS.items():
+                    attrs = dict(T_ATTRS) if name == "t" else ({"units": units} if units else {})
+                    grp.add_array(name, dtype, chunk_rows=_GAP_CHUNK, compressors=column_compressors(),
+                                  attributes=attrs)
+                self._retunes = grp
+            self._retunes.append_many(cols)
+
+        self._guarded(append, RETUNES)
+
     def _create_filters(self, cols: dict[str, np.ndarray]) -> AppendGroup:
         grp = self._root.create_group(OPTIMAL_FILTER, attributes={
             "description": "live optimal filters, one row each; events/of_filter is the row index"})
@@ -558,7 +590,7 @@ class RunWriter:
         """The groups in commit order: what describes the stream (gaps first, then events, housekeeping,
         spectra, optimal filters) before the stream, so a process killed half-way through a commit never leaves stream
         rows committed after a gap whose record is not (a reader would see a stitched-over gap)."""
-        out = [g for g in (self._filters, self._spectra, self._stream) if g is not None]
+        out = [g for g in (self._filters, self._retunes, self._spectra, self._stream) if g is not None]
         return [self._gaps, self._events, *self._hk.values(), *out]
 
     @_locked

@@ -13,6 +13,7 @@ exact integer phase, so the signal does not depend on how it is split into block
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -74,9 +75,17 @@ class AdcStream:
 
     def __init__(self, stream_id: int, *, fs_hz: float, seed: int, noise: NoiseConfig, photons: PhotonConfig,
                  chain: AdcChainConfig, feedline: FeedlineModel, readout_state: Callable[[], ReadoutState],
-                 temperature_k: Callable[[], float]) -> None:
+                 temperature_k: Callable[[], float], drift_from_s: float | None = None, t0: float | None = None,
+                 readout_state_at: Callable[[float], ReadoutState] | None = None) -> None:
         """Stream ``stream_id`` (its noise and photon seeds) of the world's pieces: the configs, the
-        resonators, and the two things read at every block, the board's settings and the MXC temperature."""
+        resonators, and the two things read at every block, the board's settings and the MXC temperature.
+        ``drift_from_s``: the feedline's drift time at this stream's sample 0 (None: it does not drift).
+        ``t0`` and ``readout_state_at``: the world time of sample 0 and the settings at a world time, so that a
+        block made late still has the settings of the time it stands for (default: the settings now)."""
+        self._t0, self._readout_state_at = t0, readout_state_at
+        self.drift_from_s = drift_from_s
+        #: (first sample, each tone's detuning from its resonance in linewidths) of recent blocks, while drifting
+        self.detuning_log: deque[tuple[int, np.ndarray]] = deque(maxlen=65536)
         self._feedline = feedline
         self._chain = chain
         self._readout_state = readout_state
@@ -125,14 +134,21 @@ class AdcStream:
                 f"ADC stream {self.stream_id}: block at sample {first} goes back before sample {self._next}; "
                 "streams only move forward (start a new stream to begin again)"
             )
-        state = self._readout_state()
+        if self._t0 is not None and self._readout_state_at is not None:
+            state = self._readout_state_at(self._t0 + first / self.fs)
+        else:
+            state = self._readout_state()
         temperature = self._temperature_k()
+        if self.drift_from_s is not None:
+            self._feedline.drift_s = self.drift_from_s + first / self.fs
         if state.version != self._version:
             self._update_dds(state, max(first, self._next))
         if first > self._next:
             self._tls.advance_to(first)
         self._next = first + n
         signal = self._signal(state, temperature, first, n)
+        if self.drift_from_s is not None and self._const:  # the truth a tracking test compares with
+            self.detuning_log.append((first, self._const["detuning"]))
         nc = self._noise_cfg
         adc_gain = 10.0 ** (-state.att_adc_db / 20.0)
         sigma = math.hypot(nc.white_counts_rms * adc_gain, nc.adc_counts_rms)
@@ -143,8 +159,9 @@ class AdcStream:
         return signal.astype(np.int16)
 
     def _constants(self, state: ReadoutState, temperature: float) -> dict:
-        """Per-block constants of each tone, recomputed only when the settings or temperature change."""
-        key = (state.version, temperature)
+        """Per-block constants of each tone, recomputed only when the settings, the temperature or the
+        injected resonance drift change (a drifting stream recomputes them every block)."""
+        key = (state.version, temperature, self._feedline.drift_hz())
         if self._const_key == key:
             return self._const
         feedline = self._feedline
@@ -167,6 +184,7 @@ class AdcStream:
             "inv_ql0": inv_ql0,
             "inv_qc": (1.0 / qc[nearest]),
         }
+        self._const["detuning"] = ((f - fr[nearest]) / (fr[nearest] * inv_ql0)).astype(np.float32)  # linewidths
         self._const_key = key
         return self._const
 

@@ -10,6 +10,9 @@ Formulas (documented with their sources in docs/sim-instruments.md):
 * ``1/Qi = 1/Qi0 + α σ1/σ2``
 * notch response ``S21 = 1 - (Ql/Qc) / (1 + 2j Ql (f - fr)/fr)``, ``1/Ql = 1/Qi + 1/Qc``
 * feedline: ``A exp(j(φ0 - 2π f τ)) Π_k S21_k(f)`` (cable delay τ, overall gain and phase)
+* an injected drift moves every resonance by ``drift_hz_per_s`` times the seconds of (drifting) ADC
+  stream data so far, ``drift_s`` — data time, so a simulator that falls behind real time still
+  gives data with a consistent drift; off by default
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ class FeedlineConfig:
     cable_delay_s: float = 50e-9
     amplitude: float = 0.9
     phase_rad: float = 0.5
+    #: injected drift of every resonance, Hz per second of ADC stream data (0: none), e.g. -3.0e+4
+    drift_hz_per_s: float = 0.0
+    #: the first of the world's ADC streams that drifts (0: every one; 1: not the IQ-loop sweep a station
+    #: streams before its run); the drift continues across the streams after it
+    drift_from_stream: int = 0
 
 
 def gap_ev(tc_k: float) -> float:
@@ -86,6 +94,14 @@ class FeedlineModel:
 
     def __init__(self, config: FeedlineConfig, fs_hz: float, lo_hz: float, rng: np.random.Generator) -> None:
         self.config = config
+        rate, start = config.drift_hz_per_s, config.drift_from_stream
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not np.isfinite(rate):
+            hint = " (YAML reads 3e4 as text: write 3.0e+4)" if isinstance(rate, str) else ""
+            raise ValueError(f"world.feedline.drift_hz_per_s: expected a number of Hz/s, got {rate!r}{hint}")
+        if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+            raise ValueError(f"world.feedline.drift_from_stream: expected an integer >= 0, got {start!r}")
+        #: seconds of drifting ADC stream data so far (set by the stream, block by block)
+        self.drift_s = 0.0
         if config.frequencies_hz is not None:
             fr0 = np.asarray(config.frequencies_hz, dtype=float)
         else:
@@ -107,9 +123,13 @@ class FeedlineModel:
         """(fr, Qi, Qc) arrays at ``temperature_k``: what a resonator fit should recover."""
         c = self.config
         dx, inv_qi_qp = mattis_bardeen(temperature_k, self.fr0, c.tc_k, c.alpha)
-        fr = self.fr0 * (1.0 + dx)
+        fr = self.fr0 * (1.0 + dx) + self.drift_hz()
         qi = 1.0 / (1.0 / self.qi0 + inv_qi_qp)
         return fr, qi, self.qc.copy()
+
+    def drift_hz(self) -> float:
+        """How far (Hz) the injected drift has moved every resonance so far."""
+        return float(self.config.drift_hz_per_s) * self.drift_s
 
     def environment(self, f_hz: np.ndarray) -> np.ndarray:
         """Cable delay, gain and phase: A exp(j(φ0 - 2π f τ))."""

@@ -12,9 +12,11 @@ section of :class:`WorldConfig`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import threading
 import time
 import typing
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +116,12 @@ class World:
         self.feedline = FeedlineModel(config.feedline, config.fs_hz, config.lo_hz, layout)
         self._default_phases = layout.uniform(0, 2 * np.pi, self.feedline.n_resonators)
         self._readout = self.default_readout_state()
+        #: (world time, settings) of recent changes: a stream generated late still uses the settings of the
+        #: time each sample stands for, as hardware would (time-consistent even when the simulator lags)
+        self._readout_history: deque[tuple[float, ReadoutState]] = deque([(-math.inf, self._readout)], maxlen=256)
         self._stream: AdcStream | None = None
         self._n_streams = 0
+        self._drift_s = 0.0  # the feedline's drift time at the end of the last drifting stream
         # Components between the feedline and the readout/VNA (a paramp, ...): each has
         # ``s21(freqs_hz, input_power_dbm) -> complex``; see ``chain_s21``.
         self.amplifiers: list[Any] = []
@@ -200,6 +206,15 @@ class World:
             new = state.copy()
             new.version = self._readout.version + 1
             self._readout = new
+            self._readout_history.append((self.clock(), new))
+
+    def readout_state_at(self, t: float) -> ReadoutState:
+        """A copy of the readout settings as they were at world time ``t``."""
+        with self._lock:
+            for since, state in reversed(self._readout_history):
+                if since <= t:
+                    return state.copy()
+            return self._readout_history[0][1].copy()
 
     def readout_power_dbm(self) -> np.ndarray:
         """Power of each tone at the resonators (dBm): DAC power - ATT:DAC - line attenuation."""
@@ -213,9 +228,14 @@ class World:
         """Start a new ADC stream (sample 0 = now); it becomes the current one."""
         with self._lock:
             c = self.config
+            last = self._stream
+            if last is not None and last.drift_from_s is not None:  # the drift goes on where that stream left it
+                self._drift_s = last.drift_from_s + last.next_sample / c.fs_hz
+            drifts = bool(c.feedline.drift_hz_per_s) and self._n_streams >= c.feedline.drift_from_stream
             self._stream = AdcStream(
                 self._n_streams, fs_hz=c.fs_hz, seed=c.seed, noise=c.noise, photons=c.photons, chain=c.readout,
-                feedline=self.feedline, readout_state=self.readout_state, temperature_k=self.fridge.mxc_k)
+                feedline=self.feedline, readout_state=self.readout_state, temperature_k=self.fridge.mxc_k,
+                drift_from_s=self._drift_s if drifts else None, t0=self.clock(), readout_state_at=self.readout_state_at)
             self._n_streams += 1
             return self._stream
 
@@ -224,6 +244,17 @@ class World:
         with self._lock:
             stream = self._stream if self._stream is not None else self.new_adc_stream()
         return stream.block(first_sample, n)
+
+    def detuning_truth(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """While the resonances drift (``feedline.drift_hz_per_s``): the current stream's id, and for its
+        recent blocks the first sample and each tone's detuning from its resonance in linewidths
+        ((tone - fr) Q_l / fr, (blocks, tones)) as generated — the truth resonator tracking is judged by."""
+        with self._lock:
+            stream = self._stream
+        if stream is None or not stream.detuning_log:
+            return -1, np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        log = list(stream.detuning_log)
+        return stream.stream_id, np.array([b[0] for b in log], np.int64), np.stack([b[1] for b in log])
 
     def truth(self) -> np.ndarray:
         """Photon arrivals of the current stream: fields sample, t_sample, resonator, energy_ev."""
