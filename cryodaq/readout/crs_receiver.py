@@ -25,7 +25,6 @@ whether it is disciplined; every block carries that as its ``time_base``.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import sys
 import threading
@@ -34,6 +33,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cryodaq.readout.block_queue import BlockQueue
 from cryodaq.readout.blocks import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS, CAUSE_RESTART, Block, Gap, TimeBase
 from cryodaq.readout.source import ReceiverStats
 from cryodaq.wire import crs as wire
@@ -97,7 +97,7 @@ class CRSReceiver:
         self.frames_per_block = max(1, int(packets_per_block))
         self.max_latency_s = max_latency_s
         self.max_skew = max(int(round(max_skew_s * self.fs)), 4 * self.frames_per_block)
-        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=queue_blocks)
+        self.blocks: BlockQueue[Block | None] = BlockQueue(maxsize=queue_blocks)
         self.stats = ReceiverStats()
         self.time_base: TimeBase | None = None
         # per module: the block columns it fills and the packet channels (0-based) they come from
@@ -405,16 +405,10 @@ class CRSReceiver:
         self._put(Block(first, int(self._t[a]), self._rows[a:b].copy(), continuous, gaps, self.time_base))
 
     def _put(self, block: Block | None, force: bool = False) -> None:
-        if force:  # end-of-stream markers wait (boundedly) for room
-            try:
-                self.blocks.put(block, timeout=5.0)
-            except queue.Full:
-                log.error("receiver queue stayed full at shutdown; end-of-stream marker not delivered")
+        if force or block is None:  # at shutdown: wait (boundedly) for room
+            self.blocks.put_at_end(block, "CRS")
             return
-        try:
-            self.blocks.put_nowait(block)
-        except queue.Full:
-            assert block is not None
+        if not self.blocks.offer(block):
             self.stats.dropped_blocks += 1
             self.stats.dropped_samples += block.n_samples
             self.stats.gaps += 1

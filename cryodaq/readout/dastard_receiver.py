@@ -24,7 +24,6 @@ A jump in trigger frame index says nothing by itself: triggered data have no exp
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import deque
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from cryodaq.readout.block_queue import BlockQueue
 from cryodaq.readout.blocks import (
     CAUSE_BAD_RECORD,
     CAUSE_OVERFLOW,
@@ -197,7 +197,7 @@ class DastardReceiver:
         endpoints = dw.port_addresses(address)
         self.records_per_block = max(int(records_per_block), 1)
         self.max_latency_s = float(max_latency_s)
-        self.blocks: queue.Queue[RecordBlock | None] = queue.Queue(maxsize=queue_blocks)
+        self.blocks: BlockQueue[RecordBlock | None] = BlockQueue(maxsize=queue_blocks)
         self.stats = ReceiverStats()
         self.channels = None if channels is None else sorted({int(c) for c in channels})
         self.channel_names = list(channel_names)
@@ -447,16 +447,10 @@ class DastardReceiver:
         self._put(block)
 
     def _put(self, block: RecordBlock | None, force: bool = False) -> None:
-        if force:  # end-of-stream markers wait (boundedly) for room
-            try:
-                self.blocks.put(block, timeout=5.0)
-            except queue.Full:
-                log.error("DASTARD receiver queue stayed full at shutdown; end-of-stream marker not delivered")
+        if force or block is None:  # at shutdown: wait (boundedly) for room
+            self.blocks.put_at_end(block, "DASTARD")
             return
-        try:
-            self.blocks.put_nowait(block)
-        except queue.Full:
-            assert block is not None
+        if not self.blocks.offer(block):
             st = self.stats
             st.dropped_blocks += 1
             st.dropped_samples += block.n_records

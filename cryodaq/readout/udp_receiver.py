@@ -11,13 +11,13 @@ so downstream DSP can reset its state instead of stitching across it.
 from __future__ import annotations
 
 import logging
-import queue
 import socket
 import threading
 import time
 
 import numpy as np
 
+from cryodaq.readout.block_queue import BlockQueue
 from cryodaq.readout.blocks import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS, CAUSE_RESTART, Block, Gap
 from cryodaq.readout.source import ReceiverStats
 from cryodaq.wire import packet as pk
@@ -47,7 +47,7 @@ class UDPReceiver:
     ) -> None:
         self.packets_per_block = packets_per_block
         self.max_latency_s = max_latency_s
-        self.blocks: queue.Queue[Block | None] = queue.Queue(maxsize=queue_blocks)
+        self.blocks: BlockQueue[Block | None] = BlockQueue(maxsize=queue_blocks)
         self.stats = ReceiverStats()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
@@ -186,16 +186,10 @@ class UDPReceiver:
         self._put(block)
 
     def _put(self, block: Block | None, force: bool = False) -> None:
-        if force:  # end-of-stream markers wait (boundedly) for room
-            try:
-                self.blocks.put(block, timeout=5.0)
-            except queue.Full:
-                log.error("receiver queue stayed full at shutdown; end-of-stream marker not delivered")
+        if force or block is None:  # at shutdown: wait (boundedly) for room
+            self.blocks.put_at_end(block, "UDP")
             return
-        try:
-            self.blocks.put_nowait(block)
-        except queue.Full:
-            assert block is not None
+        if not self.blocks.offer(block):
             self.stats.dropped_blocks += 1
             self.stats.dropped_samples += block.n_samples
             # The samples are lost to the pipeline: record them and break continuity.
