@@ -40,7 +40,8 @@ def _wait_for_commits(out: Path, proc: subprocess.Popen, min_events: int, timeou
 def _cli(out: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "CRYODAQ_BACKEND": "numpy"}
     return subprocess.Popen(
-        [sys.executable, "-m", "cryodaq", "run", str(DEMO), "--out", str(out), "-q", *args],
+        [sys.executable, "-m", "cryodaq", "run", str(DEMO), "--out", str(out), "-q", "--publish", "tcp://127.0.0.1:0",
+         *args],  # any free port for the live view: tests run side by side
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
 
