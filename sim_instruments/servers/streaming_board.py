@@ -61,7 +61,7 @@ class SampleSource(Protocol):
 
 
 #: how far (s) a simulated board's stream may fall behind real time before it skips ahead
-MAX_LAG_S = 2.0
+MAX_LAG_S = 8.0
 
 
 class StreamingBoardFace(ServedFace, ABC):
