@@ -120,3 +120,86 @@ def test_real_messages_cut_or_padded(fuzz: SimpleNamespace, n: int, seed: int, c
 
 def test_packet_header_struct_is_40_bytes() -> None:
     assert struct.calcsize("<4sHHQQqIHH") == packet.HEADER_SIZE == 40
+
+
+# ---------------------------------------------------------------- CRS readout packets (rfmux's format)
+def _check_crs(buf: bytes, fuzz: SimpleNamespace) -> None:
+    from cryodaq.wire import crs
+
+    try:
+        got = crs.decode(buf)
+    except Exception as exc:  # noqa: BLE001 - the assertion is on its type
+        fuzz.check_clean_error(exc, kinds=(crs.CRSPacketError,))
+        return
+    words = np.frombuffer(buf, "<u4")
+    assert len(got) == 1 and words[0] == crs.MAGIC and len(buf) in (crs.LONG_SIZE, crs.SHORT_SIZE)
+    iq32 = words[4:4 + 2 * got.n_channels].view("<i4")
+    np.testing.assert_array_equal(got.iq[0].real, iq32[0::2] / crs.SAMPLE_GAIN)  # the samples are what the bytes say
+    assert got.t_ns.dtype == np.int64 and got.seq[0] == words[3]
+
+
+@FUZZ
+@given(size=st.sampled_from([1072, 8240, 1071, 1076, 8236, 0, 16]), magic=st.sampled_from([0x5344494B, 0, 0x4B494453]),
+       version=st.sampled_from([5, 6, 0, 65535]), header=st.lists(U32, min_size=2, max_size=2),
+       timestamp=st.lists(U32, min_size=8, max_size=8), seed=st.integers(0, 2**32 - 1))
+def test_crs_datagrams_with_fuzzed_fields(fuzz: SimpleNamespace, size: int, magic: int, version: int,
+                                          header: list[int], timestamp: list[int], seed: int) -> None:
+    """Any datagram of any size, magic, version, header words and IRIG-B timestamp words (year, day, hour,
+    minute, second, sub-second out of range included): decoded as its bytes say, or one CRSPacketError."""
+    words = np.random.default_rng(seed).integers(0, 2**32, max(size // 4, 0), dtype=np.uint64).astype("<u4")
+    if words.size >= 4:
+        words[0], words[1] = magic, (words[1] & 0xFFFF0000) | version
+        words[2:4] = header
+    if words.size >= 12:
+        words[-8:] = timestamp
+    _check_crs(words.tobytes()[:size], fuzz)
+
+
+# ---------------------------------------------------------------- DASTARD records and status messages
+@FUZZ
+@given(frames=st.lists(st.binary(max_size=80), min_size=0, max_size=3),
+       header=st.tuples(U16, st.sampled_from([0, 0, 1]), st.integers(0, 9), U32, st.integers(0, 40),
+                        st.floats(allow_nan=True, width=32), st.floats(allow_nan=True, width=32),
+                        st.integers(-(2**63), 2**63 - 1), U64),
+       extra=st.integers(-4, 4), use_header=st.booleans())
+def test_dastard_record_messages(fuzz: SimpleNamespace, frames: list[bytes], header: tuple, extra: int,
+                                 use_header: bool) -> None:
+    """Any record message (frame count, header bytes and fields, payload size): its header and samples as
+    sent, or one DastardFormatError."""
+    from cryodaq.wire import dastard
+
+    if use_header:
+        head = dastard.RECORD_HEADER.pack(*header)
+        itemsize = dastard.DTYPE_CODES[header[2]].itemsize if header[2] in dastard.DTYPE_CODES else 2
+        frames = [head, bytes(max(0, header[4] * itemsize + extra))]
+    try:
+        got, samples = dastard.decode_record(frames)
+    except Exception as exc:  # noqa: BLE001 - the assertion is on its type
+        fuzz.check_clean_error(exc, kinds=(dastard.DastardFormatError,))
+        return
+    assert len(frames) == 2 and len(frames[0]) == dastard.RECORD_HEADER_SIZE
+    assert samples.nbytes == len(frames[1]) and samples.size == got.n_samples and got.presamples <= got.n_samples
+    try:
+        topic, payload = dastard.decode_status(frames)
+    except Exception as exc:  # noqa: BLE001 - the assertion is on its type
+        fuzz.check_clean_error(exc, kinds=(dastard.DastardFormatError,))
+
+
+@FUZZ
+@given(topic=st.sampled_from(["STATUS", "TRIGGERRATE", "CHANNELNAMES", "ALIVE", "NUMBERWRITTEN", "STATELABEL",
+                              "TRIGGER", "WRITING", "NEWDASTARD", "SOMETHINGELSE"]),
+       payload=json_values, names=st.lists(st.text(max_size=6), max_size=4))
+def test_dastard_status_payloads_become_housekeeping_or_one_error(fuzz: SimpleNamespace, topic: str, payload: object,
+                                                                   names: list[str]) -> None:
+    """A status message of any shape (DASTARD versions differ) gives finite numbers as housekeeping, or one
+    DastardFormatError the pipeline logs: never another exception that would end a run."""
+    from cryodaq.wire import dastard
+
+    try:
+        values = dastard.status_values(topic, payload, 1_700_000_000_000_000_000, names)
+    except Exception as exc:  # noqa: BLE001 - the assertion is on its type
+        fuzz.check_clean_error(exc, kinds=(dastard.DastardFormatError,))
+        return
+    for name, t_ns, value, unit in values:
+        assert isinstance(name, str) and name and isinstance(unit, str) and t_ns == 1_700_000_000_000_000_000
+        assert isinstance(value, float)
