@@ -169,6 +169,7 @@ class ToneTracker:
         self._dropped: list[Block] = []
         self.retunes = 0  # retunes done (each may move several tones)
         self.estimates = 0
+        self.lags_s: list[float] = []  # how far behind real time the data of each estimate were
 
     def attrs(self) -> dict[str, Any]:
         """What the tracking did, for the run's attrs (``tracking``)."""
@@ -176,7 +177,11 @@ class ToneTracker:
                 "tracked_channels": np.flatnonzero(self.tracked).tolist(),
                 "reference_channels": self.references.tolist(),
                 "linewidth_hz": np.nan_to_num(self.curve.linewidth_hz).tolist(),
-                "tone_frequency_hz": self.tones_rf.tolist()}
+                "tone_frequency_hz": self.tones_rf.tolist(),
+                # a tracker retunes what it has seen: data far behind real time (a machine that cannot keep
+                # up) let the tones fall behind a fast drift by rate x lag
+                "data_lag_s": ({"median": float(np.median(self.lags_s)), "p95": float(np.quantile(self.lags_s, 0.95)),
+                                "max": float(np.max(self.lags_s))} if self.lags_s else None)}
 
     # -- the pipeline thread's hooks ---------------------------------------------------------------------
     def admit(self, block: Block) -> Block | None:
@@ -243,6 +248,7 @@ class ToneTracker:
         # the new tones take over about now; the next retune comes once the data have caught up, settled and
         # filled a window: aim at the middle of that time
         lag_s = (now_ns - t_ns) * 1e-9
+        self.lags_s.append(lag_s)
         ahead_s = lag_s + c.settle_s + max(c.interval_s, lag_s + c.settle_s + c.window_s) / 2
         rate = np.zeros(self.tones_rf.size)
         target = position.copy()

@@ -154,12 +154,18 @@ def test_tracked_tones_stay_within_a_tenth_of_a_linewidth_of_drifting_resonators
     error = np.abs(detuning[locked]).max(axis=1)  # the worst tone of each block, in linewidths
     worst, p99 = float(error.max()), float(np.quantile(error, 0.99))
     at = float(t_s[locked][error.argmax()])
+    lag = open_run(summary.path).attrs["tracking"]["data_lag_s"]
     print(f"tracked: resonances drifted {drift_lw:.2f} linewidths; |tone - resonance| <= {p99:.3f} linewidths "
           f"99 % of the time, {worst:.3f} at worst (at {at:.2f} s); "
-          f"{open_run(summary.path).attrs['tracking']['retunes']} retunes")
-    # Within a tenth of a linewidth while the pipeline keeps up; on a loaded machine a processing stall of
-    # a few tenths of a second (the tracker cannot retune what it has not seen) may briefly exceed it.
-    assert p99 < 0.1 and worst < 0.25
+          f"{open_run(summary.path).attrs['tracking']['retunes']} retunes; data behind real time by "
+          f"{lag['median']:.3f} s (median), {lag['p95']:.3f} s (95 %), {lag['max']:.3f} s (max)")
+    # Within a tenth of a linewidth while the pipeline keeps up with real time (data at most 0.2 s behind at
+    # the 95th percentile, as on a quiet 2-core machine). A tracker retunes what it has seen: on a machine too
+    # loaded to keep up, the resonances drift on for as long as the data lag beyond that, and the bound
+    # grows by that drift.
+    rate_lw_per_s = DRIFT_HZ_PER_S / 30e3
+    bound = 0.1 + rate_lw_per_s * max(0.0, lag["p95"] - 0.2)
+    assert p99 < bound and worst < bound + rate_lw_per_s * max(0.0, lag["max"] - lag["p95"])
     run = open_run(summary.path)
     retunes = run.retunes()
     n_retunes = run.attrs["tracking"]["retunes"]
