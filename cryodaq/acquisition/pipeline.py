@@ -246,6 +246,8 @@ class StreamPipeline(ABC):
             return outputs
         self.clock.observe(block.first_sample, block.t_ns)
         raw = self._convert(self.backend.asarray(block.samples))  # the block's one trip to the device
+        if raw.shape[0] == 0:  # shorter than a channelizer frame (a receiver's partial block): all in its history
+            return outputs
         k0 = self._n_out
         self._n_out += raw.shape[0]
         idx = self._adc_index(np.arange(k0, self._n_out))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -101,3 +103,27 @@ def test_calibration_must_match_the_channels():
     with pytest.raises(ValueError, match="1 tones, the stream 2 channels"):
         IQPipeline(CONFIG, fs=FS, n_channels=2, calibration=cal)
     assert issubclass(MKIDPipeline, IQPipeline)  # one IQ -> phase code path behind the channelizer
+
+
+def test_a_block_shorter_than_a_channelizer_frame_waits_in_its_history():
+    """A receiver flushes a partial block after its latency limit: one packet can be shorter than a
+    PFB frame, so the channelizer gives no output for it. The stream comes out as if it had been
+    one block with the next (no error, same samples)."""
+    fs, m = 2.048e6, 64
+    config = PipelineConfig(n_channels=m, n_taps=8, decimation=2, trigger=TriggerConfig(threshold_sigma=6.0))
+    tones = np.array([10.2, 20.3]) * fs / m
+    t = np.arange(1 << 16) / fs
+    comb = 4000 * np.cos(2 * np.pi * tones[:, None] * t).sum(axis=0)
+    adc = np.rint(comb + np.random.default_rng(3).normal(0, 30, t.size)).astype(np.int16)
+
+    def stream(cuts: list[int]) -> np.ndarray:
+        p = MKIDPipeline(config, fs=fs, tone_if_hz=tones)
+        outs = []
+        for a, b in itertools.pairwise(cuts):
+            outs += p.process(Block(a, 0, adc[a:b], True))
+        outs += p.finish()
+        return np.concatenate([o.data for o in outs if len(o.sample_index)])
+
+    whole = stream(list(range(0, adc.size + 1, 1 << 13)))
+    short_first = stream([0, m // 2, *range(1 << 13, adc.size + 1, 1 << 13)])
+    np.testing.assert_array_equal(short_first, whole)
