@@ -307,7 +307,7 @@ class ReplaySource:
         return describe(self.cfg)
 
     def configure(self, **settings: Any) -> None:
-        raise NotImplementedError("the replay source takes no settings")
+        raise TypeError(f"the replay source takes no settings, got {sorted(settings)}")
 
     def is_streaming(self) -> bool:
         return self._proc is not None and self._proc.is_alive()
