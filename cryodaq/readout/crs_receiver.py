@@ -4,7 +4,8 @@ A CRS sends one packet per module per sample, each module with its own sequence 
 (:mod:`cryodaq.wire.crs`). The receiver joins the board's multicast group (source-specific
 when it knows the board's address, as a real board needs; a plain join otherwise), and also
 takes unicast datagrams on the same port, which is where rfmux's mock sends when the host's
-multicast does not work. It reads datagrams in batches, decodes each batch at once, and
+multicast does not work. It reads datagrams in batches without holding the GIL
+(:class:`~cryodaq.readout.datagrams.DatagramReader`), decodes each batch at once, and
 assembles **frames**: one sample of every configured channel, from the packets of all the
 streamed modules that carry the same sample. A block holds consecutive complete frames as
 ``(n, n_channels)`` complex64 ADC counts, in the order of the ``channels`` it was given.
@@ -35,6 +36,7 @@ import numpy as np
 
 from cryodaq.readout.block_queue import BlockQueue
 from cryodaq.readout.blocks import CAUSE_OVERFLOW, CAUSE_PACKET_LOSS, CAUSE_RESTART, Block, Gap, TimeBase
+from cryodaq.readout.datagrams import DatagramReader, set_receive_buffer
 from cryodaq.readout.source import ReceiverStats
 from cryodaq.wire import crs as wire
 
@@ -111,7 +113,7 @@ class CRSReceiver:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if hasattr(socket, "SO_REUSEPORT"):  # several receivers of one multicast port on a host
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf_bytes)
+        self.rcvbuf_bytes = set_receive_buffer(self._sock, rcvbuf_bytes, f"CRS receiver on port {port}")
         self.joined = "unicast only"
         try:
             # with a group: any address, so that the mock's unicast fallback (loopback) arrives too
@@ -126,13 +128,11 @@ class CRSReceiver:
         except OSError:
             self._sock.close()
             raise
-        self._sock.settimeout(0.05)
         self.host = group or interface
         self.port = int(self._sock.getsockname()[1])
         log.info("CRS receiver on port %d: %s", self.port, self.joined)
 
-        self._batch = max(1, int(batch))
-        self._buf = np.empty((self._batch, wire.LONG_SIZE), np.uint8)
+        self._reader = DatagramReader(self._sock, max(1, int(batch)), wire.LONG_SIZE)
         self._stop = threading.Event()
         self._drain_until = 0.0
         self._thread = threading.Thread(target=self._run, name="cryodaq-crs-receiver", daemon=True)
@@ -179,11 +179,12 @@ class CRSReceiver:
     def _run(self) -> None:
         try:
             while not (self._stop.is_set() and time.monotonic() > self._drain_until):
-                n, sizes = self._read_batch()
-                if n < 0:
+                try:
+                    n = self._reader.read(0.05)
+                except OSError:
                     break
                 if n:
-                    self._accept_batch(n, sizes)
+                    self._accept_batch(n)
                 elif self._stop.is_set():
                     break  # the socket is empty and we were asked to stop
                 self._emit(flush_stale=True)
@@ -195,26 +196,12 @@ class CRSReceiver:
                 self._gaps = []
             self._put(None, force=True)
 
-    def _read_batch(self) -> tuple[int, list[int]]:
-        """Up to ``batch`` datagrams into the buffer rows: waits for the first, takes what is queued."""
-        sizes: list[int] = []
-        for i in range(self._batch):
-            try:
-                view = memoryview(self._buf[i])
-                n = self._sock.recv_into(view) if i == 0 else self._sock.recv_into(view, 0, socket.MSG_DONTWAIT)
-            except (TimeoutError, BlockingIOError):
-                break
-            except OSError:
-                return -1, sizes
-            sizes.append(n)
-        return len(sizes), sizes
-
-    def _accept_batch(self, n: int, sizes: list[int]) -> None:
-        size_arr = np.asarray(sizes)
+    def _accept_batch(self, n: int) -> None:
+        size_arr = self._reader.sizes[:n]
         for size in np.unique(size_arr):
             rows = np.flatnonzero(size_arr == size)
             try:
-                packets = wire.decode_many(self._buf[rows, :size], channels=self._wanted)
+                packets = wire.decode_many(self._reader.data[rows, :size], channels=self._wanted)
             except wire.CRSPacketError as exc:
                 self.stats.bad_packets += rows.size
                 log.warning("ignored %d datagram(s) of %d bytes: %s", rows.size, size, exc)

@@ -32,6 +32,10 @@ MAGIC = b"CDQ1"
 VERSION = 1
 HEADER = struct.Struct("<4sHHQQqIHH")
 HEADER_SIZE = HEADER.size  # 40
+#: the same header as a numpy record, to decode a batch of datagrams at once (:func:`decode_headers`)
+HEADER_DTYPE = np.dtype([("magic", "S4"), ("version", "<u2"), ("sample_fmt", "<u2"), ("sequence", "<u8"),
+                         ("first_sample", "<u8"), ("t_ns", "<i8"), ("n_samples", "<u4"), ("n_streams", "<u2"),
+                         ("reserved", "<u2")])
 FMT_REAL_INT16 = 0
 FMT_COMPLEX_INT16 = 1
 MAX_DATAGRAM = 65507
@@ -90,6 +94,21 @@ def decode_header(buf: bytes | memoryview) -> PacketHeader:
             f"payload is {len(buf) - HEADER_SIZE} bytes, header says {header.payload_bytes}"
         )
     return header
+
+
+def decode_headers(rows: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The headers of a batch of datagrams: datagram ``i`` is ``rows[i, :sizes[i]]`` (uint8 rows of at least
+    :data:`HEADER_SIZE` bytes). Returns their :data:`HEADER_DTYPE` records and a mask of those that pass
+    :func:`decode_header`'s checks (which says why one fails)."""
+    if rows.ndim != 2 or rows.shape[1] < HEADER_SIZE:
+        raise ValueError(f"datagram rows must be (n, >= {HEADER_SIZE}) bytes, got shape {rows.shape}")
+    h = np.ascontiguousarray(rows[:, :HEADER_SIZE]).view(HEADER_DTYPE)[:, 0]
+    fmt = h["sample_fmt"]
+    values = h["n_streams"].astype(np.int64) * np.where(fmt == FMT_COMPLEX_INT16, 2, 1)
+    ok = ((np.asarray(sizes) >= HEADER_SIZE) & (h["magic"] == MAGIC) & (h["version"] == VERSION)
+          & ((fmt == FMT_REAL_INT16) | (fmt == FMT_COMPLEX_INT16)) & (h["n_streams"] >= 1) & (h["n_samples"] >= 1)
+          & (np.asarray(sizes) - HEADER_SIZE == 2 * h["n_samples"].astype(np.int64) * values))
+    return h, ok
 
 
 def decode(buf: bytes | memoryview) -> tuple[PacketHeader, np.ndarray]:

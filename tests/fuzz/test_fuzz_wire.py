@@ -18,12 +18,27 @@ FUZZ = settings(max_examples=200, deadline=None, database=None, derandomize=True
 U16, U32, U64 = (st.integers(0, 2**16 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1))
 
 
+def _batch_decode(buf: bytes) -> tuple[np.ndarray, bool]:
+    """``buf`` as one datagram of a receiver's batch (a row of a uint8 buffer longer than it)."""
+    rows = np.zeros((2, max(len(buf), packet.HEADER_SIZE) + 16), np.uint8)
+    rows[1, : len(buf)] = np.frombuffer(buf, np.uint8)
+    h, ok = packet.decode_headers(rows, np.array([0, len(buf)]))
+    assert not ok[0]  # an empty datagram is never a packet
+    return h[1], bool(ok[1])
+
+
 def _check_packet(buf: bytes, fuzz: SimpleNamespace) -> None:
+    batch_header, batch_ok = _batch_decode(buf)
     try:
         header, samples = packet.decode(buf)
     except Exception as exc:  # noqa: BLE001 - the assertion is on its type
         fuzz.check_clean_error(exc, kinds=(packet.PacketError,))
+        assert not batch_ok, "the batch decode accepted a datagram decode() refuses"
         return
+    assert batch_ok, "the batch decode refused a datagram decode() accepts"
+    assert (int(batch_header["sequence"]), int(batch_header["first_sample"]), int(batch_header["t_ns"]),
+            int(batch_header["n_samples"]), int(batch_header["n_streams"]), int(batch_header["sample_fmt"])) == (
+        header.sequence, header.first_sample, header.t_ns, header.n_samples, header.n_streams, header.sample_fmt)
     # a decoded packet is exactly what its bytes say
     assert buf[:4] == packet.MAGIC and len(buf) == packet.HEADER_SIZE + header.payload_bytes
     assert samples.dtype == np.dtype("<i2") and samples.size * 2 == header.payload_bytes

@@ -103,3 +103,46 @@ def test_bad_datagrams_are_counted_not_fatal():
     tx.close()
     assert rx.stats.bad_packets == 1
     assert len(blocks) == 1 and blocks[0].n_samples == N
+
+
+def _datagram(seq: int, first: int, n: int = N, streams: int = 1) -> bytes:
+    samples = (np.arange(first * streams, (first + n) * streams) % 30000).astype(np.int16).reshape(n, streams)
+    hdr = pk.PacketHeader(sequence=seq, first_sample=first, t_ns=1_700_000_000_000_000_000 + int(first * 1e9 / FS),
+                          n_samples=n, n_streams=streams)
+    return pk.encode(hdr, samples[:, 0] if streams == 1 else samples)
+
+
+def _receive_queued(datagrams: list[bytes], batch: int) -> tuple[list, object]:
+    """Queue every datagram in the socket first, then start the receiver: with ``batch`` > 1 it reads
+    them in batches (each with runs, a bad packet, a loss, a restart and a shape change)."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx = UDPReceiver(packets_per_block=4, batch_datagrams=batch)
+    for d in datagrams:
+        tx.sendto(d, ("127.0.0.1", rx.port))
+    time.sleep(0.05)
+    rx.start()
+    time.sleep(0.3)
+    rx.stop()
+    blocks = _collect(rx)
+    tx.close()
+    return blocks, rx.stats
+
+
+def test_a_batch_gives_the_blocks_and_gaps_packet_by_packet_reading_gives() -> None:
+    datagrams = [_datagram(s, s * N) for s in range(5)] + [b"CDQ1 not a packet"]
+    datagrams += [_datagram(s, s * N) for s in (5, 6, 9, 10)]  # 7, 8 lost
+    datagrams += [_datagram(s, (20 + s) * N) for s in (2, 3)]  # the board restarted its sequence
+    datagrams += [_datagram(s, 24 * N + (s - 4) * 64, n=64, streams=3) for s in (4, 5, 6)]  # another shape
+    batched, st_b = _receive_queued(datagrams, 64)
+    single, st_1 = _receive_queued(datagrams, 1)
+    assert st_b == st_1
+    assert (st_b.packets, st_b.bad_packets, st_b.lost_packets, st_b.lost_samples) == (14, 1, 2, 2 * N)
+
+    def key(blocks: list) -> list:
+        return [(b.first_sample, b.t_ns, b.continuous, b.samples.shape, b.samples.tobytes(),
+                 [(g.first_sample, g.n_samples, g.t_ns, g.cause) for g in b.gaps]) for b in blocks]
+
+    assert key(batched) == key(single)
+    assert [g.cause for b in batched for g in b.gaps] == [CAUSE_PACKET_LOSS, "stream_restart"]
+    assert [b.first_sample for b in batched] == [0, 4 * N, 9 * N, 22 * N, 24 * N]
+    assert batched[-1].samples.shape == (3 * 64, 3)
