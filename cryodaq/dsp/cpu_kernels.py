@@ -98,33 +98,94 @@ def fir_decimate_rows(src: Any, taps: Any, off: int, step: int, out: Any) -> Non
                 o[c] += g * s[c]
 
 
-@numba.njit(**_JIT)
+# iq_phase's flags: FMA contraction only. With "fast" (arcp) LLVM turns the vector division
+# into a reciprocal estimate (vrcpps + a Newton step), a few ulp off and inf for subnormals.
+_PHASE_JIT = dict(_JIT, fastmath={"contract"})
+
+
+@numba.njit(inline="always", **_PHASE_JIT)
+def _atan2f(y: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """``atan2(y, x)`` in float32, branch-free (selects only), for :func:`iq_phase`.
+
+    Hand-written because libm's ``atan2f`` is a scalar call, which keeps LLVM from vectorizing
+    the loop over tones; this one is plain arithmetic and selects, so it runs 8 lanes per AVX2
+    instruction. ``a = min(|x|, |y|) / max(|x|, |y|)`` in [0, 1]; ``t = atan(a) = a + a s Q(s)``
+    with ``s = a^2`` and Q of degree 7, fitted (Lawson's iterated least squares in float64 on a
+    dense grid) to the minimax relative error of ``atan(a)/a``: 1.5e-8 in float64, 1.8e-8 with
+    the float32 coefficients. Then the octant, ``base +- t`` with base 0, pi/2 or pi held as
+    float32 hi + lo, so one rounding near pi. Measured against float64 ``arctan2`` of the same
+    float32 inputs (32 M random points, magnitudes 1e-37 to 1e37): at most 2.2e-7 rad, 0.93 ulp
+    at pi, and 1.7 ulp of the result anywhere (numpy's float32 arctan2: 2.5e-7 rad).
+    atan2(0, 0) = 0 and the signed zeros follow libm (signs read with copysign):
+    atan2(+-0, -0) = +-pi, atan2(-0, x > 0) = -0; subnormals are fine. No NaN/inf handling.
+    """
+    ax = abs(x)
+    ay = abs(y)
+    swap = ay > ax
+    mx = ay if swap else ax
+    mn = ax if swap else ay
+    a = mn / (mx if mx > 0 else np.float32(1.0))  # x = y = 0: a = 0/1, not 0/0
+    s = a * a
+    q = np.float32(0.00297459471039474)
+    q = q * s + np.float32(-0.016581200063228607)
+    q = q * s + np.float32(0.043553564697504044)
+    q = q * s + np.float32(-0.07580579817295074)
+    q = q * s + np.float32(0.10678941011428833)
+    q = q * s + np.float32(-0.14214208722114563)
+    q = q * s + np.float32(0.19994136691093445)
+    q = q * s + np.float32(-0.3333316743373871)
+    t = a + (a * s) * q
+    # atan2 = t, pi/2 - t (|y| > |x|), pi - t (x < 0), pi/2 + t (both), negated for y < 0.
+    xneg = math.copysign(np.float32(1.0), x) < 0
+    zero = np.float32(0.0)
+    hi = np.float32(1.5707963705062866) if swap else (np.float32(3.1415927410125732) if xneg else zero)
+    lo = np.float32(-4.371138828673793e-08) if swap else (np.float32(-8.742277657347586e-08) if xneg else zero)
+    r = hi + ((t if swap == xneg else -t) + lo)
+    return -r if math.copysign(np.float32(1.0), y) < 0 else r
+
+
+@numba.njit(**_PHASE_JIT)
 def iq_phase(iq: Any, centre: Any, phasor: Any, sign: Any, unwrap: bool, out: Any) -> None:  # pragma: no cover
     """``out = sign * unwrap(angle((iq - centre) * phasor), axis=0)`` in one pass, float32.
 
     The unwrap is numpy's (``numpy.unwrap`` with its default ``discont = pi``): a step of at
     least pi between neighbours gets the multiple of 2 pi that brings it into [-pi, pi).
+
+    Branch-free, so the loop over tones vectorizes: both phases lie in [-pi, pi], so a step
+    ``d = p - prev`` lies in [-2 pi, 2 pi], and numpy's rule (``dm = (d + pi) % 2pi - pi``,
+    ``dm = pi`` where ``dm == -pi and d > 0``, correction ``dm - d`` where ``|d| >= pi``) gives
+    ``-2 pi`` for ``pi < d <= 2 pi`` (dm = d - 2 pi), ``+2 pi`` for ``-2 pi <= d < -pi``
+    (dm = d + 2 pi) and 0 for ``d = +-pi`` exactly (dm = d) and for ``|d| < pi``: one select
+    each way. The correction accumulates in float32 as a whole number of turns (exact), applied
+    as ``p + turns * 2pi`` with 2 pi as float32 hi + lo: a sum of float32 2 pi's would drift by
+    the constant's rounding (1.7e-7 per turn) and by each addition's.
     """
     n, n_tones = iq.shape
     pi = np.float32(math.pi)
-    two_pi = np.float32(2 * math.pi)
-    prev = np.zeros(n_tones, np.float32)
-    corr = np.zeros(n_tones, np.float32)
+    two_pi_hi = np.float32(6.2831854820251465)
+    two_pi_lo = np.float32(-1.7484555314695172e-07)  # 2 pi - two_pi_hi
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    prev = np.empty(n_tones, np.float32)
+    turns = np.zeros(n_tones, np.float32)
     for i in range(n):
         z_row = iq[i]
         o = out[i]
-        for c in range(n_tones):
-            z = (z_row[c] - centre[c]) * phasor[c]
-            p = np.float32(math.atan2(z.imag, z.real))
-            if unwrap and i > 0:
+        if unwrap and i > 0:
+            for c in range(n_tones):
+                z = (z_row[c] - centre[c]) * phasor[c]
+                p = _atan2f(z.imag, z.real)
                 d = p - prev[c]
-                if abs(d) >= pi:
-                    dm = (d + pi) % two_pi - pi
-                    if dm == -pi and d > 0:
-                        dm = pi
-                    corr[c] += dm - d
-            prev[c] = p
-            o[c] = (p + corr[c]) * sign[c]
+                k = turns[c] - (one if d > pi else zero) + (one if d < -pi else zero)
+                turns[c] = k
+                prev[c] = p
+                o[c] = ((p + k * two_pi_lo) + k * two_pi_hi) * sign[c]  # lo first: one rounding at |out|
+        else:  # row 0, or no unwrap: no turns yet
+            for c in range(n_tones):
+                z = (z_row[c] - centre[c]) * phasor[c]
+                p = _atan2f(z.imag, z.real)
+                prev[c] = p
+                o[c] = p * sign[c]
 
 
 @numba.njit(**_JIT)

@@ -162,6 +162,72 @@ def test_iq_phase_and_dissipation() -> None:
         IQCalibration(np.zeros(2), np.zeros(3), np.ones(2))
 
 
+
+def _phase_kernel(iq: np.ndarray, centre: np.ndarray, phasor: np.ndarray, sign: np.ndarray,
+                  unwrap: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the fused CPU kernel's float32 phase, numpy's float64 reference) for the same inputs."""
+    from cryodaq.dsp.cpu_kernels import iq_phase
+
+    out = np.empty(iq.shape, np.float32)
+    iq_phase(iq, centre, phasor, sign, unwrap, out)
+    p = np.angle((iq.astype(np.complex128) - centre) * phasor)
+    return out, sign * (np.unwrap(p, axis=0) if unwrap else p)
+
+
+def test_iq_phase_kernel_matches_numpy() -> None:
+    """The CPU kernel's branch-free float32 atan2 and unwrap against numpy in float64."""
+    rng = np.random.default_rng(7)
+    # Random points, centres and rotations, magnitudes 1e-30 to 1e30; few rows keep |phase| < ~20.
+    rows, tones = 6, 2048
+    scale = 10.0 ** rng.integers(-30, 31, tones)
+    iq = ((rng.normal(size=(rows, tones)) + 1j * rng.normal(size=(rows, tones))) * scale).astype(np.complex64)
+    centre = ((rng.normal(size=tones) + 1j * rng.normal(size=tones)) * 0.3 * scale).astype(np.complex64)
+    phasor = np.exp(1j * rng.uniform(-np.pi, np.pi, tones)).astype(np.complex64)
+    sign = rng.choice(np.float32([-1, 1]), tones)
+    for unwrap in (False, True):
+        out, ref = _phase_kernel(iq, centre, phasor, sign, unwrap)
+        small = np.abs(ref) <= 10
+        assert small.mean() > 0.5 and np.abs(out - ref)[small].max() <= 1e-6
+        assert np.all(np.abs(out - ref) <= 1e-6 + 1e-7 * np.abs(ref))
+    # Exact axes, signed zeros, subnormals and the largest floats (z = iq here): atan2 as libm.
+    x = np.float32([1, -1, -1, 0, 0, 0, -0.0, 0, -0.0, -2, 3e38, 1e-38, 1e-45, -1e-45, 5, -5, 1, -7])
+    y = np.float32([0, 0, -0.0, 1, -1, 0, 0, -0.0, -0.0, 1e-30, 1e-38, 3e38, 1e-45, -1e-45, 5, -5, -3e-40, -1e-44])
+    edge = (x + 1j * y).astype(np.complex64)[None, :]
+    out, ref = _phase_kernel(edge, np.zeros(x.size, np.complex64), np.ones(x.size, np.complex64),
+                             np.ones(x.size, np.float32), False)
+    assert np.all(np.abs(out - ref) <= 3e-7)
+    assert np.array_equal(np.signbit(out), np.signbit(ref))  # atan2(-0, x>0) = -0, (+-0, -0) = +-pi
+    # Near the cut: alternating pi - e and -pi + e unwraps to pi - e, pi + e, pi - e, ...
+    eps = np.array([0, 1e-7, 3e-7, 1e-6, 1e-5, 1e-3, 0.1, 1.0])
+    k = np.arange(64)[:, None]
+    ang = np.where(k % 2 == 0, np.pi - eps, -np.pi + eps)
+    mags = 10.0 ** rng.integers(-30, 31, eps.size)
+    cut = (mags * np.exp(1j * ang)).astype(np.complex64)
+    cut[0::2, 0] = complex(-mags[0], 0.0)  # the cut itself, from both sides: +pi, -pi, +pi, ...
+    cut[1::2, 0] = complex(-mags[0], -0.0)
+    ones, zeros = np.ones(eps.size, np.complex64), np.zeros(eps.size, np.complex64)
+    out, ref = _phase_kernel(cut, zeros, ones, np.ones(eps.size, np.float32), True)
+    assert np.abs(ref).max() < np.pi + 1.01 and np.abs(out - ref).max() <= 1e-6
+    # A long ramp per tone, crossing pi many times (both ways, up to 3 rad per sample): error
+    # stays at the float32 rounding of the unwrapped value.
+    n = 20_000
+    rates = np.array([0.031, -0.0437, 0.0999, -0.1234, 3.0, -3.1, 0.5, 1.7])
+    c = (rng.normal(size=rates.size) + 1j * rng.normal(size=rates.size)).astype(np.complex64)
+    rot = np.exp(1j * rng.uniform(-3, 3, rates.size)).astype(np.complex64)
+    phi = np.arange(n)[:, None] * rates + rng.uniform(-3, 3, rates.size)
+    ramp = (c + 2.0 * np.exp(1j * phi) / rot).astype(np.complex64)
+    out, ref = _phase_kernel(ramp, c, rot, np.float32([1, -1, 1, -1, 1, 1, -1, 1]), True)
+    assert np.abs(ref).max() > 1e4
+    small = np.abs(ref) <= 10
+    assert np.abs(out - ref)[small].max() <= 1e-6
+    assert np.all(np.abs(out - ref) <= 1e-6 + 1.5e-7 * np.abs(ref))
+    # The same through IQCalibration.phase, which runs the kernel on 2-D input on the CPU.
+    signs = np.array([1, -1, 1, -1, 1, 1, -1, 1])
+    cal = IQCalibration(c, -np.angle(rot), np.full(rates.size, 2.0), sign=signs)
+    phasor = np.exp(-1j * cal.rotation).astype(np.complex64)
+    ref = signs * np.unwrap(np.angle((ramp.astype(np.complex128) - c) * phasor), axis=0)
+    assert np.all(np.abs(cal.phase(ramp) - ref) <= 1e-6 + 1.5e-7 * np.abs(ref))
+
 @pytest.mark.gpu
 def test_gpu_tone_channelizer_matches_numpy() -> None:
     pytest.importorskip("cupy")
