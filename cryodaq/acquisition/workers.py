@@ -34,12 +34,13 @@ import numpy as np
 from cryodaq.acquisition.pipeline import PipelineOutput, ReadoutPipeline
 from cryodaq.acquisition.sinks import SessionStats, Sink
 from cryodaq.dsp.events import EventFlag
-from cryodaq.readout.blocks import Gap, TimeBase
+from cryodaq.readout.blocks import Block, Gap, TimeBase
 from cryodaq.readout.source import BlockReceiver
 
 __all__ = ["BlockStage", "StreamWorkers"]
 
 _END = object()
+_NOTHING = object()
 
 
 class BlockStage(Protocol):
@@ -58,7 +59,8 @@ class StreamWorkers:
     ``guard`` wraps each thread's body (the session's turns an exception into an aborted run);
     ``handoff`` bounds the outputs waiting for the sinks; ``on_time_base(time_base, t_ns)`` is called
     from the sink thread, in stream order, whenever a block states a clock other than the last one;
-    ``name`` (a readout's, where a station has several) suffixes the threads' names.
+    ``name`` (a readout's, where a station has several) suffixes the threads' names; ``coalesce``: how
+    many queued blocks the pipeline thread may join into one when it is behind (1: never).
     :attr:`busy_s` accumulates the seconds each thread spent working (not waiting), for the profile
     of where the time goes.
     """
@@ -66,8 +68,11 @@ class StreamWorkers:
     def __init__(self, receiver: BlockReceiver, pipeline: ReadoutPipeline, sinks: Sink, stats: SessionStats, *,
                  guard: Callable[[Callable[[], None]], Callable[[], None]] = lambda fn: fn,
                  handoff: int = 64, on_time_base: Callable[[TimeBase, int], None] | None = None,
-                 name: str = "", stage: BlockStage | None = None) -> None:
+                 name: str = "", stage: BlockStage | None = None, coalesce: int = 8) -> None:
         self.receiver, self.pipeline, self.sinks, self.stats = receiver, pipeline, sinks, stats
+        self.coalesce = int(coalesce)
+        self.coalesced = 0  # blocks joined to the one before them (the pipeline was behind)
+        self._held: Any = _NOTHING  # a block taken from the queue that goes next (None: the end)
         self.stage = stage
         self.on_time_base = on_time_base
         self._time_base: TimeBase | None = None
@@ -88,10 +93,32 @@ class StreamWorkers:
             t.join(timeout)
 
     # --- pipeline thread ----------------------------------------------------------
+    def _next_block(self) -> Any:
+        """The next block from the receiver; when more are already queued that carry straight on from it
+        (the pipeline is behind), up to ``coalesce`` of them joined into one, so that the pipeline's
+        per-block work (Python, kernel launches) is paid once for them: it catches up instead of
+        falling further behind. Results do not depend on how the stream is cut into blocks."""
+        block = self._held if self._held is not _NOTHING else self.receiver.blocks.get()
+        self._held = _NOTHING
+        if type(block) is not Block or self.coalesce < 2:
+            return block
+        run = [block]
+        while len(run) < self.coalesce:
+            try:
+                nxt = self.receiver.blocks.get_nowait()
+            except queue.Empty:
+                break
+            if not run[-1].continued_by(nxt):
+                self._held = nxt  # a gap, the end, another layout: it goes next, on its own
+                break
+            run.append(nxt)
+        self.coalesced += len(run) - 1
+        return Block.joined(run)
+
     def _pipeline_loop(self) -> None:
         try:
             while True:
-                block = self.receiver.blocks.get()
+                block = self._next_block()
                 if block is None:
                     break
                 t0 = time.thread_time()

@@ -93,6 +93,23 @@ class Block:
     def n_samples(self) -> int:
         return int(self.samples.shape[0])
 
+    def continued_by(self, other: object) -> bool:
+        """Whether ``other`` is a block that carries straight on from this one (no gap, no restart,
+        the same layout and clock), so that the two can be processed as one."""
+        return (type(other) is Block and other.continuous and not other.gaps
+                and other.first_sample == self.first_sample + self.n_samples
+                and other.samples.shape[1:] == self.samples.shape[1:] and other.samples.dtype == self.samples.dtype
+                and other.time_base == self.time_base)
+
+    @staticmethod
+    def joined(blocks: list[Block]) -> Block:
+        """One block of ``blocks``, each continued by the next (:meth:`continued_by`)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        first = blocks[0]
+        return Block(first.first_sample, first.t_ns, np.concatenate([b.samples for b in blocks]), first.continuous,
+                     first.gaps, first.time_base)
+
 
 @dataclass(frozen=True)
 class StatusMessage:
