@@ -191,7 +191,8 @@ def iq_phase(iq: Any, centre: Any, phasor: Any, sign: Any, unwrap: bool, out: An
 @numba.njit(**_JIT)
 def baseline_edges(u: Any, b: int, thr: Any, polarity: int, prev_in: Any, prev_out: Any, rows: Any,
                    cols: Any) -> int:  # pragma: no cover - compiled
-    """Rising crossings of ``polarity * (u[i] - mean(u[i-b:i]))`` over ``thr`` for rows i >= b of ``u``.
+    """Rising crossings of ``polarity * (u[i] - mean(u[i-b:i]))`` over ``thr`` for rows i >= b of ``u``
+    (``b`` = 0: of ``polarity * u[i]``, no baseline).
 
     Writes (row - b, column) of each crossing in row-major order into ``rows``/``cols`` and returns
     how many there are (more than ``rows.size``: call again with room for them all). ``prev_in``:
@@ -210,7 +211,7 @@ def baseline_edges(u: Any, b: int, thr: Any, polarity: int, prev_in: Any, prev_o
     for i in range(b, m):
         row = u[i]
         for c in range(n_ch):
-            s = np.float32(row[c] - s_sum[c] / b)
+            s = np.float32(row[c] - s_sum[c] / b) if b else row[c]
             above = s >= thr[c] if polarity > 0 else s <= -thr[c]
             if above and not prev_out[c]:
                 if k < cap:
@@ -218,9 +219,10 @@ def baseline_edges(u: Any, b: int, thr: Any, polarity: int, prev_in: Any, prev_o
                     cols[k] = c
                 k += 1
             prev_out[c] = above
-        old = u[i - b]
-        for c in range(n_ch):
-            s_sum[c] += row[c] - old[c]
+        if b:
+            old = u[i - b]
+            for c in range(n_ch):
+                s_sum[c] += row[c] - old[c]
     return k
 
 

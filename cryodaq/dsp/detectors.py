@@ -173,6 +173,31 @@ class Detector:
         self._prev_above = above[-1].copy()
         return edge
 
+    def _edges(self, s: Any, start: int, final_end: int) -> Candidates:
+        """Candidates at the rising edges of ``polarity * s`` over the threshold (:meth:`_edge`): one fused
+        pass on the CPU, array operations on a device."""
+        if not self.backend.device:
+            return self._edges_cpu(s, 0, start, final_end)
+        return self._found(self._edge(s, self._thr), start, final_end)
+
+    def _edges_cpu(self, u: np.ndarray, b: int, start: int, end: int) -> Candidates:
+        """Rising edges of ``polarity * (u - moving mean of b)`` (``b`` = 0: of ``u``) over the threshold,
+        rows >= b, in one compiled pass that writes the candidates."""
+        from cryodaq.dsp.cpu_kernels import baseline_edges
+
+        thr = np.broadcast_to(self._thr, (u.shape[1],)).astype(np.float32)
+        u = np.ascontiguousarray(u, dtype=np.float32)
+        prev = np.empty_like(self._prev_above)
+        cap = max(1024, u.size // 64)
+        while True:
+            rows, cols = np.empty(cap, np.int64), np.empty(cap, np.int64)
+            k = baseline_edges(u, b, thr, self.polarity, self._prev_above, prev, rows, cols)
+            if k <= cap:
+                break
+            cap = k
+        self._prev_above = prev
+        return Candidates(rows[:k], cols[:k], start, end)
+
     def _found(self, mask: Any, start: int, final_end: int) -> Candidates:
         rows, cols = set_positions(mask, self.backend)
         return Candidates(rows, cols, start, final_end)
@@ -240,7 +265,7 @@ class ThresholdDetector(Detector):
         end = first_index + n
         b = self.baseline_samples
         if b == 0:
-            return self._found(self._edge(x, self._thr), first_index, end) if n else Candidates.none(end)
+            return self._edges(x, first_index, end) if n else Candidates.none(end)
         hist = self._hist if self._hist is not None else xp.zeros((0, c), dtype=np.float32)
         u = xp.concatenate([hist, x.astype(np.float32, copy=False)], axis=0)
         u_start = first_index - hist.shape[0]
@@ -248,7 +273,7 @@ class ThresholdDetector(Detector):
         if u.shape[0] <= b:
             return Candidates.none(end)
         if not self.backend.device:  # one fused pass on the CPU
-            return self._find_cpu(u, u_start + b, end)
+            return self._edges_cpu(u, b, u_start + b, end)
         # Moving mean of the b samples before each sample, from a per-block float64 cumsum
         # (per block, so no rounding drift over a long run).
         cs = xp.zeros((u.shape[0] + 1, c), dtype=np.float64)
@@ -256,22 +281,6 @@ class ThresholdDetector(Detector):
         base = (cs[b:-1] - cs[: -1 - b]) / b
         s = (u[b:] - base).astype(np.float32)
         return self._found(self._edge(s, self._thr), u_start + b, end)
-
-
-    def _find_cpu(self, u: np.ndarray, start: int, end: int) -> Candidates:
-        from cryodaq.dsp.cpu_kernels import baseline_edges
-
-        thr = np.broadcast_to(self._thr, (u.shape[1],)).astype(np.float32)
-        prev = np.empty_like(self._prev_above)
-        cap = max(1024, u.size // 64)
-        while True:
-            rows, cols = np.empty(cap, np.int64), np.empty(cap, np.int64)
-            k = baseline_edges(u, self.baseline_samples, thr, self.polarity, self._prev_above, prev, rows, cols)
-            if k <= cap:
-                break
-            cap = k
-        self._prev_above = prev
-        return Candidates(rows[:k], cols[:k], start, end)
 
 
 class LevelDetector(Detector):
@@ -431,7 +440,8 @@ class MatchedFilterDetector(Detector):
             spec = fft.rfft(segs, axis=1, **kw)
             spec *= self._g_hat
             out = fft.irfft(spec, n=n, axis=1, **kw)
-            y[s0 * step : (s0 + segs.shape[0]) * step] = out[:, self.k - 1 :, :].reshape(-1, c)
+            cnt = segs.shape[0]  # write through a (cnt, step, c) view of y: one copy, not a reshape's two
+            y[s0 * step : (s0 + cnt) * step].reshape(cnt, step, c)[...] = out[:, self.k - 1 :, :]
 
         def stitched(s0: int, s1: int) -> None:
             buf = xp.zeros(((s1 - s0 - 1) * step + n, c), dtype=np.float32)
@@ -553,7 +563,7 @@ class MatchedFilterDetector(Detector):
         if ready is None:
             return *_EMPTY, self._final_end()
         y, y_start = ready
-        edges = self._found(self._edge(y, self._thr), y_start, 0) if y.shape[0] else Candidates.none(0)
+        edges = self._edges(y, y_start, 0) if y.shape[0] else Candidates.none(0)
         ch, cidx = self.accept(edges.with_arrays(*self.backend.to_host(*edges.arrays())), arm_index)
         tail = self._ytail if self._ytail is not None else xp.zeros((0, c), dtype=np.float32)
         tail_start = y_start - tail.shape[0]

@@ -7,7 +7,6 @@ import threading
 import time
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
 from cryodaq.readout.datagrams import DatagramReader, _read_batch_kernel, set_receive_buffer
