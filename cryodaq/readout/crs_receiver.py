@@ -227,11 +227,32 @@ class CRSReceiver:
             self._learn_time_base(p, int(index[0]))
         if not self._oldest_arrival:
             self._oldest_arrival = time.monotonic()
-        for m in self.modules:
-            sel = index[p.module[index] == m]
-            while sel.size:
-                sel = self._accept_module(p, m, sel)
+        while index.size:
+            # up to the next packet whose module's sequence goes back (a restart, or a late packet), all modules
+            # in turn; then on from there, so a restart seen on one module never reorders another's packets
+            cut = self._next_fall(p, index)
+            part, index = index[:cut], index[cut:]
+            for m in self.modules:
+                sel = part[p.module[part] == m]
+                while sel.size:
+                    sel = self._accept_module(p, m, sel)
         self._check_skew()
+
+    def _next_fall(self, p: wire.Packets, index: np.ndarray) -> int:
+        """Position in ``index`` (arrival order, > 0) of the first packet whose sequence number is not above
+        its module's previous one; ``index.size`` when there is none."""
+        cut = index.size
+        for m in self.modules:
+            pos = np.flatnonzero(p.module[index] == m)
+            if not pos.size:
+                continue
+            seq = p.seq[index[pos]].astype(np.int64)
+            last = self._last_seq.get(m)
+            prev = np.concatenate(([seq[0] - 1 if last is None else last], seq[:-1]))
+            falls = pos[(seq <= prev) & (pos > 0)]
+            if falls.size:
+                cut = min(cut, int(falls[0]))
+        return cut
 
     def _learn_time_base(self, p: wire.Packets, i: int) -> None:
         name, disciplined = p.source(i)

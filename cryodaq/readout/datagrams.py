@@ -74,6 +74,11 @@ def _compile_read_batch() -> Callable[..., int] | None:
                 wait = linger_ms
             return n
 
+        # Compile (or load from the disk cache) here, in the thread that builds the receiver, not on the
+        # receiver thread's first read, when datagrams are already arriving.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as idle:
+            idle.setblocking(False)
+            read_batch(idle.fileno(), np.zeros((1, 1), np.uint8), np.zeros(1, np.int64), np.zeros(1, _POLLFD), 0, 0)
         return read_batch
     except Exception as exc:  # numba missing or unable to link: the portable reads do the same job
         log.info("datagram reads fall back to recv_into per datagram: %s", exc)
