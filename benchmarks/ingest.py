@@ -457,7 +457,8 @@ def trial(cfg: Config, rate: float, seconds: float, out_dir: Path, profile: bool
 
 def sustained(cfg: Config, start: float, probe: float, hold: float, out_dir: Path, profile: bool,
               log: Any) -> tuple[Trial | None, list[Trial]]:
-    """Ramp ×1.6 with ``probe``-second trials, bisect twice, then hold the best for ``hold`` s (step down on failure)."""
+    """Ramp ×1.6 with ``probe``-second trials, bisect twice, then hold the best for ``hold`` s (step down by 10 %
+    on failure)."""
     trials: list[Trial] = []
 
     def run(rate: float, seconds: float, prof: bool = False) -> Trial:
@@ -485,11 +486,11 @@ def sustained(cfg: Config, start: float, probe: float, hold: float, out_dir: Pat
         else:
             bad = mid
     rate = good or start / 2
-    for _ in range(4):
+    for _ in range(6):
         t = run(rate, hold, profile)
         if t.ok:
             return t, trials
-        rate *= 0.8
+        rate *= 0.9
     return None, trials
 
 
