@@ -20,6 +20,7 @@ thread, and says so when the system's limit (``net.core.rmem_max`` on Linux) cut
 
 from __future__ import annotations
 
+import functools
 import logging
 import select
 import socket
@@ -85,13 +86,10 @@ def _compile_read_batch() -> Callable[..., int] | None:
         return None
 
 
-_compiled: list[Callable[..., int] | None] = []
-
-
+@functools.cache
 def _read_batch_kernel() -> Callable[..., int] | None:
-    if not _compiled:
-        _compiled.append(_compile_read_batch())
-    return _compiled[0]
+    """The compiled batch read, built once per process (None where it cannot be)."""
+    return _compile_read_batch()
 
 
 class DatagramReader:

@@ -53,9 +53,9 @@ class UDPReceiver:
         self.blocks: BlockQueue[Block | None] = BlockQueue(maxsize=queue_blocks)
         self.stats = ReceiverStats()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.rcvbuf_bytes = set_receive_buffer(self._sock, rcvbuf_bytes, f"UDP receiver on {host}:{port}")
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
+        self.rcvbuf_bytes = set_receive_buffer(self._sock, rcvbuf_bytes, f"UDP receiver on {self.host}:{self.port}")
         self._reader = DatagramReader(self._sock, batch_datagrams, pk.MAX_DATAGRAM)
         self._stop = threading.Event()
         self._drain_until = 0.0
@@ -153,12 +153,9 @@ class UDPReceiver:
         self.stats.packets += k
         self.stats.samples += k * ns
 
-        header = pk.PacketHeader(0, first, 0, ns, int(h["n_streams"][0]), int(h["sample_fmt"][0]))
-        shape: tuple[int, ...] = (ns,)
-        if header.n_streams > 1:
-            shape += (header.n_streams,)
-        if header.sample_fmt == pk.FMT_COMPLEX_INT16:
-            shape += (2,)
+        header = pk.PacketHeader(int(h["sequence"][0]), first, int(h["t_ns"][0]), ns, int(h["n_streams"][0]),
+                                 int(h["sample_fmt"][0]))
+        shape = header.sample_shape
         payload = rows[:, pk.HEADER_SIZE : pk.HEADER_SIZE + header.payload_bytes].view("<i2").reshape((k, *shape))
         pos = 0
         while pos < k:

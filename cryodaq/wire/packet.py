@@ -62,6 +62,16 @@ class PacketHeader:
     def payload_bytes(self) -> int:
         return 2 * self.n_samples * self.values_per_sample
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of the payload's int16 samples: (n_samples,), then n_streams when > 1, then 2 (I, Q) if complex."""
+        shape: tuple[int, ...] = (self.n_samples,)
+        if self.n_streams > 1:
+            shape += (self.n_streams,)
+        if self.sample_fmt == FMT_COMPLEX_INT16:
+            shape += (2,)
+        return shape
+
 
 def encode(header: PacketHeader, samples: np.ndarray) -> bytes:
     """Pack a header and its int16 samples into one datagram."""
@@ -118,9 +128,4 @@ def decode(buf: bytes | memoryview) -> tuple[PacketHeader, np.ndarray]:
     """
     header = decode_header(buf)
     samples = np.frombuffer(buf, dtype="<i2", offset=HEADER_SIZE)
-    shape: tuple[int, ...] = (header.n_samples,)
-    if header.n_streams > 1:
-        shape += (header.n_streams,)
-    if header.sample_fmt == FMT_COMPLEX_INT16:
-        shape += (2,)
-    return header, samples.reshape(shape)
+    return header, samples.reshape(header.sample_shape)
