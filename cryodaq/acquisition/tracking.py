@@ -181,7 +181,7 @@ class ToneTracker:
                 # a tracker retunes what it has seen: data far behind real time (a machine that cannot keep
                 # up) let the tones fall behind a fast drift by rate x lag
                 "data_lag_s": ({"median": float(np.median(self.lags_s)), "p95": float(np.quantile(self.lags_s, 0.95)),
-                                "max": float(np.max(self.lags_s))} if self.lags_s else None)}
+                                "p99": float(np.quantile(self.lags_s, 0.99)), "max": float(np.max(self.lags_s))} if self.lags_s else None)}
 
     # -- the pipeline thread's hooks ---------------------------------------------------------------------
     def admit(self, block: Block) -> Block | None:

@@ -158,14 +158,16 @@ def test_tracked_tones_stay_within_a_tenth_of_a_linewidth_of_drifting_resonators
     print(f"tracked: resonances drifted {drift_lw:.2f} linewidths; |tone - resonance| <= {p99:.3f} linewidths "
           f"99 % of the time, {worst:.3f} at worst (at {at:.2f} s); "
           f"{open_run(summary.path).attrs['tracking']['retunes']} retunes; data behind real time by "
-          f"{lag['median']:.3f} s (median), {lag['p95']:.3f} s (95 %), {lag['max']:.3f} s (max)")
-    # Within a tenth of a linewidth while the pipeline keeps up with real time (data at most 0.2 s behind at
-    # the 95th percentile, as on a quiet 2-core machine). A tracker retunes what it has seen: on a machine too
-    # loaded to keep up, the resonances drift on for as long as the data lag beyond that, and the bound
-    # grows by that drift.
+          f"{lag['median']:.3f} s (median), {lag['p95']:.3f} s (95 %), {lag['p99']:.3f} s (99 %), "
+          f"{lag['max']:.3f} s (max)")
+    # Within a tenth of a linewidth while the pipeline keeps up with real time (data at most 0.2 s behind, as
+    # on a quiet 2-core machine: there p99 is ~0.035 linewidth). A tracker retunes what it has seen: on a
+    # machine too loaded to keep up, the resonances drift on for as long as the data lag beyond that, and the
+    # bound grows by that drift -- for the 99th percentile by the lag's 99th percentile (a lag spike that
+    # lasts over 1 % of the run moves p99), for the worst block by the worst lag.
     rate_lw_per_s = DRIFT_HZ_PER_S / 30e3
-    bound = 0.1 + rate_lw_per_s * max(0.0, lag["p95"] - 0.2)
-    assert p99 < bound and worst < bound + rate_lw_per_s * max(0.0, lag["max"] - lag["p95"])
+    assert p99 < 0.1 + rate_lw_per_s * max(0.0, lag["p99"] - 0.2)
+    assert worst < 0.1 + rate_lw_per_s * max(0.0, lag["max"] - 0.2)
     run = open_run(summary.path)
     retunes = run.retunes()
     n_retunes = run.attrs["tracking"]["retunes"]
