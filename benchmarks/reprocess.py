@@ -71,9 +71,10 @@ def bench_reprocess(path: Path, repeat: int) -> tuple[float, float]:
     Both local clusters stay up and the passes alternate (1, 2, 1, 2, ...), so a load change on
     a shared machine hits both alike; the best pass of each counts.
     """
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client
 
     from cryodaq.reprocess import reprocess_run
+    from cryodaq.reprocess.cluster import local_cluster
 
     best = {1: 0.0, 2: 0.0}
     clients = {}
@@ -81,8 +82,7 @@ def bench_reprocess(path: Path, repeat: int) -> tuple[float, float]:
     try:
         for n in (1, 2):
             t0 = time.perf_counter()
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                   silence_logs=logging.ERROR)
+            cluster = local_cluster(n)  # the workers cryodaq reprocess starts
             clusters.append(cluster)
             clients[n] = Client(cluster)
             print(f"  cluster of {n} worker(s) started in {time.perf_counter() - t0:.1f} s")

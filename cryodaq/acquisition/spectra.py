@@ -32,8 +32,10 @@ class SpectrumMonitor:
         self.freq = np.fft.rfftfreq(self.nperseg, 1.0 / self.rate_hz)
 
     def reset(self) -> None:
+        """After a gap: the buffer refills before the next spectrum, but the data counted towards the
+        interval are kept, so a gap delays a snapshot by the refill only (a short run with a gap still
+        gets its spectra)."""
         self._fill = 0
-        self._since = 0
         self._write = 0
 
     def push_backend(self, data: Any) -> Any | None:

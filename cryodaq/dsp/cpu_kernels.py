@@ -22,7 +22,7 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["baseline_edges", "ddc_mix", "fir_decimate_rows", "iq_phase", "pfb_fir", "warm_up"]
+__all__ = ["baseline_edges", "ddc_mix", "fir_decimate_rows", "gather_records", "iq_phase", "min_gap_keep", "pfb_fir", "warm_up"]
 
 _JIT = {"nogil": True, "cache": True, "fastmath": True, "boundscheck": False}
 
@@ -226,6 +226,37 @@ def baseline_edges(u: Any, b: int, thr: Any, polarity: int, prev_in: Any, prev_o
     return k
 
 
+@numba.njit(**_JIT)
+def min_gap_keep(channel: Any, index: Any, last: Any, gap: int, keep: Any) -> None:  # pragma: no cover - compiled
+    """Greedy hold-off over candidates sorted by channel, then index: ``keep[i]`` when ``index[i]`` is at
+    least ``gap`` after the previous kept one on its channel (before any, ``last[channel]``); ``last``
+    is updated in place. Sequential by nature (each decision depends on the previous kept one), and
+    a busy stream has hundreds of thousands of candidates per reprocessed chunk."""
+    for i in range(index.size):
+        c = channel[i]
+        if index[i] - last[c] >= gap:
+            last[c] = index[i]
+            keep[i] = True
+        else:
+            keep[i] = False
+
+
+@numba.njit(**_JIT)
+def gather_records(a: Any, b: Any, first_row: Any, channel: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """``out[e, j] = concat([a, b])[first_row[e] + j, channel[e]]`` (rows clipped to the data), as float32,
+    without the concatenation or the (events, samples) index arrays numpy's fancy indexing builds:
+    for a busy stream those are several times the records' own size."""
+    ha = a.shape[0]
+    last = ha + b.shape[0] - 1
+    for e in range(out.shape[0]):
+        c = channel[e]
+        r0 = first_row[e]
+        row = out[e]
+        for j in range(row.size):
+            r = min(max(r0 + j, 0), last)
+            row[j] = a[r, c] if r < ha else b[r - ha, c]
+
+
 _READY = threading.Event()
 _READY_LOCK = threading.Lock()
 
@@ -256,3 +287,8 @@ def _compile_common() -> None:
     flags = np.zeros(3, np.bool_)
     baseline_edges(np.zeros((8, 3), np.float32), 2, np.ones(3, np.float32), 1, flags, flags.copy(),
                    np.empty(4, np.int64), np.empty(4, np.int64))
+    for dt in (np.float32, np.float64):
+        gather_records(np.zeros((0, 3), dt), np.zeros((4, 3), dt), np.zeros(2, np.int64), np.zeros(2, np.int32),
+                       np.empty((2, 3), np.float32))
+    for ch_type in (np.int32, np.int64):
+        min_gap_keep(np.zeros(2, ch_type), np.arange(2, dtype=np.int64), np.zeros(1, np.int64), 2, flags[:2])

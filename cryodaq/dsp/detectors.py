@@ -43,20 +43,10 @@ def greedy_min_gap(channel: np.ndarray, index: np.ndarray, last: np.ndarray, gap
     if n == 0:
         return keep
     if gap > 1:
-        same = np.zeros(n, dtype=bool)
-        same[1:] = channel[1:] == channel[:-1]
-        prev = np.where(same, np.roll(index, 1), last[channel])
-        if not ((index - prev) >= gap).all():
-            # Sequential by nature (each decision depends on the previous kept one); the
-            # candidates are few (threshold crossings), so a Python loop is cheap.
-            last_kept: dict[int, int] = {}
-            for i in range(n):
-                c = int(channel[i])
-                ref = last_kept.get(c, int(last[c]))
-                if index[i] - ref >= gap:
-                    last_kept[c] = int(index[i])
-                else:
-                    keep[i] = False
+        from cryodaq.dsp.cpu_kernels import min_gap_keep
+
+        min_gap_keep(np.ascontiguousarray(channel), np.ascontiguousarray(index, np.int64), last, int(gap), keep)
+        return keep
     kept_ch, kept_idx = channel[keep], index[keep]
     if kept_ch.size:
         last[kept_ch] = kept_idx  # sorted by channel then index: the final occurrence wins

@@ -16,7 +16,8 @@ from cryodaq.dsp import (
     ThresholdTrigger,
     sample_index_to_utc_ns,
 )
-from cryodaq.dsp.detectors import MatchedFilterDetector, nonzero_2d
+from cryodaq.dsp.cpu_kernels import gather_records
+from cryodaq.dsp.detectors import NEVER, MatchedFilterDetector, gather_rows, greedy_min_gap, nonzero_2d
 
 PRE = 20
 
@@ -245,3 +246,43 @@ def test_threaded_edge_trigger_matches_single() -> None:
     two = _run(_edge(backend=numpy_backend(fft_workers=2)), x, [4096] * 8)
     _same(two, one)
     assert len(one) == 3
+
+
+def test_greedy_hold_off_matches_the_sequential_rule_and_carries_across_blocks() -> None:
+    """The compiled hold-off against the rule written out: keep a candidate at least ``gap`` after the
+    previous kept one on its channel (the last block's last kept one before any), then split in two."""
+    rng = np.random.default_rng(5)
+    n_ch, gap = 5, 7
+    ch = np.sort(rng.integers(0, n_ch, 4000)).astype(np.int32)
+    idx = np.concatenate([np.sort(rng.choice(20_000, int((ch == c).sum()), replace=False)) for c in range(n_ch)])
+    start = np.array([NEVER, 3, -100, NEVER, 10], np.int64)
+    want, ref = np.zeros(idx.size, bool), start.copy()
+    for i, (c, t) in enumerate(zip(ch, idx)):
+        if t - ref[c] >= gap:
+            want[i], ref[c] = True, t
+    last = start.copy()
+    got = greedy_min_gap(ch, idx, last, gap)
+    assert 0 < got.sum() < idx.size and np.array_equal(got, want) and np.array_equal(last, ref)
+    last = start.copy()  # the same stream cut in two blocks at index 10 000
+    parts = []
+    for lo, hi in ((0, 10_000), (10_000, 20_000)):
+        sel = (idx >= lo) & (idx < hi)
+        parts.append((sel, greedy_min_gap(ch[sel], idx[sel], last, gap)))
+    joined = np.zeros(idx.size, bool)
+    for sel, keep in parts:
+        joined[sel] = keep
+    assert np.array_equal(joined, want) and np.array_equal(last, ref)
+
+
+@pytest.mark.parametrize("hist_rows", [0, 5])
+def test_compiled_record_gather_matches_the_array_gather(hist_rows: int) -> None:
+    """Records read across the history/block seam and past either end (clipped), as the device path reads them."""
+    rng = np.random.default_rng(6)
+    hist = rng.normal(size=(hist_rows, 4)).astype(np.float32)
+    x = rng.normal(size=(30, 4)).astype(np.float32)
+    first = np.array([-3, 0, 2, hist_rows - 2, 20, 31], np.int64)
+    ch = np.array([0, 3, 1, 2, 3, 0], np.int32)
+    want = gather_rows(hist, x, first[:, None] + np.arange(8), ch[:, None], numpy_backend())
+    got = np.full((first.size, 8), np.nan, np.float32)
+    gather_records(hist, x, first, ch, got)
+    assert np.array_equal(got, want)
