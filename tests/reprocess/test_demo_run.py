@@ -21,7 +21,7 @@ from cryodaq.errors import DerivedExistsError, StationConfigError
 from cryodaq.reprocess import reprocess_run
 from cryodaq.analysis import find_line_peaks as line_peaks
 from cryodaq.reprocess._run import stored_thresholds
-from cryodaq.reprocess.cluster import dask_client
+from cryodaq.reprocess.cluster import WORKER_MALLOC_ENV, dask_client, local_cluster
 from cryodaq.station import load_station_config
 from cryodaq.stop_signals import StopSignals
 from cryodaq.storage import open_run
@@ -66,9 +66,7 @@ def raw_before(demo_run: Path) -> tuple[dict[str, str], dict]:
 
 @pytest.fixture(scope="module")
 def cluster2():
-    from dask.distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0") as cluster:
+    with local_cluster(2) as cluster:
         yield cluster
 
 
@@ -96,6 +94,8 @@ def test_acquisition_config_reproduces_events_with_one_worker_of_a_loopback_clus
     with dask_client(1, None, 1) as (client, n_workers):
         new = _listening([me, *me.children(recursive=True)]) - before
         assert n_workers == 1 and client.dashboard_link.startswith("http://127.0.0.1:")
+        env = next(iter(client.run(lambda: {k: os.environ.get(k) for k in WORKER_MALLOC_ENV}).values()))
+        assert env == WORKER_MALLOC_ENV  # not Dask's default trim threshold, which costs 1.6x in chunk time
         result = reprocess_run(demo_run, None, label="one-worker", scheduler=client, progress=False)
     assert len(new) >= 3, new
     assert all(is_loopback(host) for host, _ in new), new
