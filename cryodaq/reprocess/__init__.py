@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the public names (explicit re-exports); lazy_exports import
         default_label as default_label,
         reprocess_run as reprocess_run,
     )
-    from cryodaq.reprocess.cluster import dask_client as dask_client
+    from cryodaq.reprocess.cluster import dask_client as dask_client, local_cluster as local_cluster
     from cryodaq.reprocess.config import (
         ReprocessConfig as ReprocessConfig,
         load_reprocess_config as load_reprocess_config,
