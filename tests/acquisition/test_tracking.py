@@ -149,7 +149,7 @@ def _drifting_run(tmp_path: Path, track: bool, duration_s: float = 7.0):
 def test_tracked_tones_stay_within_a_tenth_of_a_linewidth_of_drifting_resonators(tmp_path):
     summary, t_s, detuning = _drifting_run(tmp_path, track=True)
     drift_lw = DRIFT_HZ_PER_S * t_s[-1] / 30e3
-    assert drift_lw > 1.5  # the resonances moved by linewidths
+    assert drift_lw > 1.0  # the resonances moved by linewidths (~1.9 in 7 s; less where a loaded machine slows the simulator)
     locked = t_s > 0.5  # the pipeline learns its thresholds from the first 0.25 s before any phase comes out
     error = np.abs(detuning[locked]).max(axis=1)  # the worst tone of each block, in linewidths
     worst, p99 = float(error.max()), float(np.quantile(error, 0.99))
