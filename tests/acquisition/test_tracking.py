@@ -164,10 +164,11 @@ def test_tracked_tones_stay_within_a_tenth_of_a_linewidth_of_drifting_resonators
     # on a quiet 2-core machine: there p99 is ~0.035 linewidth). A tracker retunes what it has seen: on a
     # machine too loaded to keep up, the resonances drift on for as long as the data lag beyond that, and the
     # bound grows by that drift -- for the 99th percentile by the lag's 99th percentile (a lag spike that
-    # lasts over 1 % of the run moves p99), for the worst block by the worst lag.
+    # lasts over 1 % of the run moves p99). The worst block may be off by the whole drift during the worst
+    # lag: a tone predicted ahead for that lag overshoots by as much once the lag drops.
     rate_lw_per_s = DRIFT_HZ_PER_S / 30e3
     assert p99 < 0.1 + rate_lw_per_s * max(0.0, lag["p99"] - 0.2)
-    assert worst < 0.1 + rate_lw_per_s * max(0.0, lag["max"] - 0.2)
+    assert worst < 0.1 + rate_lw_per_s * lag["max"]
     run = open_run(summary.path)
     retunes = run.retunes()
     n_retunes = run.attrs["tracking"]["retunes"]

@@ -21,7 +21,9 @@ DEMO = ROOT / "stations" / "demo_mkid.yaml"
 pytestmark = pytest.mark.slow
 
 
-def _wait_for_commits(out: Path, proc: subprocess.Popen, min_events: int, timeout: float = 60.0) -> Path:
+def _wait_for_commits(out: Path, proc: subprocess.Popen, min_events: int, timeout: float = 120.0) -> Path:
+    """The run, once it has committed ``min_events`` events and some stream (~13 s on a quiet 2-core machine,
+    start-up and the first commit; several times that on one loaded by other tests)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
@@ -47,7 +49,7 @@ def _cli(out: Path, *args: str) -> subprocess.Popen:
 
 
 def test_killed_run_reads_back_to_last_commit(tmp_path):
-    proc = _cli(tmp_path, "--duration", "60")
+    proc = _cli(tmp_path, "--duration", "300")  # killed long before: the duration only outlasts the wait
     try:
         path = _wait_for_commits(tmp_path, proc, min_events=20)
         children = psutil.Process(proc.pid).children(recursive=True)
