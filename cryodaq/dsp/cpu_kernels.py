@@ -1,4 +1,5 @@
-"""Fused CPU kernels for the streaming hot paths (numba), used by the numpy backend only.
+"""Fused CPU kernels for the streaming hot paths (numba): the numpy backend's DSP, and the host's
+share of every backend's trigger (``min_gap_keep``: hold-off over the candidates brought back).
 
 numpy evaluates an expression one pass at a time, each pass streaming whole arrays through
 memory; the channelizer's FIRs are memory-bound, so a pass per tap (or numpy's einsum, which
@@ -10,7 +11,9 @@ on disk) and they release the GIL, so the channelizer's worker threads run them 
 Hand-written because no library has them: scipy's FIR routines apply one filter to every
 column, while a polyphase branch has its own taps, and the DDC's mixer changes every frame.
 The device path (cupy, and the strict test backend) computes the same sums with array
-operations in the DSP objects themselves.
+operations in the DSP objects themselves. The trigger's two host loops (hold-off, whose every
+decision depends on the previous kept candidate, and the record gather, for which numpy's fancy
+indexing builds index arrays several times the records' size) are compiled here too.
 """
 
 from __future__ import annotations
