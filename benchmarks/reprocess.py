@@ -73,8 +73,7 @@ def bench_reprocess(path: Path, repeat: int) -> tuple[float, float]:
     """
     from dask.distributed import Client
 
-    from cryodaq.reprocess import reprocess_run
-    from cryodaq.reprocess.cluster import local_cluster
+    from cryodaq.reprocess import local_cluster, reprocess_run
 
     best = {1: 0.0, 2: 0.0}
     clients = {}

@@ -180,8 +180,9 @@ class ToneTracker:
                 "tone_frequency_hz": self.tones_rf.tolist(),
                 # a tracker retunes what it has seen: data far behind real time (a machine that cannot keep
                 # up) let the tones fall behind a fast drift by rate x lag
-                "data_lag_s": ({"median": float(np.median(self.lags_s)), "p95": float(np.quantile(self.lags_s, 0.95)),
-                                "p99": float(np.quantile(self.lags_s, 0.99)), "max": float(np.max(self.lags_s))} if self.lags_s else None)}
+                "data_lag_s": ({"median": float(np.median(self.lags_s)),
+                                **{f"p{q}": float(np.quantile(self.lags_s, q / 100)) for q in (95, 99)},
+                                "max": float(np.max(self.lags_s))} if self.lags_s else None)}
 
     # -- the pipeline thread's hooks ---------------------------------------------------------------------
     def admit(self, block: Block) -> Block | None:

@@ -25,7 +25,8 @@ from typing import Any
 import numba
 import numpy as np
 
-__all__ = ["baseline_edges", "ddc_mix", "fir_decimate_rows", "gather_records", "iq_phase", "min_gap_keep", "pfb_fir", "warm_up"]
+__all__ = ["baseline_edges", "ddc_mix", "fir_decimate_rows", "gather_records", "iq_phase", "min_gap_keep", "pfb_fir",
+           "warm_up"]
 
 _JIT = {"nogil": True, "cache": True, "fastmath": True, "boundscheck": False}
 

@@ -181,16 +181,17 @@ class _EventBuilder:
         self._p_idx, self._p_ch, self._p_flags = self._p_idx[keep], self._p_ch[keep], self._p_flags[keep]
         self._p_real, self._p_look = self._p_real[keep], self._p_look[keep]
 
+        first = idx - self.pre  # global sample of each record's first point
         if b.device:
-            pos = (idx - self.pre)[:, None] + np.arange(self.span)  # global sample of each record point
-            snip = b.to_numpy(gather_rows(self._hist, x, pos - self._hist_start, ch[:, None], b)).astype(np.float32)
+            rows = first[:, None] + np.arange(self.span) - self._hist_start
+            snip = b.to_numpy(gather_rows(self._hist, x, rows, ch[:, None], b)).astype(np.float32)
         else:
             from cryodaq.dsp.cpu_kernels import gather_records
 
             snip = np.empty((idx.size, self.span), np.float32)
-            gather_records(self._hist, x, idx - self.pre - self._hist_start, ch, snip)
+            gather_records(self._hist, x, first - self._hist_start, ch, snip)
         if truncate:
-            valid = (idx - self.pre)[:, None] + np.arange(self.span) < raw_end
+            valid = first[:, None] + np.arange(self.span) < raw_end
             snip[~valid] = np.nan
             flags[~valid.all(axis=1)] |= np.uint16(EventFlag.TRUNCATED)
         baseline = snip[:, : self.pre].mean(axis=1) if self.pre else np.zeros(idx.size, np.float32)
