@@ -247,7 +247,10 @@ def test_run_finds_the_resonators_and_stores_iq_and_phase_at_the_boards_rate(crs
     assert len(idx) > fs and np.array_equal(idx, np.arange(idx[0], idx[0] + len(idx)))
     assert len(run.gaps()["first_sample"]) == 0  # zero gaps
     t = stream["t"].values
-    assert np.abs(np.diff(t) - 1e9 / fs).max() < 1000  # the board's stamps, 1/fs apart (1 us: the mock's)
+    # the board's stamps, 1/fs apart: within 2 us, twice the mock's 1-us stamp resolution, since the clock model's
+    # refit at a block edge can step the fitted times by about one resolution step (1.2 us seen on a loaded
+    # machine, where the pipeline joins queued blocks and so fits fewer anchors)
+    assert np.abs(np.diff(t) - 1e9 / fs).max() < 2000
     iq = stream["i"].values + 1j * stream["q"].values
     assert iq.shape == stream["phase"].shape and np.all(np.abs(iq) > 100)  # ADC counts of the tones
     clock = run.attrs["clock"]
